@@ -1,0 +1,1 @@
+//! Answering-machine detection: a pure streaming detector fed 20 ms frames.

@@ -1,0 +1,1 @@
+//! The call engine: one owner task per call, commands in, events out.

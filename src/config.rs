@@ -1,0 +1,457 @@
+//! Typed configuration loaded from the `sip-config/` folder (TOML, data only).
+//!
+//! The folder holds `server.toml` (listen addresses, RTP range, data directory, defaults),
+//! `trunks.toml` (SIP trunks with their limits), `numbers.toml` (called number → route) and
+//! `prompts/` (audio files played by routes and the API). When no folder is given and
+//! `./sip-config` does not exist, the example config compiled into the binary is used, so
+//! `trunkline serve` with no arguments runs on loopback.
+//!
+//! Every field has a default; unknown fields are rejected so that a typo is an error, not a
+//! silently ignored setting.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not valid TOML for its schema.
+    #[error("invalid {file}: {message}")]
+    Parse {
+        /// The file name.
+        file: String,
+        /// What was wrong, with line and column.
+        message: String,
+    },
+    /// Values are individually valid but inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `server.toml`.
+    pub server: ServerConfig,
+    /// `trunks.toml`.
+    pub trunks: Vec<TrunkConfig>,
+    /// `numbers.toml`.
+    pub numbers: Vec<NumberConfig>,
+    /// Folder of prompt files (`prompts/` beside the TOML files), if on disk.
+    pub prompts_dir: Option<PathBuf>,
+}
+
+/// `server.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// SIP listener.
+    pub sip: SipConfig,
+    /// RTP ports and media timeouts.
+    pub rtp: RtpConfig,
+    /// HTTP API listener.
+    pub http: HttpConfig,
+    /// Where the SQLite database and recordings live.
+    pub data: DataConfig,
+    /// Call defaults.
+    pub calls: CallsConfig,
+    /// Webhook delivery.
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address for SIP over UDP and TCP.
+    pub listen: SocketAddr,
+    /// Address written into Via/Contact/SDP when it differs from `listen` (e.g. behind NAT).
+    pub public_address: Option<IpAddr>,
+    /// User part of our Contact and default From.
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5060".parse().expect("static address"),
+            public_address: None,
+            user_agent: format!("trunkline/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// `[rtp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpConfig {
+    /// Address RTP sockets bind to.
+    pub address: IpAddr,
+    /// First port of the range (even; each call uses an even RTP port and the next for RTCP).
+    pub port_min: u16,
+    /// Last port of the range.
+    pub port_max: u16,
+    /// Hang up a call after this many seconds without RTP.
+    pub no_media_timeout_secs: u64,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self {
+            address: IpAddr::from([127, 0, 0, 1]),
+            port_min: 20_000,
+            port_max: 29_999,
+            no_media_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+        }
+    }
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Folder for the SQLite database and recordings.
+    pub dir: PathBuf,
+    /// Database URL; `DATABASE_URL` in the environment overrides it. Default: SQLite in `dir`.
+    pub database_url: Option<String>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data"),
+            database_url: None,
+        }
+    }
+}
+
+/// `[calls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// Default ring timeout for outbound calls, seconds.
+    pub ring_timeout_secs: u64,
+    /// On shutdown, live calls get this long to end before they are hung up.
+    pub shutdown_grace_secs: u64,
+    /// Most calls in progress at once on this node (beyond: 503).
+    pub max_calls: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            ring_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+            max_calls: 5_000,
+        }
+    }
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// HMAC-SHA256 key for the signature header. Empty: a random key is made and stored.
+    pub secret: String,
+    /// Give up on an event after retrying this long, seconds.
+    pub max_retry_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            max_retry_secs: 24 * 3600,
+        }
+    }
+}
+
+/// SIP transport toward a trunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP (default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// One `[[trunk]]` of `trunks.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Name used by the API (`"trunk": "name"`).
+    pub name: String,
+    /// Address of the far end (`host:port`).
+    pub address: SocketAddr,
+    /// Transport.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Digest username, if the trunk challenges.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Digest password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Default caller id (From user) when a call gives none.
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// Most concurrent calls on this trunk.
+    #[serde(default = "default_trunk_concurrent")]
+    pub max_concurrent: usize,
+    /// Most new calls per second on this trunk.
+    #[serde(default = "default_trunk_cps")]
+    pub max_cps: u32,
+    /// Destinations allowed on this trunk: prefixes of the `to` number, or `"*"` for any.
+    #[serde(default)]
+    pub allowed_prefixes: Vec<String>,
+    /// Cost per minute, for reporting.
+    #[serde(default)]
+    pub cost_per_minute: f64,
+}
+
+fn default_trunk_concurrent() -> usize {
+    100
+}
+fn default_trunk_cps() -> u32 {
+    10
+}
+
+/// `trunks.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrunksFile {
+    #[serde(default)]
+    trunk: Vec<TrunkConfig>,
+}
+
+/// What an inbound call to a number does.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RouteConfig {
+    /// Answer and send every received RTP payload back.
+    Echo,
+    /// Answer and play a prompt; hang up when it ends unless `loop` is set.
+    Play {
+        /// Prompt name (a file in `prompts/`, extension optional).
+        prompt: String,
+        /// Play again and again until the caller hangs up.
+        #[serde(default, rename = "loop")]
+        repeat: bool,
+    },
+    /// Refuse the call with a SIP status.
+    Reject {
+        /// SIP status code (400-699).
+        code: u16,
+    },
+}
+
+/// One `[[number]]` of `numbers.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberConfig {
+    /// The called number (Request-URI user), e.g. `echo` or `+15551230000`.
+    pub number: String,
+    /// What to do.
+    pub route: RouteConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumbersFile {
+    #[serde(default)]
+    number: Vec<NumberConfig>,
+}
+
+/// The example configuration compiled into the binary (the files of `sip-config/`).
+pub mod embedded {
+    /// `sip-config/server.toml`.
+    pub const SERVER: &str = include_str!("../sip-config/server.toml");
+    /// `sip-config/trunks.toml`.
+    pub const TRUNKS: &str = include_str!("../sip-config/trunks.toml");
+    /// `sip-config/numbers.toml`.
+    pub const NUMBERS: &str = include_str!("../sip-config/numbers.toml");
+    /// `sip-config/prompts/tone.wav`: 2 s of 1 kHz at -12 dBFS.
+    pub const TONE_WAV: &[u8] = include_bytes!("../sip-config/prompts/tone.wav");
+}
+
+fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: file.into(),
+        message: e.to_string(),
+    })
+}
+
+fn read_opt(dir: &Path, name: &str) -> Result<Option<String>, ConfigError> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
+}
+
+impl Config {
+    /// Parses the three TOML texts.
+    pub fn from_texts(server: &str, trunks: &str, numbers: &str) -> Result<Self, ConfigError> {
+        let server: ServerConfig = parse("server.toml", server)?;
+        let trunks: TrunksFile = parse("trunks.toml", trunks)?;
+        let numbers: NumbersFile = parse("numbers.toml", numbers)?;
+        let cfg = Config {
+            server,
+            trunks: trunks.trunk,
+            numbers: numbers.number,
+            prompts_dir: None,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The example configuration compiled into the binary.
+    pub fn embedded() -> Self {
+        Self::from_texts(embedded::SERVER, embedded::TRUNKS, embedded::NUMBERS)
+            .expect("the embedded example config is valid (tested)")
+    }
+
+    /// Loads a config folder; missing files take their defaults (empty trunks and numbers).
+    pub fn load_dir(dir: &Path) -> Result<Self, ConfigError> {
+        if !dir.is_dir() {
+            return Err(ConfigError::Read {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
+            });
+        }
+        let server = read_opt(dir, "server.toml")?.unwrap_or_default();
+        let trunks = read_opt(dir, "trunks.toml")?.unwrap_or_default();
+        let numbers = read_opt(dir, "numbers.toml")?.unwrap_or_default();
+        let mut cfg = Self::from_texts(&server, &trunks, &numbers)?;
+        let prompts = dir.join("prompts");
+        if prompts.is_dir() {
+            cfg.prompts_dir = Some(prompts);
+        }
+        Ok(cfg)
+    }
+
+    /// `--config DIR` if given, else `./sip-config` if it exists, else the embedded example.
+    pub fn load(dir: Option<&Path>) -> Result<Self, ConfigError> {
+        match dir {
+            Some(d) => Self::load_dir(d),
+            None if Path::new("sip-config").is_dir() => Self::load_dir(Path::new("sip-config")),
+            None => Ok(Self::embedded()),
+        }
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let rtp = &self.server.rtp;
+        if rtp.port_min == 0 || rtp.port_min >= rtp.port_max {
+            return Err(ConfigError::Invalid(format!(
+                "rtp port range {}-{} is empty",
+                rtp.port_min, rtp.port_max
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.trunks {
+            if !seen.insert(&t.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk {:?} is declared twice",
+                    t.name
+                )));
+            }
+            if t.max_cps == 0 || t.max_concurrent == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk {:?}: max_cps and max_concurrent must be at least 1",
+                    t.name
+                )));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for n in &self.numbers {
+            if !seen.insert(&n.number) {
+                return Err(ConfigError::Invalid(format!(
+                    "number {:?} is declared twice",
+                    n.number
+                )));
+            }
+            if let RouteConfig::Reject { code } = n.route
+                && !(400..=699).contains(&code)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "number {:?}: reject code {code} is not 400-699",
+                    n.number
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The route of a called number.
+    pub fn route(&self, number: &str) -> Option<&RouteConfig> {
+        self.numbers
+            .iter()
+            .find(|n| n.number == number)
+            .map(|n| &n.route)
+    }
+
+    /// A trunk by name.
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// No-media timeout as a `Duration`.
+    pub fn no_media_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.rtp.no_media_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_example_is_valid_and_routes_echo_and_tone() {
+        let c = Config::embedded();
+        assert_eq!(c.route("echo"), Some(&RouteConfig::Echo));
+        assert!(matches!(c.route("tone"), Some(RouteConfig::Play { .. })));
+        assert!(c.route("nobody").is_none());
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_naming_the_file() {
+        let e = Config::from_texts("[sip]\nlisen = \"x\"", "", "").unwrap_err();
+        assert!(e.to_string().contains("server.toml"), "{e}");
+    }
+
+    #[test]
+    fn bad_reject_code_is_refused() {
+        let n = "[[number]]\nnumber = \"x\"\nroute = { action = \"reject\", code = 200 }";
+        assert!(Config::from_texts("", "", n).is_err());
+    }
+}

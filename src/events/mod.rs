@@ -1,0 +1,1 @@
+//! Events: the event log, the durable webhook outbox with signed delivery, SSE fan-out.

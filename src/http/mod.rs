@@ -1,0 +1,1 @@
+//! HTTP control API (axum): `router(state)` and `serve`.

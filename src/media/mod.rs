@@ -1,0 +1,6 @@
+//! Media: frames, G.711, mixing, playback and recording.
+//!
+//! Pure parts work on [`frame::Frame`]s fed by the media clock; the recorder writes off the
+//! media path.
+
+pub mod frame;

@@ -1,0 +1,1 @@
+//! RTP and RTCP: packets, sessions, jitter buffer, RFC 4733 DTMF, port pool.
