@@ -4,3 +4,4 @@
 //! media path.
 
 pub mod frame;
+pub mod g711;
