@@ -5,3 +5,4 @@
 
 pub mod frame;
 pub mod g711;
+pub mod player;
