@@ -21,6 +21,7 @@
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.
+//! - [`telemetry`]: Prometheus metric names and the recorder.
 
 pub mod amd;
 pub mod app;
@@ -34,3 +35,4 @@ pub mod media;
 pub mod rtp;
 pub mod sip;
 pub mod store;
+pub mod telemetry;

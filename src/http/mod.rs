@@ -1,1 +1,3 @@
-//! HTTP control API (axum): `router(state)` and `serve`.
+//! HTTP control API (axum): `router(state)` builds the routes, `serve` runs them on a listener.
+
+pub mod error;
