@@ -37,6 +37,7 @@
 //! of [`PG_MAX_CONNECTIONS`]; a node needs few connections because every query is short, and
 //! several nodes share one server whose default `max_connections` is 100.
 
+pub mod admin;
 mod api_keys;
 mod calls;
 mod events;
@@ -101,7 +102,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Any other database error (connection, I/O, SQL).
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
