@@ -19,6 +19,39 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (SIP, RTP, HTTP API).
     Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(CommonArgs),
+    /// Manage HTTP API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+}
+
+/// `trunkline apikey …`.
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key; the key itself is printed alone on the last line, once.
+    Create {
+        /// Config, data and database.
+        #[command(flatten)]
+        common: CommonArgs,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        /// Config, data and database.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Revoke a key by id or by its displayed prefix.
+    Revoke {
+        /// Config, data and database.
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Key id (UUID) or prefix (`tl_…`).
+        key: String,
+    },
 }
 
 /// Options shared by every command that opens the store.
@@ -81,6 +114,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(crate::app::serve(args))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(common) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(crate::store::admin::migrate(&common))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Apikey(cmd) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(crate::store::admin::apikey(cmd))
         }
     }
 }
