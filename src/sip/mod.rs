@@ -2,3 +2,4 @@
 
 // Message layer (pure): parse/print, SDP offer/answer, digest authentication.
 pub mod message;
+pub mod sdp;
