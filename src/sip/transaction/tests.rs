@@ -80,10 +80,7 @@ type Timed<T> = Vec<(Duration, T)>;
 
 /// Runs timers with no input until nothing is pending; returns (time since `t0`, transmit)
 /// pairs and the events, each with its time since `t0`.
-fn run_timers(
-    l: &mut TransactionLayer,
-    t0: Instant,
-) -> (Timed<Transmit>, Timed<TransactionEvent>) {
+fn run_timers(l: &mut TransactionLayer, t0: Instant) -> (Timed<Transmit>, Timed<TransactionEvent>) {
     let mut sent = Vec::new();
     let mut evs = Vec::new();
     let mut steps = 0;
@@ -454,4 +451,474 @@ fn invite_server_reports_ack_timeout_when_2xx_is_never_acked() {
     assert!(
         matches!(&evs[..], [(_, TransactionEvent::AckTimeout { key: k }), (_, TransactionEvent::Terminated { .. })] if *k == key)
     );
+}
+
+// ---- non-INVITE client (sec. 17.1.2) ----
+
+#[test]
+fn non_invite_client_retransmits_capped_at_t2_and_times_out_on_f() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    let key = l
+        .send_request(t0, addr(UAS), Transport::Udp, outgoing("OPTIONS", 1))
+        .expect("send");
+    transmits(&mut l);
+    let (sent, evs) = run_timers(&mut l, t0);
+    let expected: Vec<Duration> = [500, 1000, 2000, 4000, 4000, 4000, 4000, 4000, 4000, 4000]
+        .map(ms)
+        .to_vec();
+    assert_eq!(gaps(&sent, Duration::ZERO), expected);
+    match &evs[..] {
+        [
+            (
+                at,
+                TransactionEvent::Timeout {
+                    key: k,
+                    timer: Timer::F,
+                },
+            ),
+            (_, TransactionEvent::Terminated { .. }),
+        ] => {
+            assert_eq!(*at, Duration::from_secs(32));
+            assert_eq!(k, &key);
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+}
+
+#[test]
+fn non_invite_client_proceeding_retransmits_at_t2_and_completes_with_timer_k() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    l.send_request(t0, addr(UAS), Transport::Udp, outgoing("BYE", 2))
+        .expect("send");
+    let sent = request_of(&transmits(&mut l)[0].payload);
+    respond(&mut l, t0 + ms(100), &sent, 100, "bob1");
+    assert_eq!(events(&mut l).len(), 1);
+    // Timer E still fires at 0.5 s, then every T2 in Proceeding.
+    let at = l.poll_timeout().expect("E");
+    assert_eq!(at - t0, ms(500));
+    l.handle_timeout(at);
+    assert_eq!(transmits(&mut l).len(), 1);
+    assert_eq!(l.poll_timeout().map(|t| t - t0), Some(ms(4_500)));
+    respond(&mut l, t0 + ms(1_000), &sent, 200, "bob1");
+    assert!(
+        matches!(&events(&mut l)[..], [TransactionEvent::Response { response, .. }] if response.code() == 200)
+    );
+    // A retransmitted final is absorbed.
+    respond(&mut l, t0 + ms(1_200), &sent, 200, "bob1");
+    assert!(events(&mut l).is_empty());
+    let (sent, evs) = run_timers(&mut l, t0);
+    assert!(sent.is_empty());
+    assert!(matches!(&evs[..], [(d, TransactionEvent::Terminated { .. })] if *d == ms(6_000)));
+}
+
+#[test]
+fn non_invite_client_over_tcp_has_no_e_and_zero_k() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    l.send_request(t0, addr(UAS), Transport::Tcp, outgoing("OPTIONS", 1))
+        .expect("send");
+    let sent = request_of(&transmits(&mut l)[0].payload);
+    assert_eq!(
+        l.poll_timeout().map(|t| t - t0),
+        Some(Duration::from_secs(32))
+    );
+    respond(&mut l, t0 + ms(30), &sent, 200, "x");
+    assert_eq!(events(&mut l).len(), 1);
+    let (sent, evs) = run_timers(&mut l, t0);
+    assert!(sent.is_empty());
+    assert!(matches!(&evs[..], [(d, TransactionEvent::Terminated { .. })] if *d == ms(30)));
+}
+
+#[test]
+fn ack_cannot_be_sent_in_a_transaction_and_cseq_must_match() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    assert_eq!(
+        l.send_request(t0, addr(UAS), Transport::Udp, outgoing("ACK", 1)),
+        Err(TransactionError::AckNotATransaction)
+    );
+    let mut bad = outgoing("BYE", 1);
+    bad.line.method = Method::INFO;
+    assert_eq!(
+        l.send_request(t0, addr(UAS), Transport::Udp, bad),
+        Err(TransactionError::MissingHeader("CSeq"))
+    );
+    assert!(transmits(&mut l).is_empty());
+}
+
+// ---- non-INVITE server (sec. 17.2.2) ----
+
+#[test]
+fn non_invite_server_absorbs_retransmissions_and_ends_on_timer_j() {
+    let t0 = test_origin();
+    let mut l = layer(UAS);
+    let bye = incoming("BYE", "z9hG4bKbye1", "BYE");
+    l.handle_message(
+        t0,
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(bye.clone()),
+    );
+    let key = match &events(&mut l)[..] {
+        [TransactionEvent::IncomingRequest { key, request, .. }] => {
+            assert_eq!(request.line.method, Method::BYE);
+            key.clone()
+        }
+        other => panic!("unexpected events {other:?}"),
+    };
+    // Non-INVITE: no automatic 100.
+    assert!(transmits(&mut l).is_empty());
+    // Trying: a retransmission is dropped silently.
+    l.handle_message(
+        t0 + ms(500),
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(bye.clone()),
+    );
+    assert!(transmits(&mut l).is_empty());
+    assert!(events(&mut l).is_empty());
+    l.send_response(
+        t0 + ms(600),
+        &key,
+        Response::for_request(StatusCode::OK, &bye, Some("bob1")),
+    )
+    .expect("200");
+    assert_eq!(transmits(&mut l).len(), 1);
+    // Completed: a retransmission gets the final again.
+    l.handle_message(
+        t0 + ms(1_500),
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(bye.clone()),
+    );
+    assert_eq!(response_of(&transmits(&mut l)[0].payload).code(), 200);
+    assert!(events(&mut l).is_empty());
+    assert_eq!(
+        l.send_response(
+            t0 + ms(1_600),
+            &key,
+            Response::for_request(StatusCode::OK, &bye, None)
+        ),
+        Err(TransactionError::InvalidState)
+    );
+    let (sent, evs) = run_timers(&mut l, t0);
+    assert!(
+        sent.is_empty(),
+        "the server never retransmits non-INVITE responses on its own"
+    );
+    assert!(matches!(&evs[..], [(d, TransactionEvent::Terminated { .. })] if *d == ms(32_600)));
+    assert!(matches!(
+        l.send_response(
+            t0 + ms(40_000),
+            &key,
+            Response::for_request(StatusCode::OK, &bye, None)
+        ),
+        Err(TransactionError::UnknownTransaction(_))
+    ));
+}
+
+#[test]
+fn non_invite_server_provisional_is_resent_on_retransmission() {
+    let t0 = test_origin();
+    let mut l = layer(UAS);
+    let info = incoming("INFO", "z9hG4bKinfo", "INFO");
+    l.handle_message(
+        t0,
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(info.clone()),
+    );
+    let key = match &events(&mut l)[..] {
+        [TransactionEvent::IncomingRequest { key, .. }] => key.clone(),
+        other => panic!("unexpected events {other:?}"),
+    };
+    l.send_response(
+        t0,
+        &key,
+        Response::for_request(StatusCode::TRYING, &info, None),
+    )
+    .expect("100");
+    transmits(&mut l);
+    l.handle_message(
+        t0 + ms(500),
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(info),
+    );
+    assert_eq!(response_of(&transmits(&mut l)[0].payload).code(), 100);
+}
+
+#[test]
+fn non_invite_server_timer_j_is_zero_on_tcp() {
+    let t0 = test_origin();
+    let mut l = layer(UAS);
+    let options = incoming("OPTIONS", "z9hG4bKopt", "OPTIONS");
+    l.handle_message(
+        t0,
+        addr(UAC),
+        Transport::Tcp,
+        SipMessage::Request(options.clone()),
+    );
+    let key = match &events(&mut l)[..] {
+        [
+            TransactionEvent::IncomingRequest {
+                key,
+                transport: Transport::Tcp,
+                ..
+            },
+        ] => key.clone(),
+        other => panic!("unexpected events {other:?}"),
+    };
+    l.send_response(
+        t0 + ms(5),
+        &key,
+        Response::for_request(StatusCode::OK, &options, Some("t")),
+    )
+    .expect("200");
+    assert_eq!(transmits(&mut l)[0].transport, Transport::Tcp);
+    let (_, evs) = run_timers(&mut l, t0);
+    assert!(matches!(&evs[..], [(d, TransactionEvent::Terminated { .. })] if *d == ms(5)));
+}
+
+// ---- CANCEL (sec. 9) ----
+
+#[test]
+fn cancel_of_pending_invite_gets_200_and_the_invite_487() {
+    let t0 = test_origin();
+    let mut l = layer(UAS);
+    let key = invite_in(&mut l, t0);
+    transmits(&mut l);
+    let invite = incoming("INVITE", "z9hG4bKinv1", "INVITE");
+    l.send_response(
+        t0,
+        &key,
+        Response::for_request(StatusCode::RINGING, &invite, Some("bob1")),
+    )
+    .expect("180");
+    transmits(&mut l);
+    let cancel = incoming("CANCEL", "z9hG4bKinv1", "CANCEL");
+    l.handle_message(
+        t0 + ms(300),
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(cancel.clone()),
+    );
+    let out: Vec<Response> = transmits(&mut l)
+        .iter()
+        .map(|t| response_of(&t.payload))
+        .collect();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].code(), 200);
+    assert_eq!(
+        key::cseq(&out[0].headers).map(|c| c.method),
+        Some(Method::CANCEL)
+    );
+    assert_eq!(out[1].code(), 487);
+    assert_eq!(
+        key::cseq(&out[1].headers).map(|c| c.method),
+        Some(Method::INVITE)
+    );
+    // The 487 carries the To tag of the earlier 180.
+    assert_eq!(key::to_tag(&out[1].headers).as_deref(), Some("bob1"));
+    assert!(matches!(&events(&mut l)[..], [TransactionEvent::Cancelled { key: k }] if *k == key));
+    // The TU can no longer answer the INVITE.
+    assert_eq!(
+        l.send_response(
+            t0 + ms(400),
+            &key,
+            Response::for_request(StatusCode::OK, &invite, Some("bob1"))
+        ),
+        Err(TransactionError::InvalidState)
+    );
+    // A retransmitted CANCEL gets its 200 again.
+    l.handle_message(
+        t0 + ms(800),
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(cancel),
+    );
+    assert_eq!(response_of(&transmits(&mut l)[0].payload).code(), 200);
+    // The ACK for the 487 confirms the INVITE transaction.
+    let ack = incoming("ACK", "z9hG4bKinv1", "ACK");
+    l.handle_message(
+        t0 + ms(900),
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(ack),
+    );
+    assert!(events(&mut l).is_empty());
+    let (sent, _) = run_timers(&mut l, t0);
+    assert!(
+        sent.iter().all(|(at, _)| *at < ms(900)),
+        "no 487 after the ack"
+    );
+    assert!(l.is_empty());
+}
+
+#[test]
+fn cancel_without_match_gets_481_and_cancel_after_final_only_200() {
+    let t0 = test_origin();
+    let mut l = layer(UAS);
+    let cancel = incoming("CANCEL", "z9hG4bKnothing", "CANCEL");
+    l.handle_message(t0, addr(UAC), Transport::Udp, SipMessage::Request(cancel));
+    assert_eq!(response_of(&transmits(&mut l)[0].payload).code(), 481);
+    assert!(events(&mut l).is_empty());
+
+    let key = invite_in(&mut l, t0);
+    let invite = incoming("INVITE", "z9hG4bKinv1", "INVITE");
+    l.send_response(
+        t0,
+        &key,
+        Response::for_request(StatusCode::OK, &invite, Some("bob1")),
+    )
+    .expect("200");
+    transmits(&mut l);
+    let cancel = incoming("CANCEL", "z9hG4bKinv1", "CANCEL");
+    l.handle_message(
+        t0 + ms(10),
+        addr(UAC),
+        Transport::Udp,
+        SipMessage::Request(cancel),
+    );
+    let out = transmits(&mut l);
+    assert_eq!(out.len(), 1);
+    assert_eq!(response_of(&out[0].payload).code(), 200);
+    assert!(events(&mut l).is_empty());
+}
+
+#[test]
+fn client_cancel_copies_the_invite_and_is_refused_before_a_provisional() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    let mut invite = outgoing("INVITE", 5);
+    invite.headers.insert(Name::ROUTE, "<sip:proxy.example;lr>");
+    let key = l
+        .send_request(t0, addr(UAS), Transport::Udp, invite)
+        .expect("send");
+    let sent = request_of(&transmits(&mut l)[0].payload);
+    assert_eq!(
+        l.create_cancel(&key).err(),
+        Some(TransactionError::InvalidState)
+    );
+    respond(&mut l, t0 + ms(100), &sent, 180, "bob1");
+    events(&mut l);
+    let cancel_key = l.send_cancel(t0 + ms(200), &key).expect("cancel");
+    assert_eq!(cancel_key.branch, key.branch);
+    assert_eq!(cancel_key.method, Method::CANCEL);
+    let cancel = request_of(&transmits(&mut l)[0].payload);
+    assert_eq!(cancel.line.method, Method::CANCEL);
+    assert_eq!(
+        format!("{:?}", cancel.line.uri),
+        format!("{:?}", sent.line.uri)
+    );
+    assert_eq!(key::call_id(&cancel.headers), key::call_id(&sent.headers));
+    assert_eq!(key::from_tag(&cancel.headers), key::from_tag(&sent.headers));
+    assert_eq!(
+        key::to_tag(&cancel.headers),
+        None,
+        "the To of the INVITE, not of the 180"
+    );
+    assert_eq!(
+        key::cseq(&cancel.headers).map(|c| (c.cseq, c.method)),
+        Some((5, Method::CANCEL))
+    );
+    assert_eq!(cancel.headers.get_raw(&Name::ROUTE).count(), 1);
+    // The CANCEL's 200 and the INVITE's 487 go to their own transactions.
+    let cancel_ok = Response::for_request(StatusCode::OK, &cancel, Some("bob1"));
+    l.handle_message(
+        t0 + ms(300),
+        addr(UAS),
+        Transport::Udp,
+        SipMessage::Response(cancel_ok),
+    );
+    respond(&mut l, t0 + ms(310), &sent, 487, "bob1");
+    let evs = events(&mut l);
+    assert!(
+        matches!(&evs[0], TransactionEvent::Response { key: k, response } if *k == cancel_key && response.code() == 200)
+    );
+    assert!(
+        matches!(&evs[1], TransactionEvent::Response { key: k, response } if *k == key && response.code() == 487)
+    );
+    // The 487 was ACKed by the layer.
+    assert_eq!(
+        request_of(&transmits(&mut l)[0].payload).line.method,
+        Method::ACK
+    );
+}
+
+// ---- robustness and bounds ----
+
+#[test]
+fn requests_missing_headers_get_400_and_garbage_never_panics() {
+    let t0 = test_origin();
+    let mut l = layer(UAS);
+    let text = "OPTIONS sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    l.handle_datagram(t0, addr(UAC), Transport::Udp, &Bytes::from(text))
+        .expect("parses");
+    assert_eq!(response_of(&transmits(&mut l)[0].payload).code(), 400);
+    assert!(events(&mut l).is_empty());
+    // Without a Via nothing can be answered.
+    let text = "OPTIONS sip:bob@10.0.0.2 SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    l.handle_datagram(t0, addr(UAC), Transport::Udp, &Bytes::from(text))
+        .expect("parses");
+    assert!(transmits(&mut l).is_empty());
+    assert_eq!(l.stats().malformed_requests, 2);
+    // Seeded random mutations of a valid INVITE: never a panic.
+    let valid = incoming("INVITE", "z9hG4bKfuzz", "INVITE").to_bytes();
+    let mut rng = SmallRng::seed_from_u64(1);
+    for i in 0..3_000u32 {
+        let mut bytes = valid.to_vec();
+        for _ in 0..rng.gen_range(1..8) {
+            let pos = rng.gen_range(0..bytes.len());
+            match rng.gen_range(0..3) {
+                0 => bytes[pos] = rng.r#gen(),
+                1 => bytes.truncate(pos.max(1)),
+                _ => bytes.insert(pos, b"\r\n:;,<>@ \"\x00"[rng.gen_range(0..11)]),
+            }
+        }
+        let now = t0 + ms(u64::from(i));
+        let _ = l.handle_datagram(now, addr(UAC), Transport::Udp, &Bytes::from(bytes));
+        l.handle_timeout(now);
+        transmits(&mut l);
+        events(&mut l);
+    }
+    let stray = Response::new(StatusCode::OK);
+    l.handle_message(t0, addr(UAC), Transport::Udp, SipMessage::Response(stray));
+    assert!(matches!(
+        &events(&mut l)[..],
+        [TransactionEvent::StrayResponse { .. }]
+    ));
+}
+
+#[test]
+fn live_transactions_are_capped() {
+    let t0 = test_origin();
+    let mut config = TransactionConfig::new(addr(UAS));
+    config.max_transactions = 2;
+    let mut l = TransactionLayer::new(config, 1);
+    for (i, branch) in ["z9hG4bK1", "z9hG4bK2", "z9hG4bK3"].iter().enumerate() {
+        l.handle_message(
+            t0,
+            addr(UAC),
+            Transport::Udp,
+            SipMessage::Request(incoming("OPTIONS", branch, "OPTIONS")),
+        );
+        let out = transmits(&mut l);
+        if i < 2 {
+            assert!(out.is_empty());
+        } else {
+            let refused = response_of(&out[0].payload);
+            assert_eq!(refused.code(), 503);
+            assert!(refused.headers.contains(&Name::RETRY_AFTER));
+        }
+    }
+    assert_eq!(events(&mut l).len(), 2);
+    assert_eq!(l.len(), 2);
+    assert_eq!(
+        l.send_request(t0, addr(UAC), Transport::Udp, outgoing("OPTIONS", 1)),
+        Err(TransactionError::Capacity(2))
+    );
+    assert_eq!(l.stats().rejected_capacity, 2);
 }
