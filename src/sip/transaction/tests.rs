@@ -94,7 +94,7 @@ fn run_timers(l: &mut TransactionLayer, t0: Instant) -> (Timed<Transmit>, Timed<
     (sent, evs)
 }
 
-fn ms(v: u64) -> Duration {
+pub(crate) fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
@@ -922,3 +922,5 @@ fn live_transactions_are_capped() {
     );
     assert_eq!(l.stats().rejected_capacity, 2);
 }
+
+mod sim;
