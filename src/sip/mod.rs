@@ -4,3 +4,7 @@
 pub mod digest;
 pub mod message;
 pub mod sdp;
+
+// Transaction and dialog layers (pure): RFC 3261 sec. 12-17, RFC 6026.
+pub mod dialog;
+pub mod transaction;
