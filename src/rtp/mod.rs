@@ -21,4 +21,5 @@ pub mod packet;
 pub mod ports;
 pub mod rtcp;
 pub mod sequence;
+pub mod session;
 pub mod stats;
