@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (SIP, RTP, HTTP API).
     Serve(ServeArgs),
+    /// Run the answering-machine detector over WAV files; one JSON line per file.
+    Amd(crate::amd::cli::AmdArgs),
 }
 
 /// Options shared by every command that opens the store.
@@ -82,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(crate::app::serve(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Amd(args) => Ok(crate::amd::cli::run(args)),
     }
 }
 
