@@ -24,6 +24,8 @@ pub enum Command {
     /// Manage HTTP API keys.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Run the answering-machine detector over WAV files; one JSON line per file.
+    Amd(crate::amd::cli::AmdArgs),
 }
 
 /// `trunkline apikey …`.
@@ -124,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(crate::store::admin::apikey(cmd))
         }
+        Command::Amd(args) => Ok(crate::amd::cli::run(args)),
     }
 }
 

@@ -1,1 +1,497 @@
-//! Answering-machine detection: a pure streaming detector fed 20 ms frames.
+//! Answering-machine detection: a pure streaming detector fed 20 ms frames (pure).
+//!
+//! The same [`AmdDetector`] serves live calls (the media tick pushes each far-end frame) and
+//! `trunkline amd FILE...` ([`cli`]). It never reads a clock: stream time is counted from the
+//! frames pushed (frame `i` covers `i * 20 ms .. (i + 1) * 20 ms`), so a verdict's times are
+//! reproducible from the audio alone. Nothing allocates per frame (`tests/no_alloc.rs`).
+//!
+//! # How it decides
+//!
+//! Per frame ([`tones`], [`vad`]): band energy, an adaptive noise floor and voice activity; a
+//! 256-point spectrum whose two strongest peaks tell a tone (sine, dual, square-ish, chime
+//! note) from voiced speech by their *purity* and, over frames, by the stability of their
+//! frequency and level. Active frames that are not tonal are speech.
+//!
+//! Over frames, with the parameters of [`AmdParams`]:
+//! - **human**: the first utterance (from the first speech to the last, gaps included) stays
+//!   shorter than `speech_threshold` and is followed by silence of `speech_end_threshold`
+//!   (scaled up to 1.8 times for utterances approaching `speech_threshold`: the longer
+//!   someone speaks, the more a pause looks like a sentence gap of a greeting);
+//! - **machine**: the utterance reaches `speech_threshold`, or a beep follows speech;
+//! - **beep**: a tone segment (300..2,600 Hz) of at least 80 ms with a stable frequency and high
+//!   purity, followed by 200 ms of no speech (400 ms after a short tone, in case it was one of
+//!   the message-count beeps that precede the long tone; the latest tone wins);
+//! - **fax**: CNG (1,100 Hz) or CED/ANSam (2,100 Hz) before any speech ([`fax`]);
+//! - **end of greeting**: a beep, or `greeting_end_silence` of silence after the greeting.
+//!
+//! Tones heard before any speech are ringback or other pre-answer tones and are ignored, except
+//! fax tones and a clean non-ringback beep (a mailbox with no greeting).
+//!
+//! # Verdicts and when they come (see [`AnsweredBy`])
+//!
+//! `push_frame` returns `Some` at most twice per call: in `detect_message_end` mode a machine
+//! may first be reported as an *interim* `machine_start` ([`Verdict::is_final`] = false), and
+//! later as a final `machine_end_*`. Every other verdict is final, and after a final verdict
+//! `push_frame` returns `None` until [`AmdDetector::reset`]. [`AmdDetector::finish`] (the
+//! stream ended, e.g. a hang-up) always returns the final verdict.
+
+pub mod cli;
+pub mod fax;
+pub mod params;
+pub mod tones;
+pub mod vad;
+
+pub use params::{AmdMode, AmdParamError, AmdParams};
+
+use crate::media::frame::{FRAME_DURATION, Frame};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use tones::{SpectralFrontEnd, ToneEvent, ToneSegment, ToneTracker};
+use vad::Vad;
+
+/// Who (or what) answered, with Twilio's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnsweredBy {
+    /// A person. Final; emitted once the first utterance is followed by enough silence, in
+    /// both modes.
+    Human,
+    /// A machine greeting. In `enable` mode: final, emitted as soon as the greeting is long
+    /// enough or a beep is heard. In `detect_message_end` mode: interim (not final), emitted
+    /// when the greeting is long enough; a `machine_end_*` verdict follows.
+    MachineStart,
+    /// `detect_message_end` only, final: the greeting ended with a beep; `beep_onset`,
+    /// `beep_end` and `message_start` are set.
+    MachineEndBeep,
+    /// `detect_message_end` only, final: the greeting ended in silence without a beep;
+    /// `message_start` is set.
+    MachineEndSilence,
+    /// `detect_message_end` only, final: a machine whose greeting had not ended when the
+    /// analysis timed out or the stream ended.
+    MachineEndOther,
+    /// A fax machine (CNG or CED/ANSam before any speech). Final, in both modes.
+    Fax,
+    /// Undecided: no speech within `silence_timeout`, the `timeout` ran out, or the stream
+    /// ended first. Final.
+    Unknown,
+}
+
+impl AnsweredBy {
+    /// The snake_case name (as in JSON and webhooks).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnsweredBy::Human => "human",
+            AnsweredBy::MachineStart => "machine_start",
+            AnsweredBy::MachineEndBeep => "machine_end_beep",
+            AnsweredBy::MachineEndSilence => "machine_end_silence",
+            AnsweredBy::MachineEndOther => "machine_end_other",
+            AnsweredBy::Fax => "fax",
+            AnsweredBy::Unknown => "unknown",
+        }
+    }
+
+    /// Whether this is one of the machine verdicts.
+    pub fn is_machine(self) -> bool {
+        matches!(
+            self,
+            AnsweredBy::MachineStart
+                | AnsweredBy::MachineEndBeep
+                | AnsweredBy::MachineEndSilence
+                | AnsweredBy::MachineEndOther
+        )
+    }
+}
+
+/// A verdict and the stream times that go with it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Who answered.
+    pub answered_by: AnsweredBy,
+    /// Confidence in 0..=1.
+    pub confidence: f32,
+    /// Stream time at which the verdict was reached (end of the last frame used).
+    pub at: Duration,
+    /// Stream time at which the beep started, when there was one.
+    pub beep_onset: Option<Duration>,
+    /// Stream time by which the beep had ended, when there was one.
+    pub beep_end: Option<Duration>,
+    /// Earliest stream time at which a voicemail drop may start (`machine_end_beep` and
+    /// `machine_end_silence`); never before `beep_end` plus the guard, never before `at`.
+    pub message_start: Option<Duration>,
+    /// Total speech heard up to the verdict (zero means the line was silent or only toned).
+    pub speech: Duration,
+    /// False only for the interim `machine_start` of `detect_message_end` mode.
+    pub is_final: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Listening,
+    MachineGreeting,
+    Done,
+}
+
+/// A tone segment waiting for the silence after it that makes it a beep.
+#[derive(Debug, Clone, Copy)]
+struct PendingBeep {
+    seg: ToneSegment,
+    deadline: u32,
+    speech_frames: u32,
+}
+
+/// Consecutive speech frames that confirm an onset (shorter bursts are clicks).
+const ONSET_FRAMES: u32 = 3;
+/// Quiet after a tone segment that confirms a beep, in frames.
+const BEEP_POST_FRAMES: u32 = 10;
+/// The same after a short tone (less than [`SHORT_TONE_FRAMES`]).
+const SHORT_BEEP_POST_FRAMES: u32 = 20;
+const SHORT_TONE_FRAMES: u32 = 15;
+/// Shortest stable run of a beep, in frames (80 ms).
+const BEEP_MIN_RUN: u32 = 4;
+/// Longest stable run of a beep, in frames (3 s); anything longer is background (hum).
+const BEEP_MAX_RUN: u32 = 150;
+/// Largest frequency spread inside a beep's stable run (a beep is synthesised, a voice drifts).
+const BEEP_MAX_FREQ_SPREAD_HZ: f32 = 15.0;
+/// Largest level spread inside a beep's stable run, in dB.
+const BEEP_MAX_LEVEL_SPREAD_DB: f32 = 5.0;
+/// Mean purity of a beep.
+const BEEP_MIN_PURITY: f32 = 0.8;
+/// Speech frames inside the post-tone window that cancel a beep candidate.
+const BEEP_CANCEL_SPEECH: u32 = 3;
+
+/// The streaming answering-machine detector. One per call; [`AmdDetector::reset`] reuses it.
+#[derive(Debug)]
+pub struct AmdDetector {
+    params: AmdParams,
+    front: SpectralFrontEnd,
+    vad: Vad,
+    tones: ToneTracker,
+    frame: u32,
+    phase: Phase,
+    first_speech: Option<u32>,
+    last_speech: u32,
+    speech_frames: u32,
+    speech_run: u32,
+    quiet_run: u32,
+    pending: Option<PendingBeep>,
+    final_verdict: Option<Verdict>,
+}
+
+fn frames_of(d: Duration) -> u32 {
+    u32::try_from(d.as_millis() / FRAME_DURATION.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn time_of(frames: u32) -> Duration {
+    FRAME_DURATION * frames
+}
+
+impl AmdDetector {
+    /// A detector for one call. `params` should have passed [`AmdParams::validate`]; values out
+    /// of range still work, they are just not sensible.
+    pub fn new(params: AmdParams) -> Self {
+        AmdDetector {
+            params,
+            front: SpectralFrontEnd::new(),
+            vad: Vad::default(),
+            tones: ToneTracker::default(),
+            frame: 0,
+            phase: Phase::Listening,
+            first_speech: None,
+            last_speech: 0,
+            speech_frames: 0,
+            speech_run: 0,
+            quiet_run: 0,
+            pending: None,
+            final_verdict: None,
+        }
+    }
+
+    /// The parameters in use.
+    pub fn params(&self) -> &AmdParams {
+        &self.params
+    }
+
+    /// Forgets the call (stream time restarts at zero); keeps the buffers.
+    pub fn reset(&mut self) {
+        self.front.reset();
+        self.vad.reset();
+        self.tones.reset();
+        self.frame = 0;
+        self.phase = Phase::Listening;
+        self.first_speech = None;
+        self.last_speech = 0;
+        self.speech_frames = 0;
+        self.speech_run = 0;
+        self.quiet_run = 0;
+        self.pending = None;
+        self.final_verdict = None;
+    }
+
+    /// Stream time consumed so far.
+    pub fn stream_time(&self) -> Duration {
+        time_of(self.frame)
+    }
+
+    /// The final verdict, once reached.
+    pub fn final_verdict(&self) -> Option<&Verdict> {
+        self.final_verdict.as_ref()
+    }
+
+    /// Feeds the next 20 ms frame of the far end. `now` is accepted for the sans-IO shape but
+    /// not used: stream time comes from the frame count. Returns a verdict when one is reached
+    /// (see the module docs for which and when).
+    pub fn push_frame(&mut self, _now: Instant, frame: &Frame) -> Option<Verdict> {
+        if self.phase == Phase::Done {
+            return None;
+        }
+        let i = self.frame;
+        self.frame += 1;
+        let absorb = self
+            .tones
+            .current_run()
+            .is_some_and(|(_, len)| len > BEEP_MAX_RUN);
+        let feat = self.front.analyze(frame, self.vad.active(), absorb);
+        let active = self.vad.push(feat.energy_db, feat.digital_silence);
+        let event = self.tones.push(i, feat.tone.as_ref());
+        // Active sound that is not part of a tone is speech (or music, noise bursts...).
+        let is_speech = active && feat.tone.is_none() && !self.tones.active();
+
+        // Speech timing.
+        if is_speech {
+            self.speech_run += 1;
+            if self.speech_run >= ONSET_FRAMES && self.first_speech.is_none() {
+                self.first_speech = Some(i + 1 - ONSET_FRAMES);
+                self.speech_frames += ONSET_FRAMES - 1;
+            }
+            if self.first_speech.is_some() && (self.speech_run >= 2 || self.quiet_run < 10) {
+                self.last_speech = i;
+                self.speech_frames += 1;
+                self.quiet_run = 0;
+            } else {
+                self.quiet_run += 1;
+            }
+            if let Some(p) = self.pending.as_mut() {
+                p.speech_frames += 1;
+                if p.speech_frames >= BEEP_CANCEL_SPEECH {
+                    self.pending = None;
+                }
+            }
+        } else {
+            self.speech_run = 0;
+            self.quiet_run += 1;
+        }
+
+        // Tones.
+        if let ToneEvent::Ended(seg) = event {
+            if let Some(v) = self.on_tone_ended(&seg) {
+                return Some(v);
+            }
+        }
+        if self.first_speech.is_none() {
+            if let Some((hz, len)) = self.tones.current_run() {
+                if fax::ced_in_progress(hz, len) {
+                    return Some(self.conclude(AnsweredBy::Fax, 0.95, None));
+                }
+            }
+        }
+        if let Some(p) = self.pending {
+            if i >= p.deadline && !self.tones.active() {
+                return Some(self.beep_verdict(&p.seg));
+            }
+        }
+        self.decide(i)
+    }
+
+    fn on_tone_ended(&mut self, seg: &ToneSegment) -> Option<Verdict> {
+        if std::env::var_os("AMD_DEBUG").is_some() {
+            eprintln!("DBG seg {seg:?}");
+        }
+        if self.first_speech.is_none() {
+            if let Some(kind) = fax::classify(seg) {
+                let conf = match kind {
+                    fax::FaxTone::Ced => 0.95,
+                    fax::FaxTone::Cng => 0.9,
+                };
+                return Some(self.conclude(AnsweredBy::Fax, conf, None));
+            }
+            if fax::is_ringback(seg) {
+                return None;
+            }
+        }
+        if is_beep(seg) {
+            let post = if seg.span_frames() < SHORT_TONE_FRAMES {
+                SHORT_BEEP_POST_FRAMES
+            } else {
+                BEEP_POST_FRAMES
+            };
+            // The latest tone wins: message-count beeps come before the long tone.
+            self.pending = Some(PendingBeep {
+                seg: *seg,
+                deadline: seg.last_frame + post,
+                speech_frames: 0,
+            });
+        }
+        None
+    }
+
+    fn span_frames(&self) -> u32 {
+        match self.first_speech {
+            Some(f) => self.last_speech.saturating_sub(f) + 1,
+            None => 0,
+        }
+    }
+
+    /// Silence (frames) that makes the first utterance a person's.
+    fn human_silence_frames(&self) -> u32 {
+        let base = frames_of(self.params.speech_end_threshold) as f32;
+        let one_second = frames_of(Duration::from_secs(1)) as f32;
+        let thr = frames_of(self.params.speech_threshold) as f32;
+        let span = self.span_frames() as f32;
+        let x = ((span - one_second) / (thr - one_second).max(1.0)).clamp(0.0, 1.0);
+        (base * (1.0 + 0.8 * x)).round() as u32
+    }
+
+    fn decide(&mut self, i: u32) -> Option<Verdict> {
+        let now_frames = i + 1;
+        let tone_busy = self.tones.active() || self.pending.is_some();
+        match self.phase {
+            Phase::Listening => {
+                if self.first_speech.is_some() {
+                    let thr = frames_of(self.params.speech_threshold);
+                    let span = self.span_frames();
+                    if span >= thr {
+                        return Some(self.machine_by_length());
+                    }
+                    if self.quiet_run >= self.human_silence_frames() && !tone_busy {
+                        let short = 1.0 - span as f32 / thr.max(1) as f32;
+                        return Some(self.conclude(AnsweredBy::Human, 0.6 + 0.35 * short, None));
+                    }
+                } else if now_frames >= frames_of(self.params.silence_timeout) && !tone_busy {
+                    return Some(self.conclude(AnsweredBy::Unknown, 0.8, None));
+                }
+                if now_frames >= frames_of(self.params.timeout) {
+                    return Some(self.conclude(AnsweredBy::Unknown, 0.5, None));
+                }
+                None
+            }
+            Phase::MachineGreeting => {
+                if self.quiet_run >= frames_of(self.params.greeting_end_silence) && !tone_busy {
+                    return Some(self.conclude(
+                        AnsweredBy::MachineEndSilence,
+                        0.75,
+                        Some(Duration::ZERO),
+                    ));
+                }
+                if now_frames >= frames_of(self.params.timeout) {
+                    return Some(self.conclude(AnsweredBy::MachineEndOther, 0.6, None));
+                }
+                None
+            }
+            Phase::Done => None,
+        }
+    }
+
+    fn machine_by_length(&mut self) -> Verdict {
+        let conf = 0.8;
+        match self.params.mode {
+            AmdMode::Enable => self.conclude(AnsweredBy::MachineStart, conf, None),
+            AmdMode::DetectMessageEnd => {
+                self.phase = Phase::MachineGreeting;
+                let mut v = self.verdict(AnsweredBy::MachineStart, conf);
+                v.is_final = false;
+                v
+            }
+        }
+    }
+
+    fn beep_verdict(&mut self, seg: &ToneSegment) -> Verdict {
+        let conf = (0.8 + (seg.mean_purity - BEEP_MIN_PURITY).max(0.0)).min(0.99);
+        let answered = match self.params.mode {
+            AmdMode::Enable => AnsweredBy::MachineStart,
+            AmdMode::DetectMessageEnd => AnsweredBy::MachineEndBeep,
+        };
+        self.pending = None;
+        let mut v = self.verdict(answered, conf);
+        let end = time_of(seg.last_frame + 1);
+        v.beep_onset = Some(time_of(seg.start_frame));
+        v.beep_end = Some(end);
+        v.message_start = Some((end + self.params.beep_guard).max(v.at));
+        self.phase = Phase::Done;
+        self.final_verdict = Some(v);
+        v
+    }
+
+    fn verdict(&self, answered_by: AnsweredBy, confidence: f32) -> Verdict {
+        Verdict {
+            answered_by,
+            confidence: confidence.clamp(0.0, 1.0),
+            at: time_of(self.frame),
+            beep_onset: None,
+            beep_end: None,
+            message_start: None,
+            speech: time_of(self.speech_frames),
+            is_final: true,
+        }
+    }
+
+    /// A final verdict; `message_after` = `Some(d)` sets `message_start` to `at + d`.
+    fn conclude(
+        &mut self,
+        answered_by: AnsweredBy,
+        confidence: f32,
+        message_after: Option<Duration>,
+    ) -> Verdict {
+        let mut v = self.verdict(answered_by, confidence);
+        v.message_start = message_after.map(|d| v.at + d);
+        self.phase = Phase::Done;
+        self.pending = None;
+        self.final_verdict = Some(v);
+        v
+    }
+
+    /// The stream ended (hang-up, end of file): returns the final verdict, reaching one from
+    /// what was heard if none was reached yet.
+    pub fn finish(&mut self, _now: Instant) -> Verdict {
+        if let Some(v) = self.final_verdict {
+            return v;
+        }
+        if self.tones.active() {
+            let seg = self.tones.finish();
+            if self.first_speech.is_none() && fax::classify(&seg).is_some() {
+                return self.conclude(AnsweredBy::Fax, 0.8, None);
+            }
+            if is_beep(&seg) && (self.first_speech.is_some() || !fax::is_ringback(&seg)) {
+                self.pending = Some(PendingBeep {
+                    seg,
+                    deadline: 0,
+                    speech_frames: 0,
+                });
+            }
+        }
+        if let Some(p) = self.pending {
+            return self.beep_verdict(&p.seg);
+        }
+        match self.phase {
+            Phase::MachineGreeting => self.conclude(AnsweredBy::MachineEndOther, 0.6, None),
+            _ if self.first_speech.is_some()
+                && self.span_frames() < frames_of(self.params.speech_threshold)
+                && self.quiet_run * 2 >= self.human_silence_frames() =>
+            {
+                self.conclude(AnsweredBy::Human, 0.55, None)
+            }
+            _ => self.conclude(AnsweredBy::Unknown, 0.5, None),
+        }
+    }
+}
+
+/// Whether a finished tone segment has the shape of a beep.
+fn is_beep(seg: &ToneSegment) -> bool {
+    (BEEP_MIN_RUN..=BEEP_MAX_RUN).contains(&seg.longest_run)
+        && seg.mean_purity >= BEEP_MIN_PURITY
+        && seg.run_freq_spread_hz <= BEEP_MAX_FREQ_SPREAD_HZ
+        && seg.run_level_spread_db <= BEEP_MAX_LEVEL_SPREAD_DB
+        && seg.harmonic_frames * 2 < seg.tonal_frames
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! Adaptive noise floor and voice activity for the answering-machine detector (pure).
+//!
+//! The noise floor is a minimum statistic over the band energy of the last 2.4 s (12 blocks of
+//! 10 frames; R. Martin, "Noise power spectral density estimation based on optimal smoothing
+//! and minimum statistics", 2001, in its simplest form): speech always dips between syllables,
+//! stationary noise, hum and comfort noise do not, so the minimum follows the noise and not the
+//! voice. Frames of digital silence (lost packets) are left out, or one lost frame would pull
+//! the floor to minus infinity.
+//!
+//! A frame is *active* when its energy is at least [`ONSET_DB`] above the floor (or
+//! [`HOLD_DB`] while already active: hysteresis) and above [`ABSOLUTE_MIN_DB`]. Whether active
+//! sound is speech or a tone is the caller's business (see `tones`).
+
+/// Frames per block of the minimum statistic.
+const BLOCK_FRAMES: u32 = 10;
+/// Blocks kept (2.4 s of history with 20 ms frames).
+const BLOCKS: usize = 12;
+/// Energy above the floor, in dB, that starts activity.
+pub const ONSET_DB: f32 = 9.0;
+/// Energy above the floor, in dB, that keeps activity going.
+pub const HOLD_DB: f32 = 6.0;
+/// Nothing quieter than this (band energy, dBFS) is voice, whatever the floor.
+pub const ABSOLUTE_MIN_DB: f32 = -62.0;
+/// Lowest floor considered (dBFS): below it the line is digitally silent.
+const FLOOR_MIN_DB: f32 = -80.0;
+
+/// Minimum-statistics noise floor plus a hysteresis voice activity decision.
+#[derive(Debug, Clone)]
+pub struct Vad {
+    blocks: [f32; BLOCKS],
+    filled: usize,
+    next: usize,
+    block_min: f32,
+    in_block: u32,
+    active: bool,
+}
+
+impl Default for Vad {
+    fn default() -> Self {
+        Vad {
+            blocks: [f32::INFINITY; BLOCKS],
+            filled: 0,
+            next: 0,
+            block_min: f32::INFINITY,
+            in_block: 0,
+            active: false,
+        }
+    }
+}
+
+impl Vad {
+    /// Forgets the floor (new call).
+    pub fn reset(&mut self) {
+        *self = Vad::default();
+    }
+
+    /// The current noise floor in dBFS.
+    pub fn floor_db(&self) -> f32 {
+        let mut m = self.block_min;
+        for b in &self.blocks[..self.filled] {
+            m = m.min(*b);
+        }
+        if m.is_finite() {
+            m.max(FLOOR_MIN_DB)
+        } else {
+            FLOOR_MIN_DB
+        }
+    }
+
+    /// Whether the last frame was active.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    /// Feeds one frame's band energy; returns whether the frame is active.
+    pub fn push(&mut self, energy_db: f32, digital_silence: bool) -> bool {
+        if !digital_silence {
+            self.block_min = self.block_min.min(energy_db);
+        }
+        self.in_block += 1;
+        if self.in_block >= BLOCK_FRAMES {
+            if self.block_min.is_finite() {
+                self.blocks[self.next] = self.block_min;
+                self.next = (self.next + 1) % BLOCKS;
+                self.filled = (self.filled + 1).min(BLOCKS);
+            }
+            self.block_min = f32::INFINITY;
+            self.in_block = 0;
+        }
+        if digital_silence {
+            self.active = false;
+            return false;
+        }
+        let floor = self.floor_db();
+        let margin = if self.active { HOLD_DB } else { ONSET_DB };
+        self.active = energy_db >= floor + margin && energy_db >= ABSOLUTE_MIN_DB;
+        self.active
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stationary_noise_is_not_active_but_a_burst_above_it_is() {
+        let mut v = Vad::default();
+        for i in 0..100 {
+            let e = -40.0 + if i % 2 == 0 { 0.5 } else { -0.5 };
+            assert!(!v.push(e, false) || i == 0, "frame {i}");
+        }
+        assert!((v.floor_db() + 40.5).abs() < 0.01);
+        assert!(v.push(-25.0, false));
+        assert!(v.push(-33.0, false), "hysteresis keeps it active");
+        assert!(!v.push(-36.0, false));
+    }
+
+    #[test]
+    fn lost_frames_do_not_drag_the_floor_down() {
+        let mut v = Vad::default();
+        for _ in 0..50 {
+            v.push(-45.0, false);
+            v.push(-200.0, true);
+        }
+        assert!((v.floor_db() + 45.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn quiet_line_stays_inactive() {
+        let mut v = Vad::default();
+        for _ in 0..50 {
+            assert!(!v.push(-70.0, false));
+        }
+    }
+}
