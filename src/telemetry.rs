@@ -46,11 +46,23 @@ fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge};
     describe_gauge!(ACTIVE_CALLS, Unit::Count, "calls in progress on this node");
     describe_counter!(CALLS_ENDED, Unit::Count, "calls ended, by final status");
-    describe_counter!(SIP_RESPONSES, Unit::Count, "SIP responses by code and direction");
+    describe_counter!(
+        SIP_RESPONSES,
+        Unit::Count,
+        "SIP responses by code and direction"
+    );
     describe_counter!(SIP_MALFORMED, Unit::Count, "unparseable SIP messages");
     describe_counter!(RTP_PACKETS, Unit::Count, "RTP packets by direction");
-    describe_counter!(RTP_LATE, Unit::Count, "RTP packets too late for the jitter buffer");
+    describe_counter!(
+        RTP_LATE,
+        Unit::Count,
+        "RTP packets too late for the jitter buffer"
+    );
     describe_counter!(RTP_LOST, Unit::Count, "RTP packets lost");
-    describe_counter!(RTP_DROPPED, Unit::Count, "RTP packets dropped (malformed, wrong source)");
+    describe_counter!(
+        RTP_DROPPED,
+        Unit::Count,
+        "RTP packets dropped (malformed, wrong source)"
+    );
     describe_counter!(WEBHOOKS, Unit::Count, "webhook delivery attempts by result");
 }

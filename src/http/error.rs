@@ -49,7 +49,10 @@ pub enum ApiError {
 impl ApiError {
     /// A 422 for one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Invalid { field: field.into(), message: message.into() }
+        ApiError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     fn status(&self) -> StatusCode {
@@ -109,13 +112,20 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code().into(), message: self.to_string(), details },
+            error: ErrorDetail {
+                code: self.code().into(),
+                message: self.to_string(),
+                details,
+            },
         };
         let mut resp = (self.status(), Json(body)).into_response();
-        if let ApiError::Unavailable { retry_after_secs, .. } = &self
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = &self
             && let Ok(v) = retry_after_secs.to_string().parse()
         {
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
         }
         resp
     }

@@ -1,3 +1,100 @@
-//! HTTP control API (axum): `router(state)` builds the routes, `serve` runs them on a listener.
+//! HTTP control API (axum): [`router`] builds every route from an [`AppState`], [`serve`] runs
+//! them on a bound listener with graceful shutdown.
+//!
+//! - `/healthz` and `/metrics` need no key; everything under `/v1` needs
+//!   `Authorization: Bearer <api key>` (keys from `trunkline apikey create`).
+//! - `/v1/openapi.json` is generated from the handlers' annotations (utoipa).
+//! - Errors are `{"error": {"code", "message", "details"}}` ([`error::ApiError`]).
 
+pub mod auth;
+pub mod calls;
 pub mod error;
+pub mod state;
+
+pub use state::AppState;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::time::Duration;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Requests taking longer than this get 408 (SSE streams are exempt: they are not timed).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The OpenAPI document of the `/v1` API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "trunkline", description = "Control API of the trunkline SIP/RTP media server"),
+    paths(calls::create_call, calls::list_calls, calls::get_call, calls::hangup, calls::play, calls::dtmf),
+    components(schemas(error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::CallList, calls::PlayRequest, calls::DtmfRequest, calls::Accepted)),
+    modifiers(&SecurityAddon),
+    tags((name = "calls", description = "Outbound calls and live call control"), (name = "events", description = "Live event stream"))
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let comps = openapi.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route, ready for `axum::serve` or `tower::ServiceExt::oneshot`.
+pub fn router(state: AppState) -> Router {
+    let timed = Router::new()
+        .merge(calls::router())
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    let v1 = Router::new()
+        .merge(timed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .nest("/v1", v1)
+        .fallback(|| async { error::ApiError::NotFound("route".into()) })
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn metrics(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

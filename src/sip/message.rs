@@ -701,6 +701,21 @@ fn stream_content_length(head: &[u8]) -> Result<usize, ParseError> {
 // Printing
 // ---------------------------------------------------------------------------------------------
 
+impl SipMessage {
+    /// Parses and validates one message (see [`parse`]).
+    pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
+        parse(bytes)
+    }
+
+    /// The wire form as a new buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            SipMessage::Request(r) => r.to_bytes(),
+            SipMessage::Response(r) => r.to_bytes(),
+        }
+    }
+}
+
 /// Appends the wire form of `msg` to `out`.
 pub fn write_message(msg: &SipMessage, out: &mut Vec<u8>) {
     match msg {
@@ -745,10 +760,10 @@ impl Request {
     }
 
     /// The wire form as a new buffer.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Bytes {
         let mut out = Vec::with_capacity(512 + self.body.len());
         self.write_to(&mut out);
-        out
+        Bytes::from(out)
     }
 
     /// The request method.
@@ -784,10 +799,20 @@ impl Response {
     }
 
     /// The wire form as a new buffer.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Bytes {
         let mut out = Vec::with_capacity(512 + self.body.len());
         self.write_to(&mut out);
-        out
+        Bytes::from(out)
+    }
+
+    /// A response with a typed status code and its standard reason phrase.
+    pub fn with_status(code: StatusCode) -> Self {
+        Response::new(code.into_u16(), None)
+    }
+
+    /// A response to `request` (see [`response_to`]) with a typed status code.
+    pub fn for_request(code: StatusCode, request: &Request, to_tag: Option<&str>) -> Self {
+        response_to(request, code.into_u16(), None, to_tag)
     }
 
     /// The status code.
@@ -1075,6 +1100,9 @@ fn raw_after_first_via(raw: &str) -> Option<&str> {
     }
     None
 }
+
+mod lenient;
+pub use lenient::{LenientError, MAX_LENIENT_BYTES, parse_lenient};
 
 #[cfg(test)]
 mod tests;

@@ -143,7 +143,7 @@ fn response_to_copies_and_tags() {
     let res = response_to(&tagged, 486, Some("Busy Here"), Some("second"));
     assert_eq!(res.to_tag().as_deref(), Some("first"));
     let bytes = res.to_bytes();
-    let text = String::from_utf8(bytes).expect("utf8");
+    let text = String::from_utf8(bytes.to_vec()).expect("utf8");
     assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"), "{text}");
     assert!(text.ends_with("Content-Length: 0\r\n\r\n"), "{text}");
     // And the printed response parses back.

@@ -367,22 +367,35 @@ impl TransactionLayer {
         format!("{:016x}", self.rng.r#gen::<u64>())
     }
 
-    /// Parses `bytes` and handles the message; unparseable input is counted and returned as
-    /// an error (the driver just drops it).
+    /// Parses and validates `bytes` (`crate::sip::message::parse_with`) and handles the
+    /// message. A request too damaged to process but answerable (its Via, From, To, Call-ID and
+    /// CSeq are readable) gets `400 Bad Request` with the reason, statelessly; anything else is
+    /// counted and returned as an error (the driver just drops it). Never panics.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         transport: Transport,
-        bytes: &Bytes,
+        bytes: &[u8],
     ) -> Result<(), MessageError> {
-        match SipMessage::parse(bytes) {
+        let framing = if transport.is_reliable() {
+            crate::sip::message::Framing::Stream
+        } else {
+            crate::sip::message::Framing::Datagram
+        };
+        match crate::sip::message::parse_with(bytes, framing) {
             Ok(msg) => {
                 self.handle_message(now, from, transport, msg);
                 Ok(())
             }
             Err(e) => {
-                self.stats.unparseable += 1;
+                match e.response() {
+                    Some(response) => {
+                        self.stats.malformed_requests += 1;
+                        self.send_stateless_response(from, transport, &response);
+                    }
+                    None => self.stats.unparseable += 1,
+                }
                 Err(e)
             }
         }

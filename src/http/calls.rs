@@ -1,0 +1,592 @@
+//! `/v1/calls`: originate, list, fetch, hang up, play a prompt, send DTMF.
+
+use super::auth::Authed;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::call::{EngineError, Originate};
+use crate::store::Claimed;
+use crate::store::StoreError;
+use crate::store::{Call, CallFilter, CallStatus, Direction, NewCall};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Longest ring timeout accepted, seconds.
+pub const MAX_RING_TIMEOUT_SECS: u64 = 600;
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Routes of this module (merged under `/v1`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/calls", post(create_call).get(list_calls))
+        .route("/calls/{id}", get(get_call))
+        .route("/calls/{id}/hangup", post(hangup))
+        .route("/calls/{id}/play", post(play))
+        .route("/calls/{id}/dtmf", post(dtmf))
+}
+
+/// `POST /v1/calls` body.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCall {
+    /// Destination: an E.164 number (`+15551234567`) or a SIP URI (`sip:bob@example.com`).
+    pub to: String,
+    /// Caller id: E.164 or SIP URI; default: the trunk's `caller_id`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Trunk name from `trunks.toml`; may be left out when exactly one trunk is configured.
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// Seconds to ring before giving up with `no-answer` (1-600; default from `[calls]`).
+    #[serde(default)]
+    pub ring_timeout_secs: Option<u64>,
+    /// URL that receives this call's status events (`initiated`, `ringing`, `answered`,
+    /// `completed`), signed.
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    /// Free-form JSON kept with the call and echoed in events.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A call as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CallResource {
+    /// Call id.
+    pub id: Uuid,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Calling party.
+    pub from: String,
+    /// Called party.
+    pub to: String,
+    /// Trunk used.
+    pub trunk: Option<String>,
+    /// SIP Call-ID.
+    pub sip_call_id: Option<String>,
+    /// `queued`, `initiated`, `ringing`, `in-progress`, `completed`, `busy`, `no-answer`,
+    /// `failed`, `canceled`.
+    pub status: String,
+    /// Final status, once ended.
+    pub final_status: Option<String>,
+    /// Created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// First ringing.
+    pub ringing_at: Option<DateTime<Utc>>,
+    /// Answered.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Answered duration, milliseconds.
+    pub duration_ms: Option<i64>,
+    /// SIP code of the end.
+    pub end_sip_code: Option<u16>,
+    /// Reason of the end.
+    pub end_reason: Option<String>,
+    /// `caller`, `callee`, `api` or `system`.
+    pub ended_by: Option<String>,
+    /// RTP counters.
+    pub rtp: RtpResource,
+    /// Status callback URL.
+    pub status_callback: Option<String>,
+    /// Metadata given at creation.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+/// RTP counters of a call.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RtpResource {
+    /// Packets received.
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Packets lost.
+    pub packets_lost: u64,
+    /// Packets too late for the jitter buffer.
+    pub packets_late: u64,
+    /// Interarrival jitter, ms.
+    pub jitter_ms: f64,
+}
+
+impl From<Call> for CallResource {
+    fn from(c: Call) -> Self {
+        CallResource {
+            id: c.id,
+            direction: c.direction.as_str().into(),
+            from: c.from,
+            to: c.to,
+            trunk: c.trunk,
+            sip_call_id: c.sip_call_id,
+            status: c.status.as_str().into(),
+            final_status: c.final_status.map(|s| s.as_str().into()),
+            created_at: c.created_at,
+            ringing_at: c.ringing_at,
+            answered_at: c.answered_at,
+            ended_at: c.ended_at,
+            duration_ms: c.duration_ms,
+            end_sip_code: c.end_sip_code,
+            end_reason: c.end_reason,
+            ended_by: c.ended_by.map(|s| s.as_str().into()),
+            rtp: RtpResource {
+                packets_in: c.rtp.packets_in,
+                packets_out: c.rtp.packets_out,
+                packets_lost: c.rtp.packets_lost,
+                packets_late: c.rtp.packets_late,
+                jitter_ms: c.rtp.jitter_ms,
+            },
+            status_callback: c.status_callback,
+            metadata: c.metadata,
+        }
+    }
+}
+
+/// A page of calls.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallList {
+    /// Calls, newest first.
+    pub calls: Vec<CallResource>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/calls` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Filter by status.
+    pub status: Option<String>,
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `POST /v1/calls/{id}/play` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlayRequest {
+    /// Prompt name: a file in the config's `prompts/` folder, extension optional.
+    pub prompt: String,
+    /// Loop until another prompt or hang-up.
+    #[serde(default, rename = "loop")]
+    pub repeat: bool,
+}
+
+/// `POST /v1/calls/{id}/dtmf` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DtmfRequest {
+    /// Digits to send, `0-9 * # A-D`, at most 64.
+    pub digits: String,
+}
+
+/// Accepted: the command was handed to the call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Always `true`.
+    pub accepted: bool,
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotFound(id) => ApiError::NotFound(format!("live call {id}")),
+            EngineError::Conflict(m) => ApiError::Conflict(m),
+            EngineError::UnknownTrunk(_) => ApiError::invalid("trunk", e.to_string()),
+            EngineError::DestinationNotAllowed { .. } => ApiError::invalid("to", e.to_string()),
+            EngineError::TrunkRateLimited(_) => ApiError::TooManyRequests(e.to_string()),
+            EngineError::TrunkAtCapacity(_) | EngineError::OverCapacity(_) => {
+                ApiError::Unavailable {
+                    message: e.to_string(),
+                    retry_after_secs: 1,
+                }
+            }
+            EngineError::ShuttingDown | EngineError::Stopped => ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: 5,
+            },
+        }
+    }
+}
+
+/// Whether `s` is an E.164 number: `+`, a non-zero digit, 7 to 15 digits in all.
+pub fn is_e164(s: &str) -> bool {
+    let Some(d) = s.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+}
+
+/// Whether `s` is a usable SIP URI: `sip:`/`sips:`, a non-empty host, no whitespace or angle
+/// brackets (it goes into a Request-URI as is).
+pub fn is_sip_uri(s: &str) -> bool {
+    let rest = s.strip_prefix("sip:").or_else(|| s.strip_prefix("sips:"));
+    let Some(rest) = rest else { return false };
+    let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let host = host.split([';', '?']).next().unwrap_or("");
+    !host.is_empty()
+        && s.len() <= 256
+        && !s
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"')
+}
+
+fn validate_party(field: &str, v: &str) -> Result<(), ApiError> {
+    if is_e164(v) || is_sip_uri(v) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!(
+                "{field} must be an E.164 number like +15551234567 or a SIP URI like sip:bob@example.com, not {v:?}"
+            ),
+        ))
+    }
+}
+
+/// Validates a create request against the config; returns (trunk, from, ring timeout).
+fn validate_create(
+    st: &AppState,
+    body: &CreateCall,
+) -> Result<(String, String, Duration), ApiError> {
+    validate_party("to", &body.to)?;
+    let trunk = match &body.trunk {
+        Some(t) => st
+            .config
+            .trunk(t)
+            .ok_or_else(|| ApiError::invalid("trunk", format!("trunk {t:?} is not configured")))?,
+        None if st.config.trunks.len() == 1 => &st.config.trunks[0],
+        None => {
+            return Err(ApiError::invalid(
+                "trunk",
+                "trunk is required when more than one trunk is configured",
+            ));
+        }
+    };
+    let from = match (&body.from, &trunk.caller_id) {
+        (Some(f), _) => f.clone(),
+        (None, Some(c)) => c.clone(),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "from",
+                "from is required: the trunk has no caller_id",
+            ));
+        }
+    };
+    validate_party("from", &from)?;
+    let secs = body
+        .ring_timeout_secs
+        .unwrap_or(st.config.server.calls.ring_timeout_secs);
+    if !(1..=MAX_RING_TIMEOUT_SECS).contains(&secs) {
+        return Err(ApiError::invalid(
+            "ring_timeout_secs",
+            format!("ring_timeout_secs must be 1-{MAX_RING_TIMEOUT_SECS}, not {secs}"),
+        ));
+    }
+    if let Some(u) = &body.status_callback {
+        let ok = reqwest::Url::parse(u)
+            .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .unwrap_or(false);
+        if !ok {
+            return Err(ApiError::invalid(
+                "status_callback",
+                format!("status_callback must be an http or https URL, not {u:?}"),
+            ));
+        }
+    }
+    if let Some(m) = &body.metadata
+        && !m.is_object()
+    {
+        return Err(ApiError::invalid(
+            "metadata",
+            "metadata must be a JSON object",
+        ));
+    }
+    Ok((trunk.name.clone(), from, Duration::from_secs(secs)))
+}
+
+/// Place an outbound call.
+#[utoipa::path(post, path = "/v1/calls", tag = "calls",
+    request_body = CreateCall,
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: the same key and body return the same call")),
+    responses(
+        (status = 201, description = "call placed", body = CallResource),
+        (status = 200, description = "replay of an earlier request with the same Idempotency-Key", body = CallResource),
+        (status = 400, description = "malformed JSON", body = super::error::ErrorBody),
+        (status = 401, description = "missing or invalid API key", body = super::error::ErrorBody),
+        (status = 409, description = "Idempotency-Key reused with a different body", body = super::error::ErrorBody),
+        (status = 422, description = "invalid value", body = super::error::ErrorBody),
+        (status = 429, description = "trunk calls-per-second limit", body = super::error::ErrorBody),
+        (status = 503, description = "over capacity (Retry-After)", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn create_call(
+    State(st): State<AppState>,
+    Extension(Authed(key)): Extension<Authed>,
+    headers: HeaderMap,
+    body: Result<Json<CreateCall>, JsonRejection>,
+) -> Result<(StatusCode, Json<CallResource>), ApiError> {
+    let Json(body) = body?;
+    let (trunk, from, ring_timeout) = validate_create(&st, &body)?;
+    let now = st.clock.utc();
+    let id = crate::store::new_id(now);
+    let idem = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "Idempotency-Key",
+                        "Idempotency-Key must be 1-255 visible ASCII characters",
+                    )
+                })?;
+            Some(k.to_string())
+        }
+    };
+    if let Some(k) = &idem {
+        let hash = hex::encode(Sha256::digest(
+            serde_json::to_vec(&body).unwrap_or_default(),
+        ));
+        match st
+            .store
+            .claim_idempotency_key(key.id, k, &hash, id, now)
+            .await
+            .map_err(store_err)?
+        {
+            Claimed::New => {}
+            Claimed::Existing {
+                call_id,
+                same_request: true,
+            } => {
+                // The first request may still be placing its call: its row appears shortly.
+                for _ in 0..50 {
+                    if let Some(c) = st.store.get_call(call_id).await.map_err(store_err)? {
+                        return Ok((StatusCode::OK, Json(c.into())));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is still being processed".into(),
+                ));
+            }
+            Claimed::Existing {
+                same_request: false,
+                ..
+            } => {
+                return Err(ApiError::Conflict(
+                    "Idempotency-Key was already used with a different request body".into(),
+                ));
+            }
+        }
+    }
+    let call = NewCall {
+        id,
+        direction: Direction::Outbound,
+        from,
+        to: body.to.clone(),
+        trunk: Some(trunk),
+        sip_call_id: None,
+        status: CallStatus::Initiated,
+        status_callback: body.status_callback.clone(),
+        metadata: body
+            .metadata
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({})),
+        idempotency_key: idem,
+        api_key_id: Some(key.id),
+        created_at: now,
+    };
+    st.engine
+        .originate(Originate { call, ring_timeout })
+        .await?;
+    let c = st
+        .store
+        .get_call(id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("call {id} missing after originate")))?;
+    Ok((StatusCode::CREATED, Json(c.into())))
+}
+
+/// Fetch one call.
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls",
+    params(("id" = Uuid, Path, description = "call id")),
+    responses((status = 200, body = CallResource), (status = 404, body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_call(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<CallResource>, ApiError> {
+    let Path(id) = id?;
+    let c = st.store.get_call(id).await.map_err(store_err)?;
+    c.map(|c| Json(c.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("call {id}")))
+}
+
+/// List calls, newest first, with filters and a cursor.
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", params(ListQuery),
+    responses((status = 200, body = CallList), (status = 400, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list_calls(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<CallList>, ApiError> {
+    let Query(q) = q?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            CallStatus::parse(s)
+                .ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))
+        })
+        .transpose()?;
+    let direction = q
+        .direction
+        .as_deref()
+        .map(|s| {
+            Direction::parse(s).ok_or_else(|| {
+                ApiError::invalid("direction", "direction must be inbound or outbound")
+            })
+        })
+        .transpose()?;
+    if let Some(l) = q.limit
+        && !(1..=crate::store::MAX_LIST_LIMIT).contains(&l)
+    {
+        return Err(ApiError::invalid("limit", "limit must be 1-500"));
+    }
+    let filter = CallFilter {
+        status,
+        direction,
+        since: q.since,
+        until: q.until,
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let page = st.store.list_calls(&filter).await.map_err(|e| match e {
+        StoreError::InvalidCursor => {
+            ApiError::invalid("cursor", "cursor is not one this server gave out")
+        }
+        e => store_err(e),
+    })?;
+    Ok(Json(CallList {
+        calls: page.calls.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn ensure_exists(st: &AppState, id: Uuid) -> Result<Call, ApiError> {
+    let c = st.store.get_call(id).await.map_err(store_err)?;
+    let c = c.ok_or_else(|| ApiError::NotFound(format!("call {id}")))?;
+    if c.final_status.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "call {id} has already ended ({})",
+            c.status
+        )));
+    }
+    Ok(c)
+}
+
+/// Hang up: CANCEL before answer, BYE after.
+#[utoipa::path(post, path = "/v1/calls/{id}/hangup", tag = "calls",
+    params(("id" = Uuid, Path, description = "call id")),
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn hangup(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let Path(id) = id?;
+    ensure_exists(&st, id).await?;
+    st.engine.hangup(id).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
+}
+
+/// Play a prompt to an answered call.
+#[utoipa::path(post, path = "/v1/calls/{id}/play", tag = "calls",
+    params(("id" = Uuid, Path, description = "call id")), request_body = PlayRequest,
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn play(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    body: Result<Json<PlayRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let Path(id) = id?;
+    let Json(body) = body?;
+    let prompt = {
+        let mut cache = st.prompts.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(&body.prompt)
+            .map_err(|e| ApiError::invalid("prompt", e.to_string()))?
+    };
+    ensure_exists(&st, id).await?;
+    st.engine.play(id, prompt, body.repeat).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
+}
+
+/// Send DTMF digits (RFC 4733) on an answered call.
+#[utoipa::path(post, path = "/v1/calls/{id}/dtmf", tag = "calls",
+    params(("id" = Uuid, Path, description = "call id")), request_body = DtmfRequest,
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn dtmf(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    body: Result<Json<DtmfRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let Path(id) = id?;
+    let Json(body) = body?;
+    let d = &body.digits;
+    if d.is_empty() || d.len() > 64 || !d.chars().all(|c| "0123456789*#ABCDabcd".contains(c)) {
+        return Err(ApiError::invalid(
+            "digits",
+            "digits must be 1-64 of 0-9 * # A-D",
+        ));
+    }
+    ensure_exists(&st, id).await?;
+    st.engine.dtmf(id, d.to_ascii_uppercase()).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn party_validation() {
+        assert!(is_e164("+15551234567"));
+        assert!(!is_e164("15551234567"));
+        assert!(!is_e164("+0123456789"));
+        assert!(!is_e164("+1555"));
+        assert!(is_sip_uri("sip:bob@example.com"));
+        assert!(is_sip_uri("sip:127.0.0.1:5070"));
+        assert!(!is_sip_uri("sip:"));
+        assert!(!is_sip_uri("sip:bob@"));
+        assert!(!is_sip_uri("sip:bob@host>evil"));
+        assert!(!is_sip_uri("tel:+1555"));
+    }
+}
