@@ -259,12 +259,12 @@ fn run_call(seed: u64, conditions: Conditions, transport: Transport) -> (CallOut
                         _ => {}
                     }
                 }
-                (Side::Uac, TransactionEvent::StrayResponse { response, .. }) => {
-                    if response.code() == 200 {
-                        if let Some(ack) = uac_ack.as_mut() {
-                            sim.uac.send_stateless_request(addr(UAS), transport, ack);
-                            outcome.uac_acks_sent += 1;
-                        }
+                (Side::Uac, TransactionEvent::StrayResponse { response, .. })
+                    if response.code() == 200 =>
+                {
+                    if let Some(ack) = uac_ack.as_mut() {
+                        sim.uac.send_stateless_request(addr(UAS), transport, ack);
+                        outcome.uac_acks_sent += 1;
                     }
                 }
                 (Side::Uac, TransactionEvent::Response { key, response })
