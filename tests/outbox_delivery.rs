@@ -45,7 +45,13 @@ struct Receiver {
     /// Answer this many requests with 500 before accepting.
     fail_first: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
+    /// Hold this many requests (counted on arrival) for `HOLD` before answering.
+    hold_first: Arc<AtomicUsize>,
+    /// Requests seen, answered or not.
+    arrived: Arc<AtomicUsize>,
 }
+
+const HOLD: Duration = Duration::from_millis(800);
 
 impl Receiver {
     fn got(&self) -> Vec<Got> {
@@ -54,6 +60,15 @@ impl Receiver {
 }
 
 async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    r.arrived.fetch_add(1, Ordering::SeqCst);
+    if r.hold_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        // The sender gives up on us (shutdown) before this ends; nothing is recorded.
+        tokio::time::sleep(HOLD).await;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     if r.fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
@@ -373,6 +388,91 @@ async fn receiver_down_across_a_restart_gets_every_event_once_in_order_on_every_
             },
         )
         .await;
+        check_deliveries(&receiver.got(), &secret, &expected, db.label);
+
+        driver.stop().await;
+        let _ = server_stop.send(());
+        server.await.unwrap();
+        store.close().await;
+        db.remove().await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_flushes_what_is_due_and_a_configured_secret_signs_on_every_backend() {
+    for db in test_databases().await {
+        let store = db.store().await;
+        let bus = EventBus::new(store.clone());
+        let receiver = Receiver::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (server, server_stop) = serve(listener, receiver.clone());
+        let config = OutboxConfig {
+            secret: Some("configured-secret".into()),
+            shutdown_grace: Duration::from_secs(10),
+            ..test_config()
+        };
+        let driver = start_driver(&store, config);
+        let call = Uuid::new_v4();
+        let mut expected: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for kind in CALL_KINDS {
+            let e = publish_call_event(&bus, call, kind, &url).await;
+            expected.entry(call).or_default().push(e.id);
+        }
+        // Stop at once: the driver delivers what is due before it returns.
+        driver.stop().await;
+        assert_eq!(store.pending_deliveries().await.unwrap(), 0, "{}", db.label);
+        check_deliveries(&receiver.got(), "configured-secret", &expected, db.label);
+
+        let _ = server_stop.send(());
+        server.await.unwrap();
+        store.close().await;
+        db.remove().await;
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_cut_off_by_shutdown_is_sent_after_restart_on_every_backend() {
+    for db in test_databases().await {
+        let receiver = Receiver::default();
+        receiver.hold_first.store(1, Ordering::SeqCst);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (server, server_stop) = serve(listener, receiver.clone());
+        let config = OutboxConfig {
+            request_timeout: Duration::from_secs(2),
+            shutdown_grace: Duration::from_millis(50),
+            ..test_config()
+        };
+
+        // First life: the request is in flight (held by the receiver) when shutdown's grace ends.
+        let store = db.store().await;
+        let secret = store.webhook_secret().await.unwrap();
+        let bus = EventBus::new(store.clone());
+        let driver = start_driver(&store, config.clone());
+        let call = Uuid::new_v4();
+        let e = publish_call_event(&bus, call, kinds::CALL_INITIATED, &url).await;
+        wait_until("the request to arrive", Duration::from_secs(30), || async {
+            receiver.arrived.load(Ordering::SeqCst) >= 1
+        })
+        .await;
+        driver.stop().await;
+        store.close().await;
+        drop(bus);
+        drop(store);
+        assert!(receiver.got().is_empty());
+
+        // Second life: the row's lease runs out and it is sent again.
+        let store = db.store().await;
+        assert_eq!(store.pending_deliveries().await.unwrap(), 1, "{}", db.label);
+        let driver = start_driver(&store, config);
+        wait_until(
+            "redelivery after the lease",
+            Duration::from_secs(30),
+            || async { store.pending_deliveries().await.unwrap() == 0 },
+        )
+        .await;
+        let expected = HashMap::from([(call, vec![e.id])]);
         check_deliveries(&receiver.got(), &secret, &expected, db.label);
 
         driver.stop().await;
