@@ -15,7 +15,7 @@
 pub mod outbox;
 pub mod signature;
 
-pub use outbox::{OutboxConfig, backoff, run_outbox};
+pub use outbox::{AfterFailure, OutboxConfig, after_failure, backoff, run_outbox};
 pub use signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature};
 
 use crate::store::{Store, StoreError, new_id};
@@ -107,7 +107,9 @@ impl EventBus {
         Ok(event)
     }
 
-    /// A receiver of every event published after this call.
+    /// A receiver of every event published after this call. To resume a client without a gap
+    /// (SSE `Last-Event-ID`), subscribe first, then send [`EventBus::events_since`] of the
+    /// client's last seq, then the live events with a `seq` above the last one sent.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }

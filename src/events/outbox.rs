@@ -1,5 +1,5 @@
 //! The webhook outbox driver: delivers stored outbox rows by HTTP POST. Driver; the retry
-//! schedule is the pure [`backoff`].
+//! schedule is pure ([`backoff`], [`after_failure`]).
 //!
 //! - **Durable.** All state is in the `webhook_outbox` table; the driver keeps nothing that a
 //!   restart would lose. On start it simply claims what is due, including rows whose lease ran
@@ -32,6 +32,9 @@ use tokio::task::JoinSet;
 /// Added to the request timeout to form a claim's lease: the time after which another worker
 /// may send a row whose sender went silent.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// Counter of webhook attempts by `outcome` (`delivered`, `failed`, `given_up`), exported on
+/// `/metrics` by whichever `metrics` recorder the server installs.
+pub const DELIVERIES_METRIC: &str = "trunkline_webhook_deliveries_total";
 /// Pause when a row is due but could not be claimed.
 const IDLE_RETRY: Duration = Duration::from_millis(20);
 /// Longest stored error text.
@@ -102,9 +105,40 @@ pub fn backoff(failures: u32, base: Duration, max: Duration, jitter: f64) -> Dur
     d.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
 }
 
+/// What to do with a row after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try again at this time (never later than the give-up time).
+    RetryAt(DateTime<Utc>),
+    /// Stop: the row has been failing for `give_up_after`.
+    GiveUp,
+}
+
+/// The decision after the `failures`-th failed attempt at `now` of a row queued at
+/// `queued_at`; `jitter` in `0.0..=1.0` (random in the driver). Pure. The last retry is
+/// scheduled at the give-up time itself, so a receiver that comes back just before it still
+/// gets the event.
+pub fn after_failure(
+    config: &OutboxConfig,
+    queued_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    failures: u32,
+    jitter: f64,
+) -> AfterFailure {
+    let give_up_at = queued_at + delta(config.give_up_after);
+    if now >= give_up_at {
+        return AfterFailure::GiveUp;
+    }
+    let wait = backoff(failures, config.base_backoff, config.max_backoff, jitter);
+    AfterFailure::RetryAt((now + delta(wait)).min(give_up_at))
+}
+
 /// Delivers outbox rows until `shutdown` resolves (then flushes for up to `shutdown_grace`).
 /// Fails only if the signing secret cannot be read at start; later database errors are logged
-/// and retried.
+/// and retried. Give it a clone of the [`Store`] the [`super::EventBus`] writes to, so publishes
+/// wake it at once. Suggested client: `reqwest::Client::builder()
+/// .redirect(reqwest::redirect::Policy::none())`, since a redirected POST may turn into a GET
+/// and a 3xx then counts as a failure to retry, as it should for a webhook.
 pub async fn run_outbox(
     store: Store,
     client: reqwest::Client,
@@ -219,28 +253,27 @@ impl Delivery {
         let outcome = self.send(&d).await;
         let now = self.clock.utc();
         let res = match outcome {
-            Ok(()) => self.store.mark_delivered(d.outbox_id, now).await,
+            Ok(()) => {
+                metrics::counter!(DELIVERIES_METRIC, "outcome" => "delivered").increment(1);
+                self.store.mark_delivered(d.outbox_id, now).await
+            }
             Err(error) => {
                 let failures = d.attempts.saturating_add(1);
-                let jitter: f64 = rand::random();
-                let give_up_at = d.queued_at + delta(self.config.give_up_after);
-                if now >= give_up_at {
-                    tracing::warn!(event = %d.event.id, url = %d.url, %error, failures, "webhook given up");
-                    self.store
-                        .mark_delivery_given_up(d.outbox_id, &error, now)
-                        .await
-                } else {
-                    let wait = backoff(
-                        failures,
-                        self.config.base_backoff,
-                        self.config.max_backoff,
-                        jitter,
-                    );
-                    let next: DateTime<Utc> = (now + delta(wait)).min(give_up_at);
-                    tracing::debug!(event = %d.event.id, url = %d.url, %error, failures, "webhook failed, retrying");
-                    self.store
-                        .mark_delivery_failed(d.outbox_id, &error, next)
-                        .await
+                match after_failure(&self.config, d.queued_at, now, failures, rand::random()) {
+                    AfterFailure::GiveUp => {
+                        metrics::counter!(DELIVERIES_METRIC, "outcome" => "given_up").increment(1);
+                        tracing::warn!(event = %d.event.id, url = %d.url, %error, failures, "webhook given up");
+                        self.store
+                            .mark_delivery_given_up(d.outbox_id, &error, now)
+                            .await
+                    }
+                    AfterFailure::RetryAt(next) => {
+                        metrics::counter!(DELIVERIES_METRIC, "outcome" => "failed").increment(1);
+                        tracing::debug!(event = %d.event.id, url = %d.url, %error, failures, "webhook failed, retrying");
+                        self.store
+                            .mark_delivery_failed(d.outbox_id, &error, next)
+                            .await
+                    }
                 }
             }
         };
@@ -313,6 +346,35 @@ mod tests {
         assert!(backoff(3, b, m, 0.5) < backoff(3, b, m, 0.0));
         // Out-of-range jitter is clamped, never longer than the cap.
         assert_eq!(backoff(9, b, m, -3.0), m);
+    }
+
+    #[test]
+    fn retries_until_the_give_up_time_then_gives_up() {
+        let c = OutboxConfig {
+            base_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(100),
+            ..OutboxConfig::default()
+        };
+        let q = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let s = |n| TimeDelta::seconds(n);
+        assert_eq!(
+            after_failure(&c, q, q, 1, 0.0),
+            AfterFailure::RetryAt(q + s(10))
+        );
+        assert_eq!(
+            after_failure(&c, q, q + s(10), 2, 0.0),
+            AfterFailure::RetryAt(q + s(30))
+        );
+        // Capped at the give-up time, then given up there.
+        assert_eq!(
+            after_failure(&c, q, q + s(70), 4, 0.0),
+            AfterFailure::RetryAt(q + s(100))
+        );
+        assert_eq!(
+            after_failure(&c, q, q + s(100), 5, 0.0),
+            AfterFailure::GiveUp
+        );
     }
 
     #[test]
