@@ -1,15 +1,52 @@
-//! Events: the event log, the durable webhook outbox with signed delivery, SSE fan-out.
+//! Events: the event log, the durable webhook outbox with signed delivery, SSE fan-out. Driver.
+//!
+//! Every state change is published through the [`EventBus`]: it is stored first (the event and
+//! its outbox row in one transaction, [`Store::insert_event`]), then broadcast to live
+//! subscribers (`GET /v1/events`), and the outbox driver ([`run_outbox`]) is woken to deliver it
+//! to the call's status callback URL. Delivery is at-least-once with the event id in a header
+//! for de-duplication; see [`outbox`] for retries and order and [`signature`] for the signature.
+//!
+//! Subscribers get events through a `tokio::sync::broadcast` channel of
+//! [`EVENT_BROADCAST_CAPACITY`]: the publisher never waits for a subscriber; one that falls
+//! further behind is told how many events it missed (`RecvError::Lagged(n)`) and can fetch them
+//! with [`EventBus::events_since`], which is also how an SSE client resumes with
+//! `Last-Event-ID` (the event's `seq`).
 
+pub mod outbox;
+pub mod signature;
+
+pub use outbox::{AfterFailure, OutboxConfig, after_failure, backoff, run_outbox};
+pub use signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature};
+
+use crate::store::{Store, StoreError, new_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::{Mutex, broadcast};
 use uuid::Uuid;
+
+/// Events buffered per live subscriber before it is told it lagged. At 20 ms per media frame
+/// this is far more than a call produces; it bounds memory when an SSE client stalls.
+pub const EVENT_BROADCAST_CAPACITY: usize = 1024;
+
+/// The event kinds of a call's life, in the order a receiver sees them.
+pub mod kinds {
+    /// A call was created (outbound: INVITE about to be sent; inbound: INVITE received).
+    pub const CALL_INITIATED: &str = "call.initiated";
+    /// The far end is ringing.
+    pub const CALL_RINGING: &str = "call.ringing";
+    /// The call was answered.
+    pub const CALL_ANSWERED: &str = "call.answered";
+    /// The call ended; the payload carries its one final status.
+    pub const CALL_COMPLETED: &str = "call.completed";
+}
 
 /// A state change, stored before it is delivered. Serialised as the webhook body and SSE data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique id (UUID v7); receivers de-duplicate on it.
     pub id: Uuid,
-    /// Position in the event log, increasing; the SSE `id:` field.
+    /// Position in the event log, increasing in commit order; the SSE `id:` field.
     pub seq: i64,
     /// What happened, e.g. `call.initiated`, `call.ringing`, `call.answered`, `call.completed`.
     #[serde(rename = "type")]
@@ -20,4 +57,65 @@ pub struct Event {
     pub payload: serde_json::Value,
     /// When it happened (UTC, RFC 3339 in JSON).
     pub created_at: DateTime<Utc>,
+}
+
+/// Publishes events: store, then broadcast, then wake the outbox. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    store: Store,
+    tx: broadcast::Sender<Arc<Event>>,
+    /// Held from the insert to the broadcast so live subscribers see events in `seq` order.
+    order: Arc<Mutex<()>>,
+}
+
+impl EventBus {
+    /// A bus publishing into `store` (give the same store, or a clone, to [`run_outbox`]).
+    pub fn new(store: Store) -> Self {
+        let (tx, _) = broadcast::channel(EVENT_BROADCAST_CAPACITY);
+        Self {
+            store,
+            tx,
+            order: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The store this bus writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stores an event (and, with a `webhook_url`, its outbox row, in the same transaction),
+    /// then broadcasts it to subscribers and wakes the outbox. `now_wall` is the event time from
+    /// the injected clock. Returns the stored event.
+    pub async fn publish(
+        &self,
+        now_wall: DateTime<Utc>,
+        kind: &str,
+        call_id: Option<Uuid>,
+        payload: serde_json::Value,
+        webhook_url: Option<&str>,
+    ) -> Result<Arc<Event>, StoreError> {
+        let urls: Vec<&str> = webhook_url.into_iter().collect();
+        let _order = self.order.lock().await;
+        let event = self
+            .store
+            .insert_event(new_id(now_wall), kind, call_id, &payload, now_wall, &urls)
+            .await?;
+        let event = Arc::new(event);
+        // No subscribers is not an error: events are in the store.
+        let _ = self.tx.send(Arc::clone(&event));
+        Ok(event)
+    }
+
+    /// A receiver of every event published after this call. To resume a client without a gap
+    /// (SSE `Last-Event-ID`), subscribe first, then send [`EventBus::events_since`] of the
+    /// client's last seq, then the live events with a `seq` above the last one sent.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Stored events with `seq > after_seq`, oldest first, at most `limit` (SSE resume).
+    pub async fn events_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.store.events_since(after_seq, limit).await
+    }
 }

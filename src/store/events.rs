@@ -93,6 +93,12 @@ struct ClaimedRow {
 
 const PENDING: &str = "delivered_at IS NULL AND given_up_at IS NULL";
 
+/// Pending rows `o` with no pending earlier event of the same call to the same URL.
+const HEADS: &str = "o.delivered_at IS NULL AND o.given_up_at IS NULL \
+    AND NOT EXISTS (SELECT 1 FROM webhook_outbox e \
+      WHERE e.url = o.url AND e.call_id = o.call_id AND e.seq < o.seq \
+      AND e.delivered_at IS NULL AND e.given_up_at IS NULL)";
+
 impl Store {
     /// Stores an event and one outbox row per webhook URL in one transaction, then wakes the
     /// outbox driver if there is something to deliver. Returns the event with its `seq`.
@@ -200,12 +206,7 @@ impl Store {
         let claim = format!(
             "UPDATE webhook_outbox SET claim_token = $1, next_attempt_at = $2 \
              WHERE id IN (SELECT o.id FROM webhook_outbox o \
-               WHERE o.delivered_at IS NULL AND o.given_up_at IS NULL \
-               AND o.next_attempt_at <= $3 \
-               AND NOT EXISTS (SELECT 1 FROM webhook_outbox e \
-                 WHERE e.url = o.url AND e.call_id = o.call_id AND e.seq < o.seq \
-                 AND e.delivered_at IS NULL AND e.given_up_at IS NULL) \
-               ORDER BY o.seq LIMIT $4 {skip_locked})"
+               WHERE {HEADS} AND o.next_attempt_at <= $3 ORDER BY o.seq LIMIT $4 {skip_locked})"
         );
         let rows: Vec<ClaimedRow> = on_pool!(self, |p| {
             let n = sqlx::query(&claim)
@@ -310,9 +311,11 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The earliest `next_attempt_at` of any pending row (a due time or the end of a lease).
+    /// The earliest `next_attempt_at` of a pending row that heads its `(url, call)` chain (a
+    /// retry time or the end of a lease): when [`Store::claim_deliveries`] next has work. Rows
+    /// waiting behind an earlier event are left out, since they cannot be claimed before it.
     pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let sql = format!("SELECT MIN(next_attempt_at) FROM webhook_outbox WHERE {PENDING}");
+        let sql = format!("SELECT MIN(o.next_attempt_at) FROM webhook_outbox o WHERE {HEADS}");
         let (t,): (Option<DateTime<Utc>>,) =
             on_pool!(self, |p| sqlx::query_as(&sql).fetch_one(p).await?);
         Ok(t)

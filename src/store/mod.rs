@@ -156,19 +156,26 @@ impl Store {
     /// Connects to `sqlite:…` (the file is created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)?
+            let mut opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true);
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(SQLITE_MAX_CONNECTIONS)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(opts)
-                    .await?,
-            )
+            let mut pool = SqlitePoolOptions::new()
+                .max_connections(SQLITE_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT);
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // Each connection would get its own empty in-memory database: keep exactly
+                // one, forever.
+                pool = pool
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            } else {
+                opts = opts.journal_mode(SqliteJournalMode::Wal);
+            }
+            Pool::Sqlite(pool.connect_with(opts).await?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
             Pool::Postgres(
@@ -284,6 +291,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         cfg.server.data.database_url = Some("postgres://x@127.0.0.1/y".into());
         assert_eq!(database_url(&cfg), "postgres://x@127.0.0.1/y");
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_keeps_one_database() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        store.set_setting("a", "1").await.unwrap();
+        assert_eq!(store.get_setting("a").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(store.backend(), Backend::Sqlite);
     }
 
     #[tokio::test]

@@ -88,14 +88,15 @@ fn with_database(base_url: &str, name: &str) -> String {
     url
 }
 
-/// One isolated test database.
+/// One isolated test database, removed by [`TestDb::remove`] or, if a test panicked first, when
+/// dropped.
 #[derive(Debug)]
 pub struct TestDb {
     /// `"sqlite"` or `"postgres"`, for assertion messages.
     pub label: &'static str,
     /// Its URL.
     pub url: String,
-    cleanup: Cleanup,
+    cleanup: Option<Cleanup>,
 }
 
 #[derive(Debug)]
@@ -118,16 +119,42 @@ impl TestDb {
     }
 
     /// Removes the database (the SQLite folder, or DROP DATABASE on PostgreSQL).
-    pub async fn remove(self) {
-        match self.cleanup {
-            Cleanup::SqliteDir(dir) => {
+    pub async fn remove(mut self) {
+        match self.cleanup.take() {
+            Some(Cleanup::SqliteDir(dir)) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            Cleanup::Postgres { base } => {
+            Some(Cleanup::Postgres { base }) => {
                 if let Err(e) = drop_postgres_database(&base, &self.url).await {
                     eprintln!("dropping test database: {e}");
                 }
             }
+            None => {}
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self.cleanup.take() {
+            Some(Cleanup::SqliteDir(dir)) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Some(Cleanup::Postgres { base }) => {
+                // Not removed (a test failed): drop it from a thread with its own runtime, as
+                // this may run inside an async test's runtime.
+                let url = self.url.clone();
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    if let Ok(rt) = rt {
+                        let _ = rt.block_on(drop_postgres_database(&base, &url));
+                    }
+                })
+                .join();
+            }
+            None => {}
         }
     }
 }
@@ -139,7 +166,7 @@ pub async fn test_databases() -> Vec<TestDb> {
     let mut dbs = vec![TestDb {
         label: "sqlite",
         url: fresh_sqlite_url(&dir),
-        cleanup: Cleanup::SqliteDir(dir),
+        cleanup: Some(Cleanup::SqliteDir(dir)),
     }];
     if let Some(base) = pg_base_url() {
         let url = fresh_postgres_url(&base)
@@ -148,7 +175,7 @@ pub async fn test_databases() -> Vec<TestDb> {
         dbs.push(TestDb {
             label: "postgres",
             url,
-            cleanup: Cleanup::Postgres { base },
+            cleanup: Some(Cleanup::Postgres { base }),
         });
     }
     dbs
