@@ -1,8 +1,38 @@
 //! Wiring: load config, open the store, bind sockets, spawn drivers, serve HTTP, shut down
 //! gracefully on SIGINT/SIGTERM.
+//!
+//! # Tasks
+//!
+//! ```text
+//!  SIP UDP/TCP ──► engine driver (CallEngine) ──► media worker (20 ms clock, RTP sockets)
+//!  HTTP (axum) ──► EngineHandle ─┘      │   ◄── media events
+//!                                      └──► store writer ──► store + EventBus ──► outbox (webhooks)
+//!                                                                        └──► SSE subscribers
+//! ```
+//!
+//! # Shutdown
+//!
+//! On SIGINT/SIGTERM: new calls get 503 (SIP) or 503 (API) at once; live calls get
+//! `[calls] shutdown_grace_secs` to end by themselves, then are hung up (BYE/CANCEL); the
+//! store writer finishes every queued row and event; the outbox delivers what is due within
+//! its grace period (anything left is delivered after the next start); HTTP drains.
 
+use crate::call::driver::{self, ShutdownPhase, SipSockets, WriterOp};
+use crate::call::engine::{CallEngine, EngineConfig, MediaCommand, MediaEvent};
+use crate::call::{COMMAND_CAPACITY, EngineHandle};
 use crate::cli::ServeArgs;
-use crate::config::Config;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, RouteConfig};
+use crate::events::EventBus;
+use crate::events::outbox::{OutboxConfig, run_outbox};
+use crate::media::player::{Prompt, PromptCache};
+use crate::media::worker::{self, BoundPorts, MediaConfig};
+use crate::store::Store;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 
 /// Applies command-line overrides to a loaded config.
 pub fn apply_overrides(cfg: &mut Config, args: &ServeArgs) {
@@ -16,6 +46,9 @@ pub fn apply_overrides(cfg: &mut Config, args: &ServeArgs) {
         cfg.server.rtp.port_min = a;
         cfg.server.rtp.port_max = b;
     }
+    if let Some(ip) = args.rtp_address {
+        cfg.server.rtp.address = ip;
+    }
     if let Some(d) = &args.common.data {
         cfg.server.data.dir = d.clone();
     }
@@ -24,17 +57,163 @@ pub fn apply_overrides(cfg: &mut Config, args: &ServeArgs) {
     }
 }
 
+/// Decodes every prompt a route names, so a bad file is an error at start, never mid-call.
+pub fn load_route_prompts(cfg: &Config, cache: &mut PromptCache) -> anyhow::Result<HashMap<String, Prompt>> {
+    let mut out = HashMap::new();
+    for n in &cfg.numbers {
+        if let RouteConfig::Play { prompt, .. } = &n.route {
+            let p = cache.get(prompt).with_context(|| format!("number {:?}", n.number))?;
+            out.insert(prompt.clone(), p);
+        }
+    }
+    Ok(out)
+}
+
 /// `trunkline serve`: runs until SIGINT/SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = Config::load(args.common.config.as_deref())?;
     apply_overrides(&mut cfg, &args);
-    let listener = tokio::net::TcpListener::bind(cfg.server.http.listen).await?;
-    tracing::info!(http = %cfg.server.http.listen, "trunkline listening");
-    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    run(cfg, Arc::new(SystemClock), shutdown_signal()).await
+}
+
+/// Runs the server with `cfg` until `shutdown` resolves.
+pub async fn run(
+    cfg: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let url = crate::store::database_url(&cfg);
+    let store = Store::connect(&url).await.with_context(|| format!("opening the database {}", redact(&url)))?;
+    store.migrate().await.context("applying migrations")?;
+    let bus = EventBus::new(store.clone());
+
+    let mut prompts = PromptCache::new(cfg.prompts_dir.clone());
+    if cfg.prompts_dir.is_none() || prompts.get("tone").is_err() {
+        // The embedded example's tone prompt, available whatever the config folder holds.
+        prompts.insert(Prompt::from_wav_bytes("tone", crate::config::embedded::TONE_WAV)?);
+    }
+    let route_prompts = load_route_prompts(&cfg, &mut prompts)?;
+
+    let sip = SipSockets::bind(cfg.server.sip.listen)
+        .await
+        .with_context(|| format!("binding SIP on {}", cfg.server.sip.listen))?;
+    let sip_addr = sip.local_addr()?;
+    let http = tokio::net::TcpListener::bind(cfg.server.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", cfg.server.http.listen))?;
+    let http_addr = http.local_addr()?;
+    let rtp = &cfg.server.rtp;
+    let ports = BoundPorts::new(rtp.address, rtp.port_min, rtp.port_max)?;
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (media_tx, media_rx) = mpsc::channel::<MediaCommand>(worker::COMMAND_CAPACITY);
+    let (media_ev_tx, media_ev_rx) = mpsc::channel::<MediaEvent>(worker::EVENT_CAPACITY);
+    let (writer_tx, writer_rx) = mpsc::channel::<WriterOp>(driver::WRITER_CAPACITY);
+    let (phase_tx, phase_rx) = watch::channel(ShutdownPhase::Run);
+    let (outbox_stop_tx, outbox_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+
+    let engine = CallEngine::new(
+        EngineConfig::from_config(&cfg, sip_addr),
+        cfg.clone(),
+        Box::new(ports.clone()),
+        route_prompts,
+        rand::random(),
+    );
+    let status = driver::new_status();
+    let media_task = tokio::spawn(worker::run_media_worker(
+        clock.clone(),
+        MediaConfig { no_media_timeout: cfg.no_media_timeout() },
+        ports,
+        media_rx,
+        media_ev_tx,
+    ));
+    let writer_task = tokio::spawn(driver::run_store_writer(bus.clone(), clock.clone(), writer_rx));
+    let engine_task = tokio::spawn(driver::run_engine(
+        engine,
+        clock.clone(),
+        sip,
+        cmd_rx,
+        media_ev_rx,
+        media_tx,
+        writer_tx,
+        phase_rx,
+        status.clone(),
+    ));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut outbox_cfg = OutboxConfig::from_config(&cfg.server.webhooks);
+    if !cfg.server.webhooks.secret.is_empty() {
+        outbox_cfg.secret = Some(cfg.server.webhooks.secret.clone());
+    }
+    let outbox_task = tokio::spawn(run_outbox(store.clone(), client, clock.clone(), outbox_cfg, async {
+        let _ = outbox_stop_rx.await;
+    }));
+
+    let state = crate::http::AppState {
+        store: store.clone(),
+        engine: EngineHandle::new(cmd_tx),
+        events: bus.clone(),
+        clock: clock.clone(),
+        config: cfg.clone(),
+        prompts: Arc::new(Mutex::new(prompts)),
+        metrics: crate::telemetry::prometheus(),
+    };
+    let http_task = tokio::spawn(crate::http::serve(http, state, async {
+        let _ = http_stop_rx.await;
+    }));
+
+    // One machine-readable line for scripts and tests, on stdout.
+    println!("trunkline ready sip={sip_addr} http={http_addr}");
+    tracing::info!(sip = %sip_addr, http = %http_addr, database = %redact(&url), "trunkline is up");
+
+    shutdown.await;
+    tracing::info!("shutting down: no new calls; waiting for live calls to end");
+    let _ = phase_tx.send(ShutdownPhase::Drain);
+    let grace = Duration::from_secs(cfg.server.calls.shutdown_grace_secs);
+    let drained = async {
+        while status.active_calls() > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::info!(calls = status.active_calls(), "grace period over: hanging up live calls");
+    }
+    let _ = phase_tx.send(ShutdownPhase::HangupAll);
+    if tokio::time::timeout(Duration::from_secs(10), engine_task).await.is_err() {
+        tracing::warn!("engine did not stop within 10 s");
+    }
+    // The engine held the last senders to the writer and the media worker: they now finish.
+    let _ = tokio::time::timeout(Duration::from_secs(30), writer_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), media_task).await;
+    let _ = http_stop_tx.send(());
+    let _ = outbox_stop_tx.send(());
+    match tokio::time::timeout(Duration::from_secs(30), outbox_task).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "outbox stopped with an error"),
+        Err(_) => tracing::warn!("outbox did not stop in time; undelivered events resume at next start"),
+        _ => {}
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    store.close().await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -55,4 +234,16 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
 }

@@ -85,6 +85,9 @@ pub struct ServeArgs {
     /// RTP port range `MIN-MAX`; overrides `[rtp] port_min/port_max`.
     #[arg(long, value_name = "MIN-MAX", value_parser = parse_port_range)]
     pub rtp_ports: Option<(u16, u16)>,
+    /// Address RTP sockets bind to and SDP advertises; overrides `[rtp] address`.
+    #[arg(long, value_name = "IP")]
+    pub rtp_address: Option<std::net::IpAddr>,
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {

@@ -6,6 +6,9 @@
 //! - [`driver`]: the tokio task around it: SIP sockets, the media worker, the store writer.
 //! - This file: the handle the HTTP API and the dialer use to send commands to the engine.
 
+pub mod driver;
+pub mod engine;
+
 use crate::media::player::Prompt;
 use crate::store::NewCall;
 use std::time::Duration;

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod calls;
 pub mod error;
+pub mod events;
 pub mod state;
 
 pub use state::AppState;
@@ -32,7 +33,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(OpenApi)]
 #[openapi(
     info(title = "trunkline", description = "Control API of the trunkline SIP/RTP media server"),
-    paths(calls::create_call, calls::list_calls, calls::get_call, calls::hangup, calls::play, calls::dtmf),
+    paths(calls::create_call, calls::list_calls, calls::get_call, calls::hangup, calls::play, calls::dtmf, events::stream),
     components(schemas(error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::CallList, calls::PlayRequest, calls::DtmfRequest, calls::Accepted)),
     modifiers(&SecurityAddon),
     tags((name = "calls", description = "Outbound calls and live call control"), (name = "events", description = "Live event stream"))
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let v1 = Router::new()
         .merge(timed)
+        .merge(events::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

@@ -3,6 +3,7 @@
 use crate::call::EngineHandle;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::events::EventBus;
 use crate::media::player::PromptCache;
 use crate::store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub store: Store,
     /// Commands to the call engine.
     pub engine: EngineHandle,
+    /// The event log and its live subscribers.
+    pub events: EventBus,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Configuration (trunks, defaults).

@@ -6,3 +6,4 @@
 pub mod frame;
 pub mod g711;
 pub mod player;
+pub mod worker;

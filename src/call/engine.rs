@@ -1,0 +1,1419 @@
+//! The call engine (pure): every call's SIP dialog and state, fed `(now, input)`.
+//!
+//! [`CallEngine`] owns the [`TransactionLayer`] and, per call, the dialog, the SDP session and
+//! the call's phase. Inputs: datagrams (`handle_datagram`), API commands (`originate`,
+//! `hangup`, `play`, `dtmf`), media events (`handle_media_event`) and timeouts
+//! (`handle_timeout`). Outputs, drained after every input: SIP messages to send
+//! (`poll_transmit`) and [`Action`]s in order (`poll_action`): media commands for the media
+//! worker and store operations for the store writer. The engine never touches a socket, the
+//! clock or the database; RTP ports come from an injected [`MediaPorts`].
+//!
+//! # Calls
+//!
+//! - **Inbound** (RFC 3261 sec. 13.3): an INVITE to a configured number runs its route. `echo`
+//!   and `play` answer at once (180 then 200 with the SDP answer); `reject` answers the code.
+//!   Unknown number: 404. No common codec: 488. No RTP port or over `max_calls`: 503 with
+//!   `Retry-After`. Shutting down: 503.
+//! - **Outbound** (sec. 13.2): `originate` checks the trunk (allowed prefixes, concurrent calls,
+//!   calls per second), sends the INVITE with an SDP offer, answers 401/407 once with digest
+//!   credentials, CANCELs at the ring timeout, and ACKs every 2xx.
+//! - **Ending**: BYE from either side, CANCEL, a final error response, the ring timeout, the
+//!   no-media timeout, an API hang-up or shutdown. Every call gets exactly one final status,
+//!   decided once ([`EndInfo`]); the store operation `Finish` is emitted after the media leg has
+//!   stopped, so it carries the leg's RTP counters.
+//!
+//! # Deliberate simplifications
+//!
+//! - In-dialog requests go to the address the dialog started with (the INVITE's source for
+//!   inbound calls, the trunk for outbound ones), not to the Contact/Route URIs: those may carry
+//!   host names, and we do no DNS. With SIPp, baresip and trunks that is the same place.
+//! - One dialog per call: a second 2xx from a forking proxy (another To tag) is ACKed and
+//!   sent BYE.
+//! - Re-INVITEs are answered (hold and resume: sendonly, recvonly, inactive); we do not send any.
+
+use super::{EngineError, Originate};
+use crate::config::{Config, RouteConfig, TrunkConfig};
+use crate::media::g711::Law;
+use crate::media::player::Prompt;
+use crate::rtp::session::SessionConfig;
+use crate::sip::dialog::Dialog;
+use crate::sip::digest::{Challenge, Credentials, DigestClient};
+use crate::sip::message::{Request, Response, response_to};
+use crate::sip::sdp::{self, Codec, LocalMedia, NegotiatedMedia, SessionDescription};
+use crate::sip::transaction::{
+    TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit, Transport,
+};
+use crate::store::{CallStatus, Direction, EndedBy, FinalStatus, NewCall, RtpStats};
+use ezk_sip_types::header::typed::Contact;
+use ezk_sip_types::uri::SipUri;
+use ezk_sip_types::uri::NameAddr;
+use ezk_sip_types::{Method, Name};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Methods we answer in or out of dialogs (the `Allow` header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+/// Methods we know but do not serve here: answered 405 with `Allow`. Others get 501.
+const KNOWN_NOT_ALLOWED: [&str; 8] =
+    ["REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "REFER", "UPDATE", "PRACK", "PUBLISH"];
+/// After we CANCEL, wait this long for the INVITE's final response before ending anyway.
+pub const CANCEL_GUARD: Duration = Duration::from_secs(32);
+/// `Retry-After` seconds on 503 for capacity.
+pub const RETRY_AFTER_SECS: u32 = 1;
+/// Digest challenges answered per call before giving up (a second 401 means bad credentials).
+const MAX_AUTH_ATTEMPTS: u8 = 1;
+
+/// Where the engine gets RTP ports (the driver binds the sockets; tests use a plain pool).
+pub trait MediaPorts: Send {
+    /// An even RTP port whose socket (and RTCP at port + 1) is ready, or `None` when exhausted.
+    fn allocate(&mut self) -> Option<u16>;
+    /// Returns a port to the pool (after its media leg stopped, or when never started).
+    fn release(&mut self, port: u16);
+}
+
+/// What a media leg does with its audio.
+#[derive(Debug, Clone)]
+pub enum LegMode {
+    /// Sends every received frame back (the `echo` route).
+    Echo,
+    /// Plays a prompt; when it ends the engine is told ([`MediaEvent::PlayFinished`]).
+    Play {
+        /// The prompt.
+        prompt: Prompt,
+        /// Loop forever.
+        repeat: bool,
+    },
+    /// Sends silence (an answered outbound call with nothing to play yet).
+    Silence,
+}
+
+/// A command for the media worker.
+#[derive(Debug, Clone)]
+pub enum MediaCommand {
+    /// Start a leg on an allocated port.
+    Start {
+        /// The call.
+        call_id: Uuid,
+        /// Our RTP port (allocated from [`MediaPorts`]).
+        port: u16,
+        /// Codec, DTMF payload type and far-end address from the SDP.
+        session: SessionConfig,
+        /// What to send.
+        mode: LegMode,
+    },
+    /// The far end changed its media (re-INVITE): address, codec, and whether we may send.
+    Update {
+        /// The call.
+        call_id: Uuid,
+        /// New far-end address (`None`: hold by `c=0.0.0.0`).
+        remote: Option<SocketAddr>,
+        /// Codec.
+        law: Law,
+        /// DTMF payload type.
+        dtmf_pt: Option<u8>,
+        /// Whether we send audio (false while the far end holds us).
+        send: bool,
+    },
+    /// Replace what the leg sends with a prompt.
+    Play {
+        /// The call.
+        call_id: Uuid,
+        /// The prompt.
+        prompt: Prompt,
+        /// Loop forever.
+        repeat: bool,
+    },
+    /// Send DTMF digits.
+    Dtmf {
+        /// The call.
+        call_id: Uuid,
+        /// Digits.
+        digits: String,
+    },
+    /// Stop the leg; the worker answers [`MediaEvent::Stopped`] with its counters.
+    Stop {
+        /// The call.
+        call_id: Uuid,
+    },
+}
+
+/// What the media worker reports.
+#[derive(Debug, Clone)]
+pub enum MediaEvent {
+    /// A non-looping prompt played to its end.
+    PlayFinished {
+        /// The call.
+        call_id: Uuid,
+    },
+    /// No RTP arrived for the configured no-media timeout.
+    NoMedia {
+        /// The call.
+        call_id: Uuid,
+    },
+    /// A DTMF digit was received.
+    Dtmf {
+        /// The call.
+        call_id: Uuid,
+        /// The digit.
+        digit: char,
+        /// How long it was held.
+        duration: Duration,
+    },
+    /// The leg stopped (after [`MediaCommand::Stop`], or because it failed to start).
+    Stopped {
+        /// The call.
+        call_id: Uuid,
+        /// Its port, now free to release.
+        port: u16,
+        /// Final counters.
+        stats: RtpStats,
+    },
+}
+
+/// A store operation, applied in order by the store writer, which also publishes the
+/// matching event (`call.initiated`, `call.ringing`, `call.answered`, `call.completed`).
+#[derive(Debug, Clone)]
+pub enum StoreOp {
+    /// Insert the call row (`call.initiated`).
+    Insert {
+        /// The row.
+        call: Box<NewCall>,
+        /// When.
+        at: Instant,
+    },
+    /// The far end rings (`call.ringing`).
+    Ringing {
+        /// The call.
+        call_id: Uuid,
+        /// When.
+        at: Instant,
+    },
+    /// Answered (`call.answered`).
+    Answered {
+        /// The call.
+        call_id: Uuid,
+        /// When.
+        at: Instant,
+    },
+    /// Ended (`call.completed` with the final status): exactly once per call.
+    Finish {
+        /// The call.
+        call_id: Uuid,
+        /// How it ended.
+        end: EndInfo,
+        /// RTP counters of its leg.
+        stats: RtpStats,
+        /// When.
+        at: Instant,
+    },
+    /// Any other event about a call (e.g. `call.dtmf`), stored and delivered like the rest.
+    Event {
+        /// The call.
+        call_id: Uuid,
+        /// Event type.
+        kind: &'static str,
+        /// Payload.
+        payload: serde_json::Value,
+        /// When.
+        at: Instant,
+    },
+}
+
+/// An output of the engine, in order.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// For the media worker.
+    Media(MediaCommand),
+    /// For the store writer.
+    Store(StoreOp),
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndInfo {
+    /// The final status.
+    pub status: FinalStatus,
+    /// The SIP code that ended it, if one did.
+    pub code: Option<u16>,
+    /// Reason phrase or internal reason.
+    pub reason: String,
+    /// Which side ended it.
+    pub ended_by: EndedBy,
+}
+
+impl EndInfo {
+    fn new(status: FinalStatus, code: Option<u16>, reason: impl Into<String>, by: EndedBy) -> Self {
+        Self { status, code, reason: reason.into(), ended_by: by }
+    }
+}
+
+/// Static settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Our SIP address (Via sent-by, Contact).
+    pub sip_addr: SocketAddr,
+    /// The address written into SDP.
+    pub media_ip: IpAddr,
+    /// `User-Agent`/`Server` header value.
+    pub user_agent: String,
+    /// Most calls at once.
+    pub max_calls: usize,
+}
+
+impl EngineConfig {
+    /// From the loaded configuration (SIP address as bound).
+    pub fn from_config(cfg: &Config, sip_addr: SocketAddr) -> Self {
+        let public = cfg.server.sip.public_address;
+        let sip_addr = SocketAddr::new(public.unwrap_or(sip_addr.ip()), sip_addr.port());
+        EngineConfig {
+            sip_addr,
+            media_ip: public.unwrap_or(cfg.server.rtp.address),
+            user_agent: cfg.server.sip.user_agent.clone(),
+            max_calls: cfg.server.calls.max_calls,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// UAC: INVITE sent, no provisional yet.
+    Calling,
+    /// UAC: a provisional arrived.
+    Early,
+    /// Answered (UAC got 2xx; UAS sent 2xx).
+    Confirmed,
+    /// An end was decided; waiting for the media leg to stop or the INVITE to finish.
+    Ending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnRole {
+    Invite,
+    Bye,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Ring,
+    CancelGuard,
+}
+
+#[derive(Debug)]
+struct Call {
+    id: Uuid,
+    direction: Direction,
+    trunk: Option<String>,
+    phase: Phase,
+    sip_call_id: String,
+    /// Where requests go (trunk, or the inbound INVITE's source).
+    peer: SocketAddr,
+    transport: Transport,
+    /// UAC: our current INVITE; UAS: the INVITE received.
+    invite: Request,
+    invite_key: TransactionKey,
+    dialog: Option<Dialog>,
+    /// UAC: the ACK of the 2xx, resent on 2xx retransmissions.
+    ack: Option<Request>,
+    local: LocalMedia,
+    offer: Option<SessionDescription>,
+    port: Option<u16>,
+    media_running: bool,
+    ringing_reported: bool,
+    answered: bool,
+    end: Option<EndInfo>,
+    /// UAC: a CANCEL is wanted but no provisional has arrived yet (RFC 3261 sec. 9.1).
+    cancel_pending: bool,
+    auth_attempts: u8,
+    digest: Option<DigestClient>,
+    route_mode: Option<LegMode>,
+}
+
+#[derive(Debug, Default)]
+struct TrunkState {
+    active: usize,
+    recent: VecDeque<Instant>,
+}
+
+/// The pure call engine; see the module docs.
+pub struct CallEngine {
+    cfg: EngineConfig,
+    config: Arc<Config>,
+    layer: TransactionLayer,
+    rng: SmallRng,
+    ports: Box<dyn MediaPorts>,
+    prompts: HashMap<String, Prompt>,
+    calls: HashMap<Uuid, Call>,
+    by_sip_call_id: HashMap<String, Uuid>,
+    by_txn: HashMap<TransactionKey, (Uuid, TxnRole)>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKind, Uuid)>>,
+    ring_deadline: HashMap<Uuid, (Instant, TimerKind)>,
+    trunks: HashMap<String, TrunkState>,
+    actions: VecDeque<Action>,
+    accepting: bool,
+    stats: EngineStats,
+}
+
+impl std::fmt::Debug for CallEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallEngine").field("calls", &self.calls.len()).finish_non_exhaustive()
+    }
+}
+
+/// Counters of the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Inbound INVITEs answered 404 (unknown number).
+    pub unknown_number: u64,
+    /// Calls refused for capacity (503).
+    pub refused_capacity: u64,
+    /// Offers refused for lack of a common codec (488).
+    pub no_common_codec: u64,
+    /// In-dialog requests matching no call (481).
+    pub no_dialog: u64,
+}
+
+fn sip_uri(s: &str) -> Option<SipUri> {
+    s.parse::<SipUri>().ok()
+}
+
+/// The final status a failed INVITE maps to (Twilio's names).
+pub fn final_status_for(code: u16) -> FinalStatus {
+    match code {
+        486 | 600 | 603 => FinalStatus::Busy,
+        408 | 480 | 487 => FinalStatus::NoAnswer,
+        _ => FinalStatus::Failed,
+    }
+}
+
+impl CallEngine {
+    /// A new engine. `prompts` are the route prompts, decoded by the caller.
+    pub fn new(
+        cfg: EngineConfig,
+        config: Arc<Config>,
+        ports: Box<dyn MediaPorts>,
+        prompts: HashMap<String, Prompt>,
+        rng_seed: u64,
+    ) -> Self {
+        let layer = TransactionLayer::new(TransactionConfig::new(cfg.sip_addr), rng_seed);
+        CallEngine {
+            cfg,
+            config,
+            layer,
+            rng: SmallRng::seed_from_u64(rng_seed ^ 0x5eed),
+            ports,
+            prompts,
+            calls: HashMap::new(),
+            by_sip_call_id: HashMap::new(),
+            by_txn: HashMap::new(),
+            timers: BinaryHeap::new(),
+            ring_deadline: HashMap::new(),
+            trunks: HashMap::new(),
+            actions: VecDeque::new(),
+            accepting: true,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The transaction layer's counters.
+    pub fn transaction_stats(&self) -> crate::sip::transaction::TransactionStats {
+        self.layer.stats()
+    }
+
+    /// The next SIP message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.layer.poll_transmit()
+    }
+
+    /// The next action, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest deadline at which `handle_timeout` must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ours = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        match (ours, self.layer.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A datagram (or one framed TCP message) from the network.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, transport: Transport, bytes: &[u8]) {
+        // Malformed input was answered (400) or dropped by the layer, and counted.
+        let _ = self.layer.handle_datagram(now, from, transport, bytes);
+        self.drain_layer(now);
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.drain_layer(now);
+        while let Some(Reverse((at, kind, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.ring_deadline.get(&id) != Some(&(at, kind)) {
+                continue;
+            }
+            self.ring_deadline.remove(&id);
+            match kind {
+                TimerKind::Ring => self.give_up_ringing(
+                    now,
+                    id,
+                    EndInfo::new(FinalStatus::NoAnswer, Some(487), "ring timeout", EndedBy::System),
+                ),
+                TimerKind::CancelGuard => {
+                    // The far end never answered our CANCEL or INVITE: end here.
+                    self.finish_without_media(now, id);
+                }
+            }
+        }
+        self.drain_layer(now);
+    }
+
+    /// Stops taking new calls (shutdown): new INVITEs and originates get 503.
+    pub fn stop_accepting(&mut self) {
+        self.accepting = false;
+    }
+
+    /// Hangs up every call (end of the shutdown grace period).
+    pub fn hangup_all(&mut self, now: Instant) {
+        let ids: Vec<Uuid> = self.calls.keys().copied().collect();
+        for id in ids {
+            let answered = self.calls.get(&id).is_some_and(|c| c.answered);
+            let status = if answered { FinalStatus::Completed } else { FinalStatus::Canceled };
+            self.end_call(now, id, EndInfo::new(status, None, "server shutdown", EndedBy::System));
+        }
+        self.drain_layer(now);
+    }
+
+    // ---- API commands ----------------------------------------------------------------------
+
+    /// Places an outbound call. On success the `Insert` store operation is queued before any
+    /// other operation of this call.
+    pub fn originate(&mut self, now: Instant, o: Originate) -> Result<(), EngineError> {
+        if !self.accepting {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.calls.len() >= self.cfg.max_calls {
+            self.stats.refused_capacity += 1;
+            return Err(EngineError::OverCapacity(format!(
+                "this node has {} calls up (max_calls)",
+                self.calls.len()
+            )));
+        }
+        let mut call = o.call;
+        let trunk_name = call.trunk.clone().unwrap_or_default();
+        let trunk: TrunkConfig = self
+            .config
+            .trunk(&trunk_name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownTrunk(trunk_name.clone()))?;
+        let allowed = trunk.allowed_prefixes.iter().any(|p| p == "*" || call.to.starts_with(p.as_str()));
+        if !allowed {
+            return Err(EngineError::DestinationNotAllowed { trunk: trunk.name.clone(), to: call.to.clone() });
+        }
+        let ts = self.trunks.entry(trunk.name.clone()).or_default();
+        if ts.active >= trunk.max_concurrent {
+            return Err(EngineError::TrunkAtCapacity(trunk.name.clone()));
+        }
+        while ts.recent.front().is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1)) {
+            ts.recent.pop_front();
+        }
+        if ts.recent.len() >= trunk.max_cps as usize {
+            return Err(EngineError::TrunkRateLimited(trunk.name.clone()));
+        }
+        let Some(port) = self.ports.allocate() else {
+            self.stats.refused_capacity += 1;
+            return Err(EngineError::OverCapacity("RTP ports exhausted".into()));
+        };
+        let ts = self.trunks.entry(trunk.name.clone()).or_default();
+        ts.recent.push_back(now);
+        ts.active += 1;
+
+        let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
+        let offer = sdp::offer(&local);
+        let sip_call_id = format!("{:032x}@{}", self.rng.r#gen::<u128>(), self.cfg.sip_addr.ip());
+        let from_tag = self.layer.new_tag();
+        let invite = self.build_invite(&trunk, &call.to, &call.from, &sip_call_id, &from_tag, 1, &offer);
+        let Some(invite) = invite else {
+            self.ports.release(port);
+            if let Some(ts) = self.trunks.get_mut(&trunk.name) {
+                ts.active -= 1;
+            }
+            return Err(EngineError::Conflict(format!("cannot build a SIP request for {:?}", call.to)));
+        };
+        let key = match self.layer.send_request(now, trunk.address, to_transport(trunk.transport), invite.clone()) {
+            Ok(k) => k,
+            Err(e) => {
+                self.ports.release(port);
+                if let Some(ts) = self.trunks.get_mut(&trunk.name) {
+                    ts.active -= 1;
+                }
+                return Err(EngineError::OverCapacity(e.to_string()));
+            }
+        };
+        let id = call.id;
+        call.sip_call_id = Some(sip_call_id.clone());
+        call.status = CallStatus::Initiated;
+        self.actions.push_back(Action::Store(StoreOp::Insert { call: Box::new(call), at: now }));
+        let digest = match (&trunk.username, &trunk.password) {
+            (Some(u), Some(p)) => Some(DigestClient::new(Credentials { username: u.clone(), password: p.clone() })),
+            _ => None,
+        };
+        self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
+        self.by_sip_call_id.insert(sip_call_id.clone(), id);
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                direction: Direction::Outbound,
+                trunk: Some(trunk.name.clone()),
+                phase: Phase::Calling,
+                sip_call_id,
+                peer: trunk.address,
+                transport: to_transport(trunk.transport),
+                invite,
+                invite_key: key,
+                dialog: None,
+                ack: None,
+                local,
+                offer: Some(offer),
+                port: Some(port),
+                media_running: false,
+                ringing_reported: false,
+                answered: false,
+                end: None,
+                cancel_pending: false,
+                auth_attempts: 0,
+                digest,
+                route_mode: None,
+            },
+        );
+        self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
+        self.drain_layer(now);
+        Ok(())
+    }
+
+    /// Hangs a call up: CANCEL before the answer, BYE after.
+    pub fn hangup(&mut self, now: Instant, id: Uuid) -> Result<(), EngineError> {
+        let call = self.calls.get(&id).ok_or(EngineError::NotFound(id))?;
+        if call.end.is_some() {
+            return Err(EngineError::Conflict(format!("call {id} is already ending")));
+        }
+        if call.answered {
+            self.end_call(now, id, EndInfo::new(FinalStatus::Completed, None, "hung up by API", EndedBy::Api));
+        } else {
+            self.give_up_ringing(now, id, EndInfo::new(FinalStatus::Canceled, Some(487), "canceled by API", EndedBy::Api));
+        }
+        self.drain_layer(now);
+        Ok(())
+    }
+
+    /// Plays a prompt on an answered call.
+    pub fn play(&mut self, id: Uuid, prompt: Prompt, repeat: bool) -> Result<(), EngineError> {
+        let call = self.live_answered(id)?;
+        call.route_mode = None;
+        self.actions.push_back(Action::Media(MediaCommand::Play { call_id: id, prompt, repeat }));
+        Ok(())
+    }
+
+    /// Sends DTMF digits on an answered call.
+    pub fn dtmf(&mut self, id: Uuid, digits: String) -> Result<(), EngineError> {
+        self.live_answered(id)?;
+        self.actions.push_back(Action::Media(MediaCommand::Dtmf { call_id: id, digits }));
+        Ok(())
+    }
+
+    fn live_answered(&mut self, id: Uuid) -> Result<&mut Call, EngineError> {
+        let call = self.calls.get_mut(&id).ok_or(EngineError::NotFound(id))?;
+        if call.end.is_some() {
+            return Err(EngineError::Conflict(format!("call {id} is ending")));
+        }
+        if !call.media_running {
+            return Err(EngineError::Conflict(format!("call {id} is not answered yet")));
+        }
+        Ok(call)
+    }
+
+    // ---- media events ----------------------------------------------------------------------
+
+    /// A report from the media worker.
+    pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::PlayFinished { call_id } => {
+                // A route's prompt has ended: the route is done. API prompts just stop.
+                let from_route = self
+                    .calls
+                    .get(&call_id)
+                    .is_some_and(|c| matches!(c.route_mode, Some(LegMode::Play { .. })));
+                if from_route {
+                    self.end_call(now, call_id, EndInfo::new(FinalStatus::Completed, None, "prompt finished", EndedBy::System));
+                }
+            }
+            MediaEvent::NoMedia { call_id } => {
+                self.end_call(now, call_id, EndInfo::new(FinalStatus::Completed, None, "no RTP received (no-media timeout)", EndedBy::System));
+            }
+            MediaEvent::Dtmf { call_id, digit, duration } => {
+                if self.calls.contains_key(&call_id) {
+                    self.actions.push_back(Action::Store(StoreOp::Event {
+                        call_id,
+                        kind: "call.dtmf",
+                        payload: serde_json::json!({ "digit": digit.to_string(), "duration_ms": duration.as_millis() as u64 }),
+                        at: now,
+                    }));
+                }
+            }
+            MediaEvent::Stopped { call_id, port, stats } => {
+                self.ports.release(port);
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.media_running = false;
+                    c.port = None;
+                    if c.end.is_some() {
+                        self.finish(now, call_id, stats);
+                    }
+                }
+            }
+        }
+        self.drain_layer(now);
+    }
+
+    // ---- transaction events -----------------------------------------------------------------
+
+    fn drain_layer(&mut self, now: Instant) {
+        while let Some(ev) = self.layer.poll_event() {
+            self.on_transaction_event(now, ev);
+        }
+    }
+
+    fn on_transaction_event(&mut self, now: Instant, ev: TransactionEvent) {
+        match ev {
+            TransactionEvent::IncomingRequest { key, request, source, transport } => {
+                self.on_request(now, key, request, source, transport)
+            }
+            TransactionEvent::Response { key, response } => {
+                if let Some((id, role)) = self.by_txn.get(&key).cloned() {
+                    if role == TxnRole::Invite {
+                        self.on_invite_response(now, id, response);
+                    }
+                }
+            }
+            TransactionEvent::Timeout { key, .. } => {
+                if let Some((id, TxnRole::Invite)) = self.by_txn.get(&key).cloned() {
+                    if self.calls.get(&id).is_some_and(|c| c.end.is_some()) {
+                        // We had cancelled; nothing more will come.
+                        self.finish_without_media(now, id);
+                    } else {
+                        let info = EndInfo::new(FinalStatus::Failed, Some(408), "no response to INVITE (Timer B)", EndedBy::System);
+                        self.end_call_no_bye(now, id, info);
+                    }
+                }
+            }
+            TransactionEvent::Cancelled { key } => {
+                if let Some((id, _)) = self.by_txn.get(&key).cloned() {
+                    self.end_call(now, id, EndInfo::new(FinalStatus::Canceled, Some(487), "canceled by caller", EndedBy::Caller));
+                }
+            }
+            TransactionEvent::AckTimeout { key } => {
+                if let Some((id, _)) = self.by_txn.get(&key).cloned() {
+                    self.end_call(now, id, EndInfo::new(FinalStatus::Failed, Some(408), "no ACK for our 200 OK", EndedBy::System));
+                }
+            }
+            TransactionEvent::StrayAck { request, .. } => self.on_ack(now, request),
+            TransactionEvent::StrayResponse { response, .. } => self.on_stray_response(response),
+            TransactionEvent::Terminated { key } => {
+                self.by_txn.remove(&key);
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, key: TransactionKey, req: Request, source: SocketAddr, transport: Transport) {
+        let method = req.method().clone();
+        let in_dialog = req.to_tag().is_some();
+        if method == Method::INVITE && !in_dialog {
+            self.on_new_invite(now, key, req, source, transport);
+            return;
+        }
+        if method == Method::OPTIONS {
+            let mut r = response_to(&req, 200, None, None);
+            r.headers.insert(Name::ALLOW, ALLOW);
+            r.headers.insert(Name::ACCEPT, "application/sdp");
+            self.respond(now, &key, r);
+            return;
+        }
+        let m = method.to_string();
+        if method != Method::BYE && method != Method::INVITE && method != Method::INFO {
+            let code = if KNOWN_NOT_ALLOWED.contains(&m.as_str()) { 405 } else { 501 };
+            let mut r = response_to(&req, code, None, None);
+            r.headers.insert(Name::ALLOW, ALLOW);
+            self.respond(now, &key, r);
+            return;
+        }
+        // In-dialog BYE, re-INVITE or INFO.
+        let found = req
+            .call_id()
+            .and_then(|cid| self.by_sip_call_id.get(cid).copied())
+            .filter(|id| self.calls.get(id).is_some_and(|c| c.dialog.is_some()));
+        let Some(id) = found else {
+            self.stats.no_dialog += 1;
+            self.respond(now, &key, response_to(&req, 481, None, None));
+            return;
+        };
+        let check = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()).map(|d| d.handle_request(&req));
+        if let Some(Err(e)) = check {
+            let code = if matches!(e, crate::sip::dialog::DialogError::CSeqOutOfOrder { .. }) { 500 } else { 481 };
+            self.respond(now, &key, response_to(&req, code, None, None));
+            return;
+        }
+        if method == Method::BYE {
+            self.respond(now, &key, response_to(&req, 200, None, None));
+            let by = match self.calls.get(&id).map(|c| c.direction) {
+                Some(Direction::Inbound) => EndedBy::Caller,
+                _ => EndedBy::Callee,
+            };
+            let info = EndInfo::new(FinalStatus::Completed, None, "BYE", by);
+            self.end_call_no_bye(now, id, info);
+        } else if method == Method::INFO {
+            self.respond(now, &key, response_to(&req, 200, None, None));
+        } else {
+            self.on_reinvite(now, id, key, req);
+        }
+    }
+
+    fn on_new_invite(&mut self, now: Instant, key: TransactionKey, req: Request, source: SocketAddr, transport: Transport) {
+        if !self.accepting {
+            let mut r = response_to(&req, 503, Some("Shutting Down"), None);
+            r.headers.insert(Name::RETRY_AFTER, "5");
+            self.respond(now, &key, r);
+            return;
+        }
+        // A retransmission that reached us as a new transaction (new branch) for a live call.
+        if let Some(cid) = req.call_id()
+            && self.by_sip_call_id.contains_key(cid)
+        {
+            self.respond(now, &key, response_to(&req, 482, Some("Loop Detected"), None));
+            return;
+        }
+        let user = req.request_uri_user().unwrap_or("").to_string();
+        let Some(route) = self.config.route(&user).cloned() else {
+            self.stats.unknown_number += 1;
+            self.respond(now, &key, response_to(&req, 404, Some("Number Not Configured"), None));
+            return;
+        };
+        if let RouteConfig::Reject { code } = route {
+            self.respond(now, &key, response_to(&req, code, None, None));
+            self.record_rejected(now, &req, &user, code);
+            return;
+        }
+        if self.calls.len() >= self.cfg.max_calls {
+            self.stats.refused_capacity += 1;
+            let mut r = response_to(&req, 503, Some("Over Capacity"), None);
+            r.headers.insert(Name::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
+            self.respond(now, &key, r);
+            return;
+        }
+        let offer = if req.body().is_empty() {
+            None
+        } else {
+            match SessionDescription::parse(req.body()) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    let mut r = response_to(&req, 400, Some("Bad SDP"), None);
+                    r.headers.insert(Name::WARNING, format!("399 trunkline \"{e}\""));
+                    self.respond(now, &key, r);
+                    return;
+                }
+            }
+        };
+        let mode = match route {
+            RouteConfig::Echo => LegMode::Echo,
+            RouteConfig::Play { prompt, repeat } => match self.prompts.get(&prompt) {
+                Some(p) => LegMode::Play { prompt: p.clone(), repeat },
+                None => {
+                    let r = response_to(&req, 500, Some("Prompt Not Loaded"), None);
+                    self.respond(now, &key, r);
+                    return;
+                }
+            },
+            RouteConfig::Reject { .. } => return,
+        };
+        let Some(port) = self.ports.allocate() else {
+            self.stats.refused_capacity += 1;
+            let mut r = response_to(&req, 503, Some("RTP Ports Exhausted"), None);
+            r.headers.insert(Name::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
+            self.respond(now, &key, r);
+            return;
+        };
+        let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
+        // Answer the offer (or make one, for an offerless INVITE: the answer comes in the ACK).
+        let (sdp_body, negotiated) = match &offer {
+            Some(o) => match sdp::answer(o, &local) {
+                Ok(a) => (a.sdp, Some(a.media)),
+                Err(e) => {
+                    self.ports.release(port);
+                    self.stats.no_common_codec += 1;
+                    let mut r = response_to(&req, 488, None, None);
+                    r.headers.insert(Name::WARNING, format!("304 trunkline \"{e}\""));
+                    self.respond(now, &key, r);
+                    return;
+                }
+            },
+            None => (sdp::offer(&local), None),
+        };
+        let to_tag = self.layer.new_tag();
+        let dialog = match Dialog::new_uas(&req, &to_tag, Some(self.contact(transport))) {
+            Ok(d) => d,
+            Err(e) => {
+                self.ports.release(port);
+                let mut r = response_to(&req, 400, Some("Bad Request"), None);
+                r.headers.insert(Name::WARNING, format!("399 trunkline \"{e}\""));
+                self.respond(now, &key, r);
+                return;
+            }
+        };
+        let id = self.new_call_id();
+        let sip_call_id = req.call_id().unwrap_or_default().to_string();
+        let from = party_of(req.from().map(|f| uri_string(&f.uri.uri)));
+        let new = NewCall {
+            id,
+            direction: Direction::Inbound,
+            from,
+            to: user.clone(),
+            trunk: None,
+            sip_call_id: Some(sip_call_id.clone()),
+            status: CallStatus::Initiated,
+            status_callback: None,
+            metadata: serde_json::json!({}),
+            idempotency_key: None,
+            api_key_id: None,
+            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        };
+        self.actions.push_back(Action::Store(StoreOp::Insert { call: Box::new(new), at: now }));
+        // 180 then 200 with the SDP.
+        let ringing = response_to(&req, 180, None, Some(&to_tag));
+        self.respond(now, &key, ringing);
+        self.actions.push_back(Action::Store(StoreOp::Ringing { call_id: id, at: now }));
+        let mut ok = response_to(&req, 200, None, Some(&to_tag));
+        ok.headers.insert_named(&self.contact(transport));
+        ok.headers.insert(Name::ALLOW, ALLOW);
+        ok.headers.insert(Name::SERVER, self.cfg.user_agent.clone());
+        ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        ok.body = sdp_body.to_bytes().into();
+        self.respond(now, &key, ok);
+        self.actions.push_back(Action::Store(StoreOp::Answered { call_id: id, at: now }));
+        self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
+        self.by_sip_call_id.insert(sip_call_id.clone(), id);
+        let mut call = Call {
+            id,
+            direction: Direction::Inbound,
+            trunk: None,
+            phase: Phase::Confirmed,
+            sip_call_id,
+            peer: source,
+            transport,
+            invite: req,
+            invite_key: key,
+            dialog: Some(dialog),
+            ack: None,
+            local,
+            offer: if offer.is_none() { Some(sdp_body) } else { None },
+            port: Some(port),
+            media_running: false,
+            ringing_reported: true,
+            answered: true,
+            end: None,
+            cancel_pending: false,
+            auth_attempts: 0,
+            digest: None,
+            route_mode: Some(mode.clone()),
+        };
+        if let Some(media) = negotiated {
+            self.start_media(&mut call, media, mode);
+        }
+        self.calls.insert(id, call);
+    }
+
+    fn record_rejected(&mut self, now: Instant, req: &Request, user: &str, code: u16) {
+        let id = self.new_call_id();
+        let new = NewCall {
+            id,
+            direction: Direction::Inbound,
+            from: party_of(req.from().map(|f| uri_string(&f.uri.uri))),
+            to: user.to_string(),
+            trunk: None,
+            sip_call_id: req.call_id().map(str::to_string),
+            status: CallStatus::Initiated,
+            status_callback: None,
+            metadata: serde_json::json!({}),
+            idempotency_key: None,
+            api_key_id: None,
+            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        };
+        self.actions.push_back(Action::Store(StoreOp::Insert { call: Box::new(new), at: now }));
+        let end = EndInfo::new(final_status_for(code), Some(code), "rejected by route", EndedBy::Callee);
+        self.actions.push_back(Action::Store(StoreOp::Finish { call_id: id, end, stats: RtpStats::default(), at: now }));
+    }
+
+    fn on_reinvite(&mut self, now: Instant, id: Uuid, key: TransactionKey, req: Request) {
+        let sip_addr = self.cfg.sip_addr;
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.end.is_some() {
+            let r = response_to(&req, 481, None, None);
+            self.respond(now, &key, r);
+            return;
+        }
+        let offer = match SessionDescription::parse(req.body()) {
+            Ok(o) => o,
+            Err(_) if req.body().is_empty() => {
+                // Offerless re-INVITE: offer our current media again.
+                let mut ok = response_to(&req, 200, None, None);
+                call.local.bump_version();
+                ok.body = sdp::offer(&call.local).to_bytes().into();
+                ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+                let contact = contact_for(sip_addr, call.transport);
+                ok.headers.insert_named(&contact);
+                self.respond(now, &key, ok);
+                return;
+            }
+            Err(e) => {
+                let mut r = response_to(&req, 488, None, None);
+                r.headers.insert(Name::WARNING, format!("399 trunkline \"{e}\""));
+                self.respond(now, &key, r);
+                return;
+            }
+        };
+        call.local.bump_version();
+        match sdp::answer(&offer, &call.local) {
+            Ok(a) => {
+                let mut ok = response_to(&req, 200, None, None);
+                ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+                ok.body = a.sdp.to_bytes().into();
+                let contact = contact_for(sip_addr, call.transport);
+                ok.headers.insert_named(&contact);
+                if call.media_running {
+                    self.actions.push_back(Action::Media(MediaCommand::Update {
+                        call_id: id,
+                        remote: a.media.remote_rtp,
+                        law: law_of(a.media.codec),
+                        dtmf_pt: a.media.telephone_event,
+                        send: a.media.direction.sends() && !a.media.remote_hold,
+                    }));
+                }
+                self.respond(now, &key, ok);
+            }
+            Err(e) => {
+                let mut r = response_to(&req, 488, None, None);
+                r.headers.insert(Name::WARNING, format!("304 trunkline \"{e}\""));
+                self.respond(now, &key, r);
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, ack: Request) {
+        let Some(id) = ack.call_id().and_then(|c| self.by_sip_call_id.get(c).copied()) else { return };
+        let Some(mut call) = self.calls.remove(&id) else { return };
+        // An offerless INVITE: the answer to our offer is in the ACK.
+        if !call.media_running
+            && call.end.is_none()
+            && call.direction == Direction::Inbound
+            && let Some(offer) = call.offer.take()
+        {
+            let mode = call.route_mode.clone().unwrap_or(LegMode::Silence);
+            match SessionDescription::parse(ack.body()).and_then(|a| sdp::process_answer(&offer, &a)) {
+                Ok(media) => self.start_media(&mut call, media, mode),
+                Err(e) => {
+                    self.calls.insert(id, call);
+                    let info = EndInfo::new(FinalStatus::Failed, Some(488), format!("no usable SDP answer in ACK: {e}"), EndedBy::System);
+                    self.end_call(now, id, info);
+                    return;
+                }
+            }
+        }
+        self.calls.insert(id, call);
+    }
+
+    fn on_stray_response(&mut self, response: Response) {
+        // A retransmitted 2xx to our INVITE after the transaction ended: ACK it again.
+        if response.code() / 100 != 2 {
+            return;
+        }
+        let Some(id) = response.call_id().and_then(|c| self.by_sip_call_id.get(c).copied()) else { return };
+        if let Some(call) = self.calls.get_mut(&id)
+            && let Some(ack) = call.ack.as_mut()
+        {
+            self.layer.send_stateless_request(call.peer, call.transport, ack);
+        }
+    }
+
+    fn on_invite_response(&mut self, now: Instant, id: Uuid, resp: Response) {
+        let code = resp.code();
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.direction != Direction::Outbound {
+            return;
+        }
+        match code {
+            100 => {}
+            101..=199 => {
+                if call.phase == Phase::Calling {
+                    call.phase = Phase::Early;
+                }
+                if call.cancel_pending {
+                    call.cancel_pending = false;
+                    let key = call.invite_key.clone();
+                    self.send_cancel(now, id, &key);
+                    return;
+                }
+                if !call.ringing_reported && call.end.is_none() {
+                    call.ringing_reported = true;
+                    self.actions.push_back(Action::Store(StoreOp::Ringing { call_id: id, at: now }));
+                }
+            }
+            200..=299 => self.on_invite_2xx(now, id, resp),
+            401 | 407 if call.end.is_none() && call.auth_attempts < MAX_AUTH_ATTEMPTS && call.digest.is_some() => {
+                self.retry_with_auth(now, id, resp);
+            }
+            _ => {
+                let end = match call.end.clone() {
+                    // We cancelled (ring timeout or API): keep that outcome.
+                    Some(e) => e,
+                    None => EndInfo::new(final_status_for(code), Some(code), resp.reason().to_string(), EndedBy::Callee),
+                };
+                call.end = None;
+                self.end_call_no_bye(now, id, end);
+            }
+        }
+    }
+
+    fn on_invite_2xx(&mut self, now: Instant, id: Uuid, resp: Response) {
+        let sip_addr = self.cfg.sip_addr;
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        // A 2xx retransmission, or a second 2xx from a fork.
+        if let Some(d) = &call.dialog {
+            let same = resp.to_tag().is_some_and(|t| t == d.id.remote_tag);
+            if same {
+                if let Some(ack) = call.ack.as_mut() {
+                    self.layer.send_stateless_request(call.peer, call.transport, ack);
+                }
+            } else if let Ok(mut other) = Dialog::new_uac(&call.invite, &resp, None) {
+                let mut ack = other.create_ack();
+                self.layer.send_stateless_request(call.peer, call.transport, &mut ack);
+                let bye = other.create_request(Method::BYE);
+                let _ = self.layer.send_request(now, call.peer, call.transport, bye);
+            }
+            return;
+        }
+        let contact = contact_for(sip_addr, call.transport);
+        let mut dialog = match Dialog::new_uac(&call.invite, &resp, Some(contact)) {
+            Ok(d) => d,
+            Err(e) => {
+                let info = EndInfo::new(FinalStatus::Failed, Some(resp.code()), format!("unusable 2xx: {e}"), EndedBy::System);
+                call.end = None;
+                self.end_call_no_bye(now, id, info);
+                return;
+            }
+        };
+        let mut ack = dialog.create_ack();
+        self.layer.send_stateless_request(call.peer, call.transport, &mut ack);
+        call.ack = Some(ack);
+        call.dialog = Some(dialog);
+        self.ring_deadline.remove(&id);
+        if call.end.is_some() {
+            // Answered after we gave up (CANCEL crossed the 2xx): hang up, keep the outcome.
+            self.send_bye(now, id);
+            self.finish_without_media(now, id);
+            return;
+        }
+        call.phase = Phase::Confirmed;
+        call.answered = true;
+        self.actions.push_back(Action::Store(StoreOp::Answered { call_id: id, at: now }));
+        let negotiated = call
+            .offer
+            .as_ref()
+            .ok_or(sdp::SdpError::NoAudio)
+            .and_then(|o| SessionDescription::parse(resp.body()).and_then(|a| sdp::process_answer(o, &a)));
+        match negotiated {
+            Ok(media) => {
+                let mut call = self.calls.remove(&id).expect("present");
+                self.start_media(&mut call, media, LegMode::Silence);
+                self.calls.insert(id, call);
+            }
+            Err(e) => {
+                let info = EndInfo::new(FinalStatus::Failed, Some(488), format!("no usable SDP answer: {e}"), EndedBy::System);
+                self.end_call(now, id, info);
+            }
+        }
+    }
+
+    fn retry_with_auth(&mut self, now: Instant, id: Uuid, resp: Response) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let (challenge_name, answer_name) = if resp.code() == 407 {
+            (Name::PROXY_AUTHENTICATE, Name::PROXY_AUTHORIZATION)
+        } else {
+            (Name::WWW_AUTHENTICATE, Name::AUTHORIZATION)
+        };
+        let challenges: Vec<String> = resp.headers.get_raw(&challenge_name).map(|v| v.to_string()).collect();
+        let Some(challenge) = Challenge::best(challenges.iter().map(String::as_str)) else {
+            let info = EndInfo::new(FinalStatus::Failed, Some(resp.code()), "unusable authentication challenge", EndedBy::Callee);
+            self.end_call_no_bye(now, id, info);
+            return;
+        };
+        call.auth_attempts += 1;
+        let Some(digest) = call.digest.as_mut() else { return };
+        digest.set_challenge(challenge);
+        let uri = uri_string(&call.invite.line.uri);
+        let Some(value) = digest.authorize("INVITE", &uri, &mut self.rng) else {
+            let info = EndInfo::new(FinalStatus::Failed, Some(resp.code()), "cannot answer authentication challenge", EndedBy::System);
+            self.end_call_no_bye(now, id, info);
+            return;
+        };
+        let mut invite = call.invite.clone();
+        invite.headers.remove(&Name::VIA);
+        invite.headers.remove(&answer_name);
+        let cseq = invite.cseq().map(|c| c.cseq).unwrap_or(1) + 1;
+        invite.headers.remove(&Name::CSEQ);
+        invite.headers.insert(Name::CSEQ, format!("{cseq} INVITE"));
+        invite.headers.insert(answer_name, value);
+        match self.layer.send_request(now, call.peer, call.transport, invite.clone()) {
+            Ok(key) => {
+                self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
+                call.invite_key = key;
+                call.invite = invite;
+            }
+            Err(e) => {
+                let info = EndInfo::new(FinalStatus::Failed, None, format!("cannot resend INVITE: {e}"), EndedBy::System);
+                self.end_call_no_bye(now, id, info);
+            }
+        }
+    }
+
+    // ---- ending ------------------------------------------------------------------------------
+
+    /// Gives up on a call not yet answered: CANCEL now, or once a provisional arrives (a CANCEL
+    /// may not precede the first provisional, sec. 9.1). The outcome is decided now; a guard
+    /// timer ends the call if the far end never finishes the INVITE.
+    fn give_up_ringing(&mut self, now: Instant, id: Uuid, info: EndInfo) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.end.is_some() {
+            return;
+        }
+        if call.answered {
+            self.end_call(now, id, info);
+            return;
+        }
+        call.end = Some(info);
+        call.phase = Phase::Ending;
+        let key = call.invite_key.clone();
+        if self.layer.create_cancel(&key).is_ok() {
+            self.send_cancel(now, id, &key);
+        } else if let Some(c) = self.calls.get_mut(&id) {
+            c.cancel_pending = true;
+        }
+        self.set_timer(id, now + CANCEL_GUARD, TimerKind::CancelGuard);
+    }
+
+    fn send_cancel(&mut self, now: Instant, id: Uuid, invite: &TransactionKey) {
+        if let Ok(k) = self.layer.send_cancel(now, invite) {
+            self.by_txn.insert(k, (id, TxnRole::Cancel));
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant, id: Uuid) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(dialog) = call.dialog.as_mut() else { return };
+        let bye = dialog.create_request(Method::BYE);
+        if let Ok(k) = self.layer.send_request(now, call.peer, call.transport, bye) {
+            self.by_txn.insert(k, (id, TxnRole::Bye));
+        }
+    }
+
+    /// Decides the end of a call and sends BYE if it was answered.
+    fn end_call(&mut self, now: Instant, id: Uuid, info: EndInfo) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.end.is_some() {
+            return;
+        }
+        if !call.answered && call.direction == Direction::Outbound {
+            self.give_up_ringing(now, id, info);
+            return;
+        }
+        if call.dialog.is_some() {
+            self.send_bye(now, id);
+        }
+        self.end_call_no_bye(now, id, info);
+    }
+
+    /// Decides the end of a call whose SIP side is already over (BYE received, final response).
+    fn end_call_no_bye(&mut self, now: Instant, id: Uuid, info: EndInfo) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.end.is_some() {
+            return;
+        }
+        call.end = Some(info);
+        call.phase = Phase::Ending;
+        self.ring_deadline.remove(&id);
+        if call.media_running {
+            self.actions.push_back(Action::Media(MediaCommand::Stop { call_id: id }));
+        } else {
+            self.finish_without_media(now, id);
+        }
+    }
+
+    fn finish_without_media(&mut self, now: Instant, id: Uuid) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.media_running {
+            self.actions.push_back(Action::Media(MediaCommand::Stop { call_id: id }));
+            return;
+        }
+        if let Some(port) = call.port.take() {
+            self.ports.release(port);
+        }
+        self.finish(now, id, RtpStats::default());
+    }
+
+    /// Emits `Finish` and forgets the call.
+    fn finish(&mut self, now: Instant, id: Uuid, stats: RtpStats) {
+        let Some(call) = self.calls.remove(&id) else { return };
+        self.by_sip_call_id.remove(&call.sip_call_id);
+        self.ring_deadline.remove(&id);
+        if let Some(t) = &call.trunk
+            && let Some(ts) = self.trunks.get_mut(t)
+        {
+            ts.active = ts.active.saturating_sub(1);
+        }
+        let end = call
+            .end
+            .unwrap_or_else(|| EndInfo::new(FinalStatus::Failed, None, "ended without a decided outcome", EndedBy::System));
+        self.actions.push_back(Action::Store(StoreOp::Finish { call_id: id, end, stats, at: now }));
+    }
+
+    // ---- helpers -------------------------------------------------------------------------
+
+    /// A random (v4) id for a call the engine creates; the store writer sets its time.
+    fn new_call_id(&mut self) -> Uuid {
+        uuid::Builder::from_random_bytes(self.rng.r#gen::<[u8; 16]>()).into_uuid()
+    }
+
+    fn start_media(&mut self, call: &mut Call, media: NegotiatedMedia, mode: LegMode) {
+        let Some(port) = call.port else { return };
+        let mut session = SessionConfig::new(law_of(media.codec), media.telephone_event, media.remote_rtp);
+        session.cname = format!("trunkline@{}", self.cfg.media_ip);
+        call.media_running = true;
+        self.actions.push_back(Action::Media(MediaCommand::Start { call_id: call.id, port, session, mode }));
+    }
+
+    fn respond(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
+        // An error here means the transaction ended already (e.g. the caller gave up).
+        let _ = self.layer.send_response(now, key, resp);
+    }
+
+    fn set_timer(&mut self, id: Uuid, at: Instant, kind: TimerKind) {
+        self.ring_deadline.insert(id, (at, kind));
+        self.timers.push(Reverse((at, kind, id)));
+    }
+
+    fn contact(&self, transport: Transport) -> Contact {
+        contact_for(self.cfg.sip_addr, transport)
+    }
+
+}
+
+fn contact_for(sip_addr: SocketAddr, transport: Transport) -> Contact {
+        let t = match transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
+        let uri = sip_uri(&format!("sip:trunkline@{sip_addr};transport={t}"))
+            .expect("our own address forms a SIP URI");
+        Contact::new(NameAddr::uri(uri))
+}
+
+impl CallEngine {
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_invite(
+        &self,
+        trunk: &TrunkConfig,
+        to: &str,
+        from: &str,
+        call_id: &str,
+        from_tag: &str,
+        cseq: u32,
+        offer: &SessionDescription,
+    ) -> Option<Request> {
+        let ruri = if to.starts_with("sip:") || to.starts_with("sips:") {
+            to.to_string()
+        } else {
+            format!("sip:{to}@{}", trunk.address)
+        };
+        let from_uri = if from.starts_with("sip:") || from.starts_with("sips:") {
+            from.to_string()
+        } else {
+            format!("sip:{from}@{}", self.cfg.sip_addr.ip())
+        };
+        let uri = sip_uri(&ruri)?;
+        let mut r = Request::new(Method::INVITE, uri);
+        r.headers.insert(Name::MAX_FORWARDS, "70");
+        r.headers.insert(Name::FROM, format!("<{from_uri}>;tag={from_tag}"));
+        r.headers.insert(Name::TO, format!("<{ruri}>"));
+        r.headers.insert(Name::CALL_ID, call_id.to_string());
+        r.headers.insert(Name::CSEQ, format!("{cseq} INVITE"));
+        r.headers.insert_named(&self.contact(to_transport(trunk.transport)));
+        r.headers.insert(Name::ALLOW, ALLOW);
+        r.headers.insert(Name::USER_AGENT, self.cfg.user_agent.clone());
+        r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        r.body = offer.to_bytes().into();
+        Some(r)
+    }
+}
+
+/// A URI as printed in a header or the digest `uri` parameter.
+fn uri_string(uri: &SipUri) -> String {
+    use ezk_sip_types::print::AppendCtx;
+    uri.default_print_ctx().to_string()
+}
+
+fn to_transport(t: crate::config::Transport) -> Transport {
+    match t {
+        crate::config::Transport::Udp => Transport::Udp,
+        crate::config::Transport::Tcp => Transport::Tcp,
+    }
+}
+
+fn law_of(c: Codec) -> Law {
+    match c {
+        Codec::Pcmu => Law::Ulaw,
+        Codec::Pcma => Law::Alaw,
+    }
+}
+
+/// The calling party as stored: the user part when it is an E.164 number, else the URI.
+fn party_of(uri: Option<String>) -> String {
+    let Some(uri) = uri else { return String::from("anonymous") };
+    let user = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+        .and_then(|r| r.split_once('@').map(|(u, _)| u));
+    match user {
+        Some(u) if u.starts_with('+') && u[1..].bytes().all(|b| b.is_ascii_digit()) => u.to_string(),
+        _ => uri,
+    }
+}
