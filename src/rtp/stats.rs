@@ -204,13 +204,14 @@ pub struct RtpStats {
     pub packets_out: u64,
     /// Bytes of those packets.
     pub bytes_out: u64,
-    /// Packets expected from the current source (§A.3).
+    /// Packets expected (§A.3), summed over the far end's SSRCs in this leg.
     pub expected: u64,
-    /// Packets counted as received from the current source (§A.3).
+    /// Packets counted as received (§A.3), summed over the far end's SSRCs.
     pub received: u64,
-    /// Cumulative lost packets (§A.3; negative when duplicates outnumber losses).
+    /// Cumulative lost packets (§A.3; negative when duplicates outnumber losses), summed over the
+    /// far end's SSRCs.
     pub lost: i64,
-    /// Fraction lost in the last report interval, 0..=1.
+    /// Fraction lost in the last RTCP report interval of the current source, 0..=1.
     pub fraction_lost: f32,
     /// Interarrival jitter in timestamp units (§A.8).
     pub jitter_ts: u32,
@@ -220,6 +221,8 @@ pub struct RtpStats {
     pub late: u64,
     /// Duplicate audio packets.
     pub duplicates: u64,
+    /// Audio packets far from the stream, dropped (a jump not confirmed by the next packet).
+    pub stray: u64,
     /// Datagrams that were not valid RTP.
     pub malformed: u64,
     /// Packets from a source other than the latched one.
@@ -230,7 +233,7 @@ pub struct RtpStats {
     pub frames_played: u64,
     /// Frames concealed (loss or underrun).
     pub frames_concealed: u64,
-    /// RTCP packets received / malformed.
+    /// RTCP datagrams received.
     pub rtcp_in: u64,
     /// Malformed RTCP datagrams.
     pub rtcp_malformed: u64,
