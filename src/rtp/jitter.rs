@@ -650,6 +650,24 @@ mod tests {
     }
 
     proptest! {
+        /// Arbitrary packets and ticks never panic and the buffer stays bounded.
+        #[test]
+        fn arbitrary_input_is_safe(ops in proptest::collection::vec(
+            (any::<u16>(), any::<u32>(), 0usize..800, any::<bool>()), 1..400), adaptive: bool) {
+            let t0 = crate::clock::test_origin();
+            let mut jb = JitterBuffer::new(JitterConfig { adaptive, ..JitterConfig::default() });
+            let mut out = SILENCE;
+            let payload = [0x33u8; 800];
+            for (i, (seq, ts, len, pop)) in ops.into_iter().enumerate() {
+                let now = t0 + TICK * i as u32;
+                jb.insert(now, seq, ts, &payload[..len], Law::Alaw);
+                if pop {
+                    jb.pop(now, &mut out);
+                }
+                prop_assert!(jb.depth_frames() <= JITTER_CAPACITY_FRAMES as u32 + 1);
+            }
+        }
+
         /// Seeded reordering, loss and duplication across sequence and timestamp wrap: every
         /// received frame is played exactly once and in order, lost ones are concealed, and the
         /// counters add up.

@@ -49,7 +49,7 @@ pub struct ReceiverStats {
     received_prior: u32,
     transit: Option<u32>,
     /// Jitter scaled by 16 (§A.8, integer form).
-    jitter_q4: u32,
+    jitter_q4: u64,
     last_fraction: u8,
 }
 
@@ -114,11 +114,9 @@ impl ReceiverStats {
         // §A.8: J += (|D| - J) / 16, kept in Q4.
         let transit = ts_forward(arrival, ts);
         if let Some(prev) = self.transit {
-            let d = (transit.wrapping_sub(prev) as i32).unsigned_abs();
-            self.jitter_q4 = self
-                .jitter_q4
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter_q4 + 8) >> 4);
+            // |D| < 2^31 and J stays below 16 * 2^31 in Q4: no overflow in u64.
+            let d = u64::from((transit.wrapping_sub(prev) as i32).unsigned_abs());
+            self.jitter_q4 = self.jitter_q4 + d - ((self.jitter_q4 + 8) >> 4);
         }
         self.transit = Some(transit);
         verdict
@@ -152,7 +150,7 @@ impl ReceiverStats {
 
     /// Interarrival jitter in timestamp units.
     pub fn jitter(&self) -> u32 {
-        self.jitter_q4 >> 4
+        (self.jitter_q4 >> 4).min(u64::from(u32::MAX)) as u32
     }
 
     /// Interarrival jitter as a duration.
@@ -318,6 +316,20 @@ mod tests {
             r.update(i as u16, 1000 + i * 160, i * 160);
         }
         assert_eq!(r.jitter(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_overflows(packets in proptest::collection::vec(
+            (proptest::prelude::any::<u16>(), proptest::prelude::any::<u32>(), proptest::prelude::any::<u32>()), 1..300)) {
+            let mut s = ReceiverStats::new();
+            for (seq, ts, arrival) in packets {
+                s.update(seq, ts, arrival);
+                let _ = (s.expected(), s.cumulative_lost(), s.jitter_duration());
+            }
+            let r = s.report();
+            proptest::prop_assert!((-0x80_0000..=0x7f_ffff).contains(&r.cumulative_lost));
+        }
     }
 
     #[test]
