@@ -30,9 +30,10 @@
 //!   [`Popped::Missing`]; once the fade is over and nothing is buffered the result is
 //!   [`Popped::Empty`] (silence).
 //! - **Resync**: a sequence jump of more than 3000 (RFC 3550 `MAX_DROPOUT`), a timestamp more than
-//!   the capacity ahead of the cursor, or more than one second behind it starts a new grid at that
-//!   packet, dropping what was buffered ([`Inserted::Resynced`]). A new SSRC is a
-//!   [`JitterBuffer::reset`] by the session.
+//!   the capacity ahead of the cursor, or more than one second behind it is a stray packet,
+//!   dropped ([`Inserted::Stray`]); if the next packet follows it in sequence, the stream really
+//!   restarted and a new grid starts there, dropping what was buffered ([`Inserted::Resynced`]).
+//!   A new SSRC is a [`JitterBuffer::reset`] by the session.
 //!
 //! Deliberate differences from `webrtc-rs/rtc`'s jitter buffer: we decode at insert and store
 //! frames, not packets, because the only consumer is the 20 ms media tick; and placement is by
@@ -96,8 +97,12 @@ impl Default for JitterConfig {
 pub enum Inserted {
     /// Stored for play-out.
     Accepted,
-    /// Stored as the first packet of a new grid (stream restart); earlier frames were dropped.
+    /// Stored as the first packet of a new grid (confirmed stream restart); earlier frames were
+    /// dropped.
     Resynced,
+    /// Far from the stream (sequence or timestamp jump): dropped, unless the next packet follows
+    /// it, which confirms a restart.
+    Stray,
     /// Same sequence number seen recently: dropped.
     Duplicate,
     /// Its frames were already played: dropped.
@@ -130,6 +135,8 @@ pub struct JitterStats {
     pub bad_size: u64,
     /// Grid restarts.
     pub resyncs: u64,
+    /// Packets dropped as far from the stream (jumps awaiting confirmation).
+    pub strays: u64,
     /// Frames of received audio played.
     pub frames_played: u64,
     /// Concealed frames played.
@@ -154,6 +161,7 @@ pub struct JitterBuffer {
     seqs: SeqExtender,
     seen: u64,
     tss: TsExtender,
+    pending_jump: Option<u16>,
     started: bool,
     /// Extended timestamp of the start of frame 0.
     origin: i64,
@@ -204,6 +212,7 @@ impl JitterBuffer {
             seqs: SeqExtender::new(),
             seen: 0,
             tss: TsExtender::new(),
+            pending_jump: None,
             started: false,
             origin: 0,
             play: 0,
@@ -244,6 +253,7 @@ impl JitterBuffer {
         self.seqs.reset();
         self.tss.reset();
         self.seen = 0;
+        self.pending_jump = None;
         self.target = self.config.initial_delay_frames;
         self.over_ticks = 0;
         for s in self.slots.iter_mut() {
@@ -283,15 +293,13 @@ impl JitterBuffer {
             self.stats.bad_size += 1;
             return Inserted::BadSize;
         }
-        let mut outcome = Inserted::Accepted;
         if !self.started {
             self.start(now, seq, ts);
         } else {
             let highest = self.seqs.highest().unwrap_or(0) as i64;
             let d = self.seqs.extend(seq) as i64 - highest;
             if d.abs() > MAX_DROPOUT {
-                self.start(now, seq, ts);
-                outcome = Inserted::Resynced;
+                return self.jump(now, seq, ts, payload, law);
             } else if d > 0 {
                 self.seen = if d >= SEEN_WINDOW {
                     1
@@ -314,8 +322,7 @@ impl JitterBuffer {
         let last = (rel + n - 1).div_euclid(FRAME);
         if last < self.play {
             if self.play - last > MAX_LATE_FRAMES {
-                self.start(now, seq, ts);
-                return self.place_resynced(ts, payload, law);
+                return self.jump(now, seq, ts, payload, law);
             }
             self.stats.late += 1;
             if self.config.adaptive && self.target < self.config.max_delay_frames {
@@ -326,20 +333,24 @@ impl JitterBuffer {
             return Inserted::Late;
         }
         if first >= self.play + CAP {
-            self.start(now, seq, ts);
-            return self.place_resynced(ts, payload, law);
+            return self.jump(now, seq, ts, payload, law);
         }
         self.tss.observe(ts);
         self.place(rel, payload, law);
-        if outcome == Inserted::Resynced {
-            self.stats.resyncs += 1;
-        } else {
-            self.stats.accepted += 1;
-        }
-        outcome
+        self.stats.accepted += 1;
+        Inserted::Accepted
     }
 
-    fn place_resynced(&mut self, ts: u32, payload: &[u8], law: Law) -> Inserted {
+    /// A packet far from the stream: a restart only if the next packet follows it (as RFC 3550
+    /// §A.1 confirms a sequence jump), so one stray packet never wipes the buffer.
+    fn jump(&mut self, now: Instant, seq: u16, ts: u32, payload: &[u8], law: Law) -> Inserted {
+        if self.pending_jump != Some(seq) {
+            self.pending_jump = Some(seq.wrapping_add(1));
+            self.stats.strays += 1;
+            return Inserted::Stray;
+        }
+        self.pending_jump = None;
+        self.start(now, seq, ts);
         let rel = self.tss.extend(ts) as i64 - self.origin;
         self.place(rel, payload, law);
         self.stats.resyncs += 1;
@@ -582,27 +593,26 @@ mod tests {
         let mut jb = JitterBuffer::new(fixed());
         let p = payload(0x50, 160);
         let mut out = SILENCE;
-        jb.insert(t0, 100, 16_000, &p, Law::Ulaw);
-        // timestamp jump far ahead
-        assert_eq!(
-            jb.insert(t0, 101, 900_000, &p, Law::Ulaw),
-            Inserted::Resynced
-        );
-        assert_eq!(
-            jb.insert(t0, 102, 900_160, &p, Law::Ulaw),
-            Inserted::Accepted
-        );
-        // sequence jump
-        assert_eq!(
-            jb.insert(t0, 30_000, 900_320, &p, Law::Ulaw),
-            Inserted::Resynced
-        );
+        let mut ins = |seq: u16, ts: u32| jb.insert(t0, seq, ts, &p, Law::Ulaw);
+        ins(100, 16_000);
+        // One stray packet (an old duplicate from far back) changes nothing.
+        assert_eq!(ins(101, 1), Inserted::Stray);
+        assert_eq!(ins(102, 16_320), Inserted::Accepted);
+        // A timestamp jump far ahead, confirmed by the next packet.
+        assert_eq!(ins(103, 900_000), Inserted::Stray);
+        assert_eq!(ins(104, 900_160), Inserted::Resynced);
+        assert_eq!(ins(105, 900_320), Inserted::Accepted);
+        // A sequence jump.
+        assert_eq!(ins(30_000, 900_480), Inserted::Stray);
+        assert_eq!(ins(30_001, 900_640), Inserted::Resynced);
+        // A timestamp far behind (a restarted sender).
+        assert_eq!(ins(30_002, 10), Inserted::Stray);
+        assert_eq!(ins(30_003, 170), Inserted::Resynced);
         jb.pop(t0, &mut out);
         jb.pop(t0, &mut out);
         assert_eq!(jb.pop(t0, &mut out), Popped::Frame);
-        // timestamp far behind (a restarted sender)
-        assert_eq!(jb.insert(t0, 30_001, 10, &p, Law::Ulaw), Inserted::Resynced);
-        assert_eq!(jb.stats().resyncs, 3);
+        assert_eq!(out[0], Law::Ulaw.decode(0x50));
+        assert_eq!((jb.stats().resyncs, jb.stats().strays), (3, 4));
     }
 
     #[test]
@@ -640,11 +650,32 @@ mod tests {
     }
 
     proptest! {
+        /// Arbitrary packets and ticks never panic and the buffer stays bounded.
+        #[test]
+        fn arbitrary_input_is_safe(ops in proptest::collection::vec(
+            (any::<u16>(), any::<u32>(), 0usize..800, any::<bool>()), 1..400), adaptive: bool) {
+            let t0 = crate::clock::test_origin();
+            let mut jb = JitterBuffer::new(JitterConfig { adaptive, ..JitterConfig::default() });
+            let mut out = SILENCE;
+            let payload = [0x33u8; 800];
+            for (i, (seq, ts, len, pop)) in ops.into_iter().enumerate() {
+                let now = t0 + TICK * i as u32;
+                jb.insert(now, seq, ts, &payload[..len], Law::Alaw);
+                if pop {
+                    jb.pop(now, &mut out);
+                }
+                prop_assert!(jb.depth_frames() <= JITTER_CAPACITY_FRAMES as u32 + 1);
+            }
+        }
+
         /// Seeded reordering, loss and duplication across sequence and timestamp wrap: every
         /// received frame is played exactly once and in order, lost ones are concealed, and the
         /// counters add up.
         #[test]
-        fn network_impairments(seq0: u16, ts0: u32, seed: u64, n in 50u32..300) {
+        fn network_impairments(seq_back in 0u16..300, ts_back in 0u32..48_000, seed: u64, n in 50u32..300) {
+            // Start just before the wrap of both sequence number and timestamp.
+            let seq0 = u16::MAX - seq_back;
+            let ts0 = u32::MAX - ts_back;
             let t0 = crate::clock::test_origin();
             let mut jb = JitterBuffer::new(JitterConfig { adaptive: false, initial_delay_frames: 4,
                                                           min_delay_frames: 4, max_delay_frames: 4 });

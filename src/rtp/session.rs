@@ -107,8 +107,10 @@ impl SessionConfig {
 pub enum PacketOutcome {
     /// Audio stored in the jitter buffer.
     Audio,
-    /// Audio that restarted the jitter buffer's grid (sequence or timestamp jump).
+    /// Audio that restarted the jitter buffer's grid (confirmed sequence or timestamp jump).
     Resynced,
+    /// Audio far from the stream, dropped unless the next packet confirms a restart.
+    Stray,
     /// A telephone-event packet.
     Dtmf,
     /// Duplicate audio packet.
@@ -184,6 +186,9 @@ pub struct RtpSession {
     marker_next: bool,
 
     remote_ssrc: Option<u32>,
+    /// Expected, received and lost of earlier far-end SSRCs of this leg.
+    previous_sources: (u64, u64, i64),
+    rtcp_source: Option<SocketAddr>,
     jitter: JitterBuffer,
     rx: ReceiverStats,
     dtmf_rx: DtmfReceiver,
@@ -229,6 +234,8 @@ impl RtpSession {
             last_write: None,
             marker_next: true,
             remote_ssrc: None,
+            previous_sources: (0, 0, 0),
+            rtcp_source: None,
             jitter: JitterBuffer::new(config.jitter),
             rx: ReceiverStats::new(),
             dtmf_rx: DtmfReceiver::new(),
@@ -264,6 +271,15 @@ impl RtpSession {
         self.latched.or(self.sdp_remote)
     }
 
+    /// Where to send RTCP: the source of the far end's valid RTCP when latching, else the RTP
+    /// destination's port + 1 (RFC 3550 §11).
+    pub fn rtcp_remote(&self) -> Option<SocketAddr> {
+        self.rtcp_source.or_else(|| {
+            self.remote()
+                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
+        })
+    }
+
     /// When the last valid RTP packet arrived (for the no-media timeout).
     pub fn last_received(&self) -> Option<Instant> {
         self.last_received
@@ -280,6 +296,7 @@ impl RtpSession {
         if self.sdp_remote != Some(addr) {
             self.sdp_remote = Some(addr);
             self.latched = None;
+            self.rtcp_source = None;
         }
         self.law = law;
         self.dtmf_pt = dtmf_pt;
@@ -343,6 +360,10 @@ impl RtpSession {
             if let Some(old) = self.remote_ssrc {
                 self.push_event(RtpEvent::SsrcChanged { old, new: p.ssrc });
                 self.jitter.reset();
+                // Keep the call's totals: what the old source got adds to the new one's.
+                self.previous_sources.0 += u64::from(self.rx.expected());
+                self.previous_sources.1 += u64::from(self.rx.received());
+                self.previous_sources.2 += i64::from(self.rx.cumulative_lost());
                 self.rx = ReceiverStats::new();
                 self.dtmf_rx.reset();
                 self.last_sr = None;
@@ -372,6 +393,7 @@ impl RtpSession {
         {
             Inserted::Accepted => PacketOutcome::Audio,
             Inserted::Resynced => PacketOutcome::Resynced,
+            Inserted::Stray => PacketOutcome::Stray,
             Inserted::Duplicate => PacketOutcome::Duplicate,
             Inserted::Late => PacketOutcome::Late,
             Inserted::BadSize => PacketOutcome::BadSize,
@@ -398,10 +420,11 @@ impl RtpSession {
             return 0;
         }
         if let Some(last) = self.last_write {
+            // Up to half a frame of tick jitter is tolerated before a call counts as a gap.
             let gap = now.saturating_duration_since(last);
             let frames = ((gap + FRAME_DURATION / 2).as_micros() / FRAME_DURATION.as_micros())
                 .min(u128::from(u32::MAX / 160)) as u32;
-            if frames > 1 {
+            if gap >= FRAME_DURATION * 5 / 2 && frames > 1 {
                 self.ts_out = self
                     .ts_out
                     .wrapping_add((frames - 1) * FRAME_SAMPLES as u32);
@@ -556,7 +579,9 @@ impl RtpSession {
     }
 
     /// Writes a compound RTCP report (SR or RR, SDES CNAME) into `out` when it is due; returns
-    /// its length. Send it to the far end's RTP port + 1 (or the latched RTCP source).
+    /// its length. Send it to [`RtpSession::rtcp_remote`]. Reports are due every 5 s
+    /// (`RTCP_MIN_INTERVAL`, RFC 3550 §6.2 `T_min`) times a random factor in 0.5..1.5 (§6.3.1),
+    /// the first one after half of that.
     pub fn poll_rtcp(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if now < self.next_rtcp {
             return None;
@@ -588,6 +613,9 @@ impl RtpSession {
         if rtcp::validate(bytes).is_err() {
             self.stats.rtcp_malformed += 1;
             return;
+        }
+        if self.latch != LatchMode::Off {
+            self.rtcp_source = Some(from);
         }
         let ours = self.ssrc;
         for p in rtcp::parse_compound(bytes).flatten() {
@@ -631,9 +659,10 @@ impl RtpSession {
     pub fn stats(&self) -> RtpStats {
         let j = self.jitter.stats();
         RtpStats {
-            expected: u64::from(self.rx.expected()),
-            received: u64::from(self.rx.received()),
-            lost: i64::from(self.rx.cumulative_lost()),
+            expected: self.previous_sources.0 + u64::from(self.rx.expected()),
+            received: self.previous_sources.1 + u64::from(self.rx.received()),
+            lost: self.previous_sources.2 + i64::from(self.rx.cumulative_lost()),
+            stray: j.strays,
             fraction_lost: f32::from(self.rx.last_fraction_lost()) / 256.0,
             jitter_ts: self.rx.jitter(),
             jitter_ms: f64::from(self.rx.jitter()) / 8.0,

@@ -49,7 +49,7 @@ pub struct ReceiverStats {
     received_prior: u32,
     transit: Option<u32>,
     /// Jitter scaled by 16 (§A.8, integer form).
-    jitter_q4: u32,
+    jitter_q4: u64,
     last_fraction: u8,
 }
 
@@ -114,11 +114,9 @@ impl ReceiverStats {
         // §A.8: J += (|D| - J) / 16, kept in Q4.
         let transit = ts_forward(arrival, ts);
         if let Some(prev) = self.transit {
-            let d = (transit.wrapping_sub(prev) as i32).unsigned_abs();
-            self.jitter_q4 = self
-                .jitter_q4
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter_q4 + 8) >> 4);
+            // |D| < 2^31 and J stays below 16 * 2^31 in Q4: no overflow in u64.
+            let d = u64::from((transit.wrapping_sub(prev) as i32).unsigned_abs());
+            self.jitter_q4 = self.jitter_q4 + d - ((self.jitter_q4 + 8) >> 4);
         }
         self.transit = Some(transit);
         verdict
@@ -152,7 +150,7 @@ impl ReceiverStats {
 
     /// Interarrival jitter in timestamp units.
     pub fn jitter(&self) -> u32 {
-        self.jitter_q4 >> 4
+        (self.jitter_q4 >> 4).min(u64::from(u32::MAX)) as u32
     }
 
     /// Interarrival jitter as a duration.
@@ -204,13 +202,14 @@ pub struct RtpStats {
     pub packets_out: u64,
     /// Bytes of those packets.
     pub bytes_out: u64,
-    /// Packets expected from the current source (§A.3).
+    /// Packets expected (§A.3), summed over the far end's SSRCs in this leg.
     pub expected: u64,
-    /// Packets counted as received from the current source (§A.3).
+    /// Packets counted as received (§A.3), summed over the far end's SSRCs.
     pub received: u64,
-    /// Cumulative lost packets (§A.3; negative when duplicates outnumber losses).
+    /// Cumulative lost packets (§A.3; negative when duplicates outnumber losses), summed over the
+    /// far end's SSRCs.
     pub lost: i64,
-    /// Fraction lost in the last report interval, 0..=1.
+    /// Fraction lost in the last RTCP report interval of the current source, 0..=1.
     pub fraction_lost: f32,
     /// Interarrival jitter in timestamp units (§A.8).
     pub jitter_ts: u32,
@@ -220,6 +219,8 @@ pub struct RtpStats {
     pub late: u64,
     /// Duplicate audio packets.
     pub duplicates: u64,
+    /// Audio packets far from the stream, dropped (a jump not confirmed by the next packet).
+    pub stray: u64,
     /// Datagrams that were not valid RTP.
     pub malformed: u64,
     /// Packets from a source other than the latched one.
@@ -230,7 +231,7 @@ pub struct RtpStats {
     pub frames_played: u64,
     /// Frames concealed (loss or underrun).
     pub frames_concealed: u64,
-    /// RTCP packets received / malformed.
+    /// RTCP datagrams received.
     pub rtcp_in: u64,
     /// Malformed RTCP datagrams.
     pub rtcp_malformed: u64,
@@ -315,6 +316,20 @@ mod tests {
             r.update(i as u16, 1000 + i * 160, i * 160);
         }
         assert_eq!(r.jitter(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_overflows(packets in proptest::collection::vec(
+            (proptest::prelude::any::<u16>(), proptest::prelude::any::<u32>(), proptest::prelude::any::<u32>()), 1..300)) {
+            let mut s = ReceiverStats::new();
+            for (seq, ts, arrival) in packets {
+                s.update(seq, ts, arrival);
+                let _ = (s.expected(), s.cumulative_lost(), s.jitter_duration());
+            }
+            let r = s.report();
+            proptest::prop_assert!((-0x80_0000..=0x7f_ffff).contains(&r.cumulative_lost));
+        }
     }
 
     #[test]

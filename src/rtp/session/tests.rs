@@ -237,10 +237,11 @@ fn ssrc_change_and_unknown_payload_types() {
             RtpEvent::SsrcChanged { old: 1, new: 2 }
         ]
     );
+    // Totals add the first SSRC (3 packets) to the new one (1).
     let s = b.stats();
     assert_eq!(
         (s.unknown_payload_type, s.malformed, s.received, s.expected),
-        (1, 1, 1, 1)
+        (1, 1, 4, 4)
     );
     assert_eq!(b.remote_ssrc(), Some(2));
 }
@@ -395,4 +396,58 @@ fn echo_restamps_with_our_stream() {
     // Three frames of jitter-buffer delay at each end.
     assert_eq!(echo.stats().frames_played, 97);
     assert_eq!(played, 97);
+}
+
+#[test]
+fn rtcp_goes_to_rtp_port_plus_one_until_the_peer_sends_some() {
+    let t0 = crate::clock::test_origin();
+    let mut a = session(1, "127.0.0.1:5000", None);
+    let mut b = session(2, "127.0.0.1:4000", None);
+    assert_eq!(b.rtcp_remote(), Some(addr("127.0.0.1:4001")));
+    let mut rtcp = [0u8; MAX_RTCP_LEN];
+    let n = a.write_bye(t0, &mut rtcp).expect("fits");
+    b.handle_rtcp(t0, addr("127.0.0.1:4321"), &rtcp[..n]);
+    assert_eq!(b.rtcp_remote(), Some(addr("127.0.0.1:4321")));
+    b.handle_rtcp(t0, addr("10.9.9.9:4001"), &rtcp[..n]);
+    assert_eq!(b.stats().wrong_source, 1);
+}
+
+#[test]
+fn tick_jitter_is_not_a_gap() {
+    let t0 = crate::clock::test_origin();
+    let mut a = session(1, "127.0.0.1:5000", None);
+    let mut buf = [0u8; 256];
+    let mut ts = Vec::new();
+    for (i, jitter_ms) in [0u64, 9, 0, 12, 3].iter().enumerate() {
+        let now = t0 + TICK * i as u32 + Duration::from_millis(*jitter_ms);
+        let n = a.write_frame(now, &SILENCE, &mut buf);
+        let p = packet::parse(&buf[..n]).expect("valid");
+        ts.push((p.timestamp, p.marker));
+    }
+    for w in ts.windows(2) {
+        assert_eq!(w[1], (w[0].0.wrapping_add(160), false));
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn random_datagrams_never_panic_and_are_all_counted(
+        datagrams in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 1..50)
+    ) {
+        let t0 = crate::clock::test_origin();
+        let mut b = session(2, "127.0.0.1:4000", Some(101));
+        let mut out = SILENCE;
+        let mut buf = [0u8; 256];
+        for (i, d) in datagrams.iter().enumerate() {
+            let now = t0 + TICK * i as u32;
+            b.handle_packet(now, addr("127.0.0.1:4000"), d);
+            b.handle_rtcp(now, addr("127.0.0.1:4001"), d);
+            b.poll_frame(now, &mut out);
+            b.write_frame(now, &out, &mut buf);
+            while b.poll_event().is_some() {}
+        }
+        let s = b.stats();
+        proptest::prop_assert_eq!(s.packets_in, datagrams.len() as u64);
+        proptest::prop_assert_eq!(s.rtcp_in, datagrams.len() as u64);
+    }
 }
