@@ -58,11 +58,16 @@ pub fn apply_overrides(cfg: &mut Config, args: &ServeArgs) {
 }
 
 /// Decodes every prompt a route names, so a bad file is an error at start, never mid-call.
-pub fn load_route_prompts(cfg: &Config, cache: &mut PromptCache) -> anyhow::Result<HashMap<String, Prompt>> {
+pub fn load_route_prompts(
+    cfg: &Config,
+    cache: &mut PromptCache,
+) -> anyhow::Result<HashMap<String, Prompt>> {
     let mut out = HashMap::new();
     for n in &cfg.numbers {
         if let RouteConfig::Play { prompt, .. } = &n.route {
-            let p = cache.get(prompt).with_context(|| format!("number {:?}", n.number))?;
+            let p = cache
+                .get(prompt)
+                .with_context(|| format!("number {:?}", n.number))?;
             out.insert(prompt.clone(), p);
         }
     }
@@ -84,14 +89,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let url = crate::store::database_url(&cfg);
-    let store = Store::connect(&url).await.with_context(|| format!("opening the database {}", redact(&url)))?;
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&url)))?;
     store.migrate().await.context("applying migrations")?;
     let bus = EventBus::new(store.clone());
 
     let mut prompts = PromptCache::new(cfg.prompts_dir.clone());
     if cfg.prompts_dir.is_none() || prompts.get("tone").is_err() {
         // The embedded example's tone prompt, available whatever the config folder holds.
-        prompts.insert(Prompt::from_wav_bytes("tone", crate::config::embedded::TONE_WAV)?);
+        prompts.insert(Prompt::from_wav_bytes(
+            "tone",
+            crate::config::embedded::TONE_WAV,
+        )?);
     }
     let route_prompts = load_route_prompts(&cfg, &mut prompts)?;
 
@@ -124,12 +134,18 @@ pub async fn run(
     let status = driver::new_status();
     let media_task = tokio::spawn(worker::run_media_worker(
         clock.clone(),
-        MediaConfig { no_media_timeout: cfg.no_media_timeout() },
+        MediaConfig {
+            no_media_timeout: cfg.no_media_timeout(),
+        },
         ports,
         media_rx,
         media_ev_tx,
     ));
-    let writer_task = tokio::spawn(driver::run_store_writer(bus.clone(), clock.clone(), writer_rx));
+    let writer_task = tokio::spawn(driver::run_store_writer(
+        bus.clone(),
+        clock.clone(),
+        writer_rx,
+    ));
     let engine_task = tokio::spawn(driver::run_engine(
         engine,
         clock.clone(),
@@ -149,9 +165,15 @@ pub async fn run(
     if !cfg.server.webhooks.secret.is_empty() {
         outbox_cfg.secret = Some(cfg.server.webhooks.secret.clone());
     }
-    let outbox_task = tokio::spawn(run_outbox(store.clone(), client, clock.clone(), outbox_cfg, async {
-        let _ = outbox_stop_rx.await;
-    }));
+    let outbox_task = tokio::spawn(run_outbox(
+        store.clone(),
+        client,
+        clock.clone(),
+        outbox_cfg,
+        async {
+            let _ = outbox_stop_rx.await;
+        },
+    ));
 
     let state = crate::http::AppState {
         store: store.clone(),
@@ -180,10 +202,16 @@ pub async fn run(
         }
     };
     if tokio::time::timeout(grace, drained).await.is_err() {
-        tracing::info!(calls = status.active_calls(), "grace period over: hanging up live calls");
+        tracing::info!(
+            calls = status.active_calls(),
+            "grace period over: hanging up live calls"
+        );
     }
     let _ = phase_tx.send(ShutdownPhase::HangupAll);
-    if tokio::time::timeout(Duration::from_secs(10), engine_task).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), engine_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("engine did not stop within 10 s");
     }
     // The engine held the last senders to the writer and the media worker: they now finish.
@@ -193,7 +221,9 @@ pub async fn run(
     let _ = outbox_stop_tx.send(());
     match tokio::time::timeout(Duration::from_secs(30), outbox_task).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "outbox stopped with an error"),
-        Err(_) => tracing::warn!("outbox did not stop in time; undelivered events resume at next start"),
+        Err(_) => {
+            tracing::warn!("outbox did not stop in time; undelivered events resume at next start")
+        }
         _ => {}
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;

@@ -48,7 +48,10 @@ pub enum WriterOp {
     /// Apply a store operation.
     Store(StoreOp),
     /// Answer an API command once everything queued before it is applied.
-    Reply(oneshot::Sender<Result<(), EngineError>>, Result<(), EngineError>),
+    Reply(
+        oneshot::Sender<Result<(), EngineError>>,
+        Result<(), EngineError>,
+    ),
 }
 
 /// What the driver shares with the rest of the server.
@@ -79,7 +82,10 @@ impl SipSockets {
         let udp = UdpSocket::bind(addr).await?;
         let local = udp.local_addr()?;
         let tcp = TcpListener::bind(local).await?;
-        Ok(Self { udp: Arc::new(udp), tcp })
+        Ok(Self {
+            udp: Arc::new(udp),
+            tcp,
+        })
     }
 
     /// The bound address.
@@ -174,8 +180,19 @@ pub async fn run_engine(
                 }
             }
         }
-        dispatch(&mut engine, &udp, &mut tcp_conns, &tcp_in_tx, &tcp_closed_tx, &media, &writer).await;
-        status.active.store(engine.active_calls(), Ordering::Relaxed);
+        dispatch(
+            &mut engine,
+            &udp,
+            &mut tcp_conns,
+            &tcp_in_tx,
+            &tcp_closed_tx,
+            &media,
+            &writer,
+        )
+        .await;
+        status
+            .active
+            .store(engine.active_calls(), Ordering::Relaxed);
         metrics::gauge!(telemetry::ACTIVE_CALLS).set(engine.active_calls() as f64);
         if phase == ShutdownPhase::HangupAll && engine.active_calls() == 0 {
             // Give the last BYEs their transactions a moment (UDP retransmissions), bounded.
@@ -184,7 +201,16 @@ pub async fn run_engine(
                 let at = engine.poll_timeout().unwrap_or(until);
                 tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
                 engine.handle_timeout(clock.now());
-                dispatch(&mut engine, &udp, &mut tcp_conns, &tcp_in_tx, &tcp_closed_tx, &media, &writer).await;
+                dispatch(
+                    &mut engine,
+                    &udp,
+                    &mut tcp_conns,
+                    &tcp_in_tx,
+                    &tcp_closed_tx,
+                    &media,
+                    &writer,
+                )
+                .await;
             }
             break;
         }
@@ -219,7 +245,8 @@ async fn dispatch(
 
 fn count_response(t: &Transmit) {
     let p = &t.payload;
-    if p.len() > 12 && p.starts_with(b"SIP/2.0 ")
+    if p.len() > 12
+        && p.starts_with(b"SIP/2.0 ")
         && let Ok(code) = std::str::from_utf8(&p[8..11])
     {
         metrics::counter!(telemetry::SIP_RESPONSES, "code" => code.to_string(), "direction" => "sent").increment(1);
@@ -242,9 +269,19 @@ async fn send_sip(
         Transport::Tcp => {
             if !tcp_conns.contains_key(&t.destination) {
                 // Connect with a bound on time; the transaction times out if this fails.
-                match tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(t.destination)).await {
+                match tokio::time::timeout(
+                    Duration::from_secs(3),
+                    TcpStream::connect(t.destination),
+                )
+                .await
+                {
                     Ok(Ok(stream)) => {
-                        let tx = spawn_connection(stream, t.destination, tcp_in.clone(), tcp_closed.clone());
+                        let tx = spawn_connection(
+                            stream,
+                            t.destination,
+                            tcp_in.clone(),
+                            tcp_closed.clone(),
+                        );
                         tcp_conns.insert(t.destination, tx);
                     }
                     _ => {
@@ -319,11 +356,17 @@ fn spawn_connection(
 
 /// Starts the driver's shared status.
 pub fn new_status() -> EngineStatus {
-    EngineStatus { active: Arc::new(AtomicUsize::new(0)) }
+    EngineStatus {
+        active: Arc::new(AtomicUsize::new(0)),
+    }
 }
 
 /// Runs the store writer until its channel closes.
-pub async fn run_store_writer(bus: EventBus, clock: Arc<dyn Clock>, mut ops: mpsc::Receiver<WriterOp>) {
+pub async fn run_store_writer(
+    bus: EventBus,
+    clock: Arc<dyn Clock>,
+    mut ops: mpsc::Receiver<WriterOp>,
+) {
     let store = bus.store().clone();
     let mut callbacks: HashMap<Uuid, Option<String>> = HashMap::new();
     let wall = |at: Instant| {
@@ -359,7 +402,14 @@ async fn apply(
             callbacks.insert(call.id, call.status_callback.clone());
             let row = store.insert_call(&call).await?;
             let payload = serde_json::to_value(&row).unwrap_or_default();
-            bus.publish(at, kinds::CALL_INITIATED, Some(row.id), payload, call.status_callback.as_deref()).await?;
+            bus.publish(
+                at,
+                kinds::CALL_INITIATED,
+                Some(row.id),
+                payload,
+                call.status_callback.as_deref(),
+            )
+            .await?;
         }
         StoreOp::Ringing { call_id, at } => {
             let at = wall(at);
@@ -373,21 +423,41 @@ async fn apply(
                 publish_row(store, bus, callbacks, call_id, at, kinds::CALL_ANSWERED).await?;
             }
         }
-        StoreOp::Finish { call_id, end, stats, at } => {
+        StoreOp::Finish {
+            call_id,
+            end,
+            stats,
+            at,
+        } => {
             let at = wall(at);
             let first = store
-                .finish_call(call_id, end.status, end.code, Some(&end.reason), end.ended_by, &stats, at)
+                .finish_call(
+                    call_id,
+                    end.status,
+                    end.code,
+                    Some(&end.reason),
+                    end.ended_by,
+                    &stats,
+                    at,
+                )
                 .await?;
             if first {
-                metrics::counter!(telemetry::CALLS_ENDED, "status" => end.status.as_str()).increment(1);
+                metrics::counter!(telemetry::CALLS_ENDED, "status" => end.status.as_str())
+                    .increment(1);
                 publish_row(store, bus, callbacks, call_id, at, kinds::CALL_COMPLETED).await?;
             }
             callbacks.remove(&call_id);
         }
-        StoreOp::Event { call_id, kind, payload, at } => {
+        StoreOp::Event {
+            call_id,
+            kind,
+            payload,
+            at,
+        } => {
             let at = wall(at);
             let url = callbacks.get(&call_id).cloned().flatten();
-            bus.publish(at, kind, Some(call_id), payload, url.as_deref()).await?;
+            bus.publish(at, kind, Some(call_id), payload, url.as_deref())
+                .await?;
         }
     }
     Ok(())
@@ -407,6 +477,7 @@ async fn publish_row(
         Some(u) => u.clone(),
         None => row.as_ref().and_then(|r| r.status_callback.clone()),
     };
-    bus.publish(at, kind, Some(call_id), payload, url.as_deref()).await?;
+    bus.publish(at, kind, Some(call_id), payload, url.as_deref())
+        .await?;
     Ok(())
 }

@@ -45,8 +45,8 @@ use crate::sip::transaction::{
 };
 use crate::store::{CallStatus, Direction, EndedBy, FinalStatus, NewCall, RtpStats};
 use ezk_sip_types::header::typed::Contact;
-use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::uri::NameAddr;
+use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -60,8 +60,16 @@ use uuid::Uuid;
 /// Methods we answer in or out of dialogs (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 /// Methods we know but do not serve here: answered 405 with `Allow`. Others get 501.
-const KNOWN_NOT_ALLOWED: [&str; 8] =
-    ["REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "REFER", "UPDATE", "PRACK", "PUBLISH"];
+const KNOWN_NOT_ALLOWED: [&str; 8] = [
+    "REGISTER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "MESSAGE",
+    "REFER",
+    "UPDATE",
+    "PRACK",
+    "PUBLISH",
+];
 /// After we CANCEL, wait this long for the INVITE's final response before ending anyway.
 pub const CANCEL_GUARD: Duration = Duration::from_secs(32);
 /// `Retry-After` seconds on 503 for capacity.
@@ -249,7 +257,12 @@ pub struct EndInfo {
 
 impl EndInfo {
     fn new(status: FinalStatus, code: Option<u16>, reason: impl Into<String>, by: EndedBy) -> Self {
-        Self { status, code, reason: reason.into(), ended_by: by }
+        Self {
+            status,
+            code,
+            reason: reason.into(),
+            ended_by: by,
+        }
     }
 }
 
@@ -362,7 +375,9 @@ pub struct CallEngine {
 
 impl std::fmt::Debug for CallEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallEngine").field("calls", &self.calls.len()).finish_non_exhaustive()
+        f.debug_struct("CallEngine")
+            .field("calls", &self.calls.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -456,7 +471,13 @@ impl CallEngine {
     }
 
     /// A datagram (or one framed TCP message) from the network.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, transport: Transport, bytes: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        bytes: &[u8],
+    ) {
         // Malformed input was answered (400) or dropped by the layer, and counted.
         let _ = self.layer.handle_datagram(now, from, transport, bytes);
         self.drain_layer(now);
@@ -479,7 +500,12 @@ impl CallEngine {
                 TimerKind::Ring => self.give_up_ringing(
                     now,
                     id,
-                    EndInfo::new(FinalStatus::NoAnswer, Some(487), "ring timeout", EndedBy::System),
+                    EndInfo::new(
+                        FinalStatus::NoAnswer,
+                        Some(487),
+                        "ring timeout",
+                        EndedBy::System,
+                    ),
                 ),
                 TimerKind::CancelGuard => {
                     // The far end never answered our CANCEL or INVITE: end here.
@@ -500,8 +526,16 @@ impl CallEngine {
         let ids: Vec<Uuid> = self.calls.keys().copied().collect();
         for id in ids {
             let answered = self.calls.get(&id).is_some_and(|c| c.answered);
-            let status = if answered { FinalStatus::Completed } else { FinalStatus::Canceled };
-            self.end_call(now, id, EndInfo::new(status, None, "server shutdown", EndedBy::System));
+            let status = if answered {
+                FinalStatus::Completed
+            } else {
+                FinalStatus::Canceled
+            };
+            self.end_call(
+                now,
+                id,
+                EndInfo::new(status, None, "server shutdown", EndedBy::System),
+            );
         }
         self.drain_layer(now);
     }
@@ -528,15 +562,25 @@ impl CallEngine {
             .trunk(&trunk_name)
             .cloned()
             .ok_or_else(|| EngineError::UnknownTrunk(trunk_name.clone()))?;
-        let allowed = trunk.allowed_prefixes.iter().any(|p| p == "*" || call.to.starts_with(p.as_str()));
+        let allowed = trunk
+            .allowed_prefixes
+            .iter()
+            .any(|p| p == "*" || call.to.starts_with(p.as_str()));
         if !allowed {
-            return Err(EngineError::DestinationNotAllowed { trunk: trunk.name.clone(), to: call.to.clone() });
+            return Err(EngineError::DestinationNotAllowed {
+                trunk: trunk.name.clone(),
+                to: call.to.clone(),
+            });
         }
         let ts = self.trunks.entry(trunk.name.clone()).or_default();
         if ts.active >= trunk.max_concurrent {
             return Err(EngineError::TrunkAtCapacity(trunk.name.clone()));
         }
-        while ts.recent.front().is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1)) {
+        while ts
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
+        {
             ts.recent.pop_front();
         }
         if ts.recent.len() >= trunk.max_cps as usize {
@@ -552,17 +596,37 @@ impl CallEngine {
 
         let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
         let offer = sdp::offer(&local);
-        let sip_call_id = format!("{:032x}@{}", self.rng.r#gen::<u128>(), self.cfg.sip_addr.ip());
+        let sip_call_id = format!(
+            "{:032x}@{}",
+            self.rng.r#gen::<u128>(),
+            self.cfg.sip_addr.ip()
+        );
         let from_tag = self.layer.new_tag();
-        let invite = self.build_invite(&trunk, &call.to, &call.from, &sip_call_id, &from_tag, 1, &offer);
+        let invite = self.build_invite(
+            &trunk,
+            &call.to,
+            &call.from,
+            &sip_call_id,
+            &from_tag,
+            1,
+            &offer,
+        );
         let Some(invite) = invite else {
             self.ports.release(port);
             if let Some(ts) = self.trunks.get_mut(&trunk.name) {
                 ts.active -= 1;
             }
-            return Err(EngineError::Conflict(format!("cannot build a SIP request for {:?}", call.to)));
+            return Err(EngineError::Conflict(format!(
+                "cannot build a SIP request for {:?}",
+                call.to
+            )));
         };
-        let key = match self.layer.send_request(now, trunk.address, to_transport(trunk.transport), invite.clone()) {
+        let key = match self.layer.send_request(
+            now,
+            trunk.address,
+            to_transport(trunk.transport),
+            invite.clone(),
+        ) {
             Ok(k) => k,
             Err(e) => {
                 self.ports.release(port);
@@ -575,9 +639,15 @@ impl CallEngine {
         let id = call.id;
         call.sip_call_id = Some(sip_call_id.clone());
         call.status = CallStatus::Initiated;
-        self.actions.push_back(Action::Store(StoreOp::Insert { call: Box::new(call), at: now }));
+        self.actions.push_back(Action::Store(StoreOp::Insert {
+            call: Box::new(call),
+            at: now,
+        }));
         let digest = match (&trunk.username, &trunk.password) {
-            (Some(u), Some(p)) => Some(DigestClient::new(Credentials { username: u.clone(), password: p.clone() })),
+            (Some(u), Some(p)) => Some(DigestClient::new(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            })),
             _ => None,
         };
         self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
@@ -618,12 +688,27 @@ impl CallEngine {
     pub fn hangup(&mut self, now: Instant, id: Uuid) -> Result<(), EngineError> {
         let call = self.calls.get(&id).ok_or(EngineError::NotFound(id))?;
         if call.end.is_some() {
-            return Err(EngineError::Conflict(format!("call {id} is already ending")));
+            return Err(EngineError::Conflict(format!(
+                "call {id} is already ending"
+            )));
         }
         if call.answered {
-            self.end_call(now, id, EndInfo::new(FinalStatus::Completed, None, "hung up by API", EndedBy::Api));
+            self.end_call(
+                now,
+                id,
+                EndInfo::new(FinalStatus::Completed, None, "hung up by API", EndedBy::Api),
+            );
         } else {
-            self.give_up_ringing(now, id, EndInfo::new(FinalStatus::Canceled, Some(487), "canceled by API", EndedBy::Api));
+            self.give_up_ringing(
+                now,
+                id,
+                EndInfo::new(
+                    FinalStatus::Canceled,
+                    Some(487),
+                    "canceled by API",
+                    EndedBy::Api,
+                ),
+            );
         }
         self.drain_layer(now);
         Ok(())
@@ -633,14 +718,21 @@ impl CallEngine {
     pub fn play(&mut self, id: Uuid, prompt: Prompt, repeat: bool) -> Result<(), EngineError> {
         let call = self.live_answered(id)?;
         call.route_mode = None;
-        self.actions.push_back(Action::Media(MediaCommand::Play { call_id: id, prompt, repeat }));
+        self.actions.push_back(Action::Media(MediaCommand::Play {
+            call_id: id,
+            prompt,
+            repeat,
+        }));
         Ok(())
     }
 
     /// Sends DTMF digits on an answered call.
     pub fn dtmf(&mut self, id: Uuid, digits: String) -> Result<(), EngineError> {
         self.live_answered(id)?;
-        self.actions.push_back(Action::Media(MediaCommand::Dtmf { call_id: id, digits }));
+        self.actions.push_back(Action::Media(MediaCommand::Dtmf {
+            call_id: id,
+            digits,
+        }));
         Ok(())
     }
 
@@ -650,7 +742,9 @@ impl CallEngine {
             return Err(EngineError::Conflict(format!("call {id} is ending")));
         }
         if !call.media_running {
-            return Err(EngineError::Conflict(format!("call {id} is not answered yet")));
+            return Err(EngineError::Conflict(format!(
+                "call {id} is not answered yet"
+            )));
         }
         Ok(call)
     }
@@ -667,13 +761,35 @@ impl CallEngine {
                     .get(&call_id)
                     .is_some_and(|c| matches!(c.route_mode, Some(LegMode::Play { .. })));
                 if from_route {
-                    self.end_call(now, call_id, EndInfo::new(FinalStatus::Completed, None, "prompt finished", EndedBy::System));
+                    self.end_call(
+                        now,
+                        call_id,
+                        EndInfo::new(
+                            FinalStatus::Completed,
+                            None,
+                            "prompt finished",
+                            EndedBy::System,
+                        ),
+                    );
                 }
             }
             MediaEvent::NoMedia { call_id } => {
-                self.end_call(now, call_id, EndInfo::new(FinalStatus::Completed, None, "no RTP received (no-media timeout)", EndedBy::System));
+                self.end_call(
+                    now,
+                    call_id,
+                    EndInfo::new(
+                        FinalStatus::Completed,
+                        None,
+                        "no RTP received (no-media timeout)",
+                        EndedBy::System,
+                    ),
+                );
             }
-            MediaEvent::Dtmf { call_id, digit, duration } => {
+            MediaEvent::Dtmf {
+                call_id,
+                digit,
+                duration,
+            } => {
                 if self.calls.contains_key(&call_id) {
                     self.actions.push_back(Action::Store(StoreOp::Event {
                         call_id,
@@ -683,7 +799,11 @@ impl CallEngine {
                     }));
                 }
             }
-            MediaEvent::Stopped { call_id, port, stats } => {
+            MediaEvent::Stopped {
+                call_id,
+                port,
+                stats,
+            } => {
                 self.ports.release(port);
                 if let Some(c) = self.calls.get_mut(&call_id) {
                     c.media_running = false;
@@ -707,9 +827,12 @@ impl CallEngine {
 
     fn on_transaction_event(&mut self, now: Instant, ev: TransactionEvent) {
         match ev {
-            TransactionEvent::IncomingRequest { key, request, source, transport } => {
-                self.on_request(now, key, request, source, transport)
-            }
+            TransactionEvent::IncomingRequest {
+                key,
+                request,
+                source,
+                transport,
+            } => self.on_request(now, key, request, source, transport),
             TransactionEvent::Response { key, response } => {
                 if let Some((id, role)) = self.by_txn.get(&key).cloned() {
                     if role == TxnRole::Invite {
@@ -723,19 +846,42 @@ impl CallEngine {
                         // We had cancelled; nothing more will come.
                         self.finish_without_media(now, id);
                     } else {
-                        let info = EndInfo::new(FinalStatus::Failed, Some(408), "no response to INVITE (Timer B)", EndedBy::System);
+                        let info = EndInfo::new(
+                            FinalStatus::Failed,
+                            Some(408),
+                            "no response to INVITE (Timer B)",
+                            EndedBy::System,
+                        );
                         self.end_call_no_bye(now, id, info);
                     }
                 }
             }
             TransactionEvent::Cancelled { key } => {
                 if let Some((id, _)) = self.by_txn.get(&key).cloned() {
-                    self.end_call(now, id, EndInfo::new(FinalStatus::Canceled, Some(487), "canceled by caller", EndedBy::Caller));
+                    self.end_call(
+                        now,
+                        id,
+                        EndInfo::new(
+                            FinalStatus::Canceled,
+                            Some(487),
+                            "canceled by caller",
+                            EndedBy::Caller,
+                        ),
+                    );
                 }
             }
             TransactionEvent::AckTimeout { key } => {
                 if let Some((id, _)) = self.by_txn.get(&key).cloned() {
-                    self.end_call(now, id, EndInfo::new(FinalStatus::Failed, Some(408), "no ACK for our 200 OK", EndedBy::System));
+                    self.end_call(
+                        now,
+                        id,
+                        EndInfo::new(
+                            FinalStatus::Failed,
+                            Some(408),
+                            "no ACK for our 200 OK",
+                            EndedBy::System,
+                        ),
+                    );
                 }
             }
             TransactionEvent::StrayAck { request, .. } => self.on_ack(now, request),
@@ -746,7 +892,14 @@ impl CallEngine {
         }
     }
 
-    fn on_request(&mut self, now: Instant, key: TransactionKey, req: Request, source: SocketAddr, transport: Transport) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        req: Request,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
         let method = req.method().clone();
         let in_dialog = req.to_tag().is_some();
         if method == Method::INVITE && !in_dialog {
@@ -762,7 +915,11 @@ impl CallEngine {
         }
         let m = method.to_string();
         if method != Method::BYE && method != Method::INVITE && method != Method::INFO {
-            let code = if KNOWN_NOT_ALLOWED.contains(&m.as_str()) { 405 } else { 501 };
+            let code = if KNOWN_NOT_ALLOWED.contains(&m.as_str()) {
+                405
+            } else {
+                501
+            };
             let mut r = response_to(&req, code, None, None);
             r.headers.insert(Name::ALLOW, ALLOW);
             self.respond(now, &key, r);
@@ -778,9 +935,17 @@ impl CallEngine {
             self.respond(now, &key, response_to(&req, 481, None, None));
             return;
         };
-        let check = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()).map(|d| d.handle_request(&req));
+        let check = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.dialog.as_mut())
+            .map(|d| d.handle_request(&req));
         if let Some(Err(e)) = check {
-            let code = if matches!(e, crate::sip::dialog::DialogError::CSeqOutOfOrder { .. }) { 500 } else { 481 };
+            let code = if matches!(e, crate::sip::dialog::DialogError::CSeqOutOfOrder { .. }) {
+                500
+            } else {
+                481
+            };
             self.respond(now, &key, response_to(&req, code, None, None));
             return;
         }
@@ -799,7 +964,14 @@ impl CallEngine {
         }
     }
 
-    fn on_new_invite(&mut self, now: Instant, key: TransactionKey, req: Request, source: SocketAddr, transport: Transport) {
+    fn on_new_invite(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        req: Request,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
         if !self.accepting {
             let mut r = response_to(&req, 503, Some("Shutting Down"), None);
             r.headers.insert(Name::RETRY_AFTER, "5");
@@ -810,13 +982,21 @@ impl CallEngine {
         if let Some(cid) = req.call_id()
             && self.by_sip_call_id.contains_key(cid)
         {
-            self.respond(now, &key, response_to(&req, 482, Some("Loop Detected"), None));
+            self.respond(
+                now,
+                &key,
+                response_to(&req, 482, Some("Loop Detected"), None),
+            );
             return;
         }
         let user = req.request_uri_user().unwrap_or("").to_string();
         let Some(route) = self.config.route(&user).cloned() else {
             self.stats.unknown_number += 1;
-            self.respond(now, &key, response_to(&req, 404, Some("Number Not Configured"), None));
+            self.respond(
+                now,
+                &key,
+                response_to(&req, 404, Some("Number Not Configured"), None),
+            );
             return;
         };
         if let RouteConfig::Reject { code } = route {
@@ -827,7 +1007,8 @@ impl CallEngine {
         if self.calls.len() >= self.cfg.max_calls {
             self.stats.refused_capacity += 1;
             let mut r = response_to(&req, 503, Some("Over Capacity"), None);
-            r.headers.insert(Name::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
+            r.headers
+                .insert(Name::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
             self.respond(now, &key, r);
             return;
         }
@@ -838,7 +1019,8 @@ impl CallEngine {
                 Ok(o) => Some(o),
                 Err(e) => {
                     let mut r = response_to(&req, 400, Some("Bad SDP"), None);
-                    r.headers.insert(Name::WARNING, format!("399 trunkline \"{e}\""));
+                    r.headers
+                        .insert(Name::WARNING, format!("399 trunkline \"{e}\""));
                     self.respond(now, &key, r);
                     return;
                 }
@@ -847,7 +1029,10 @@ impl CallEngine {
         let mode = match route {
             RouteConfig::Echo => LegMode::Echo,
             RouteConfig::Play { prompt, repeat } => match self.prompts.get(&prompt) {
-                Some(p) => LegMode::Play { prompt: p.clone(), repeat },
+                Some(p) => LegMode::Play {
+                    prompt: p.clone(),
+                    repeat,
+                },
                 None => {
                     let r = response_to(&req, 500, Some("Prompt Not Loaded"), None);
                     self.respond(now, &key, r);
@@ -859,7 +1044,8 @@ impl CallEngine {
         let Some(port) = self.ports.allocate() else {
             self.stats.refused_capacity += 1;
             let mut r = response_to(&req, 503, Some("RTP Ports Exhausted"), None);
-            r.headers.insert(Name::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
+            r.headers
+                .insert(Name::RETRY_AFTER, RETRY_AFTER_SECS.to_string());
             self.respond(now, &key, r);
             return;
         };
@@ -872,7 +1058,8 @@ impl CallEngine {
                     self.ports.release(port);
                     self.stats.no_common_codec += 1;
                     let mut r = response_to(&req, 488, None, None);
-                    r.headers.insert(Name::WARNING, format!("304 trunkline \"{e}\""));
+                    r.headers
+                        .insert(Name::WARNING, format!("304 trunkline \"{e}\""));
                     self.respond(now, &key, r);
                     return;
                 }
@@ -885,7 +1072,8 @@ impl CallEngine {
             Err(e) => {
                 self.ports.release(port);
                 let mut r = response_to(&req, 400, Some("Bad Request"), None);
-                r.headers.insert(Name::WARNING, format!("399 trunkline \"{e}\""));
+                r.headers
+                    .insert(Name::WARNING, format!("399 trunkline \"{e}\""));
                 self.respond(now, &key, r);
                 return;
             }
@@ -907,11 +1095,17 @@ impl CallEngine {
             api_key_id: None,
             created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         };
-        self.actions.push_back(Action::Store(StoreOp::Insert { call: Box::new(new), at: now }));
+        self.actions.push_back(Action::Store(StoreOp::Insert {
+            call: Box::new(new),
+            at: now,
+        }));
         // 180 then 200 with the SDP.
         let ringing = response_to(&req, 180, None, Some(&to_tag));
         self.respond(now, &key, ringing);
-        self.actions.push_back(Action::Store(StoreOp::Ringing { call_id: id, at: now }));
+        self.actions.push_back(Action::Store(StoreOp::Ringing {
+            call_id: id,
+            at: now,
+        }));
         let mut ok = response_to(&req, 200, None, Some(&to_tag));
         ok.headers.insert_named(&self.contact(transport));
         ok.headers.insert(Name::ALLOW, ALLOW);
@@ -919,7 +1113,10 @@ impl CallEngine {
         ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         ok.body = sdp_body.to_bytes().into();
         self.respond(now, &key, ok);
-        self.actions.push_back(Action::Store(StoreOp::Answered { call_id: id, at: now }));
+        self.actions.push_back(Action::Store(StoreOp::Answered {
+            call_id: id,
+            at: now,
+        }));
         self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
         self.by_sip_call_id.insert(sip_call_id.clone(), id);
         let mut call = Call {
@@ -935,7 +1132,11 @@ impl CallEngine {
             dialog: Some(dialog),
             ack: None,
             local,
-            offer: if offer.is_none() { Some(sdp_body) } else { None },
+            offer: if offer.is_none() {
+                Some(sdp_body)
+            } else {
+                None
+            },
             port: Some(port),
             media_running: false,
             ringing_reported: true,
@@ -968,14 +1169,29 @@ impl CallEngine {
             api_key_id: None,
             created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         };
-        self.actions.push_back(Action::Store(StoreOp::Insert { call: Box::new(new), at: now }));
-        let end = EndInfo::new(final_status_for(code), Some(code), "rejected by route", EndedBy::Callee);
-        self.actions.push_back(Action::Store(StoreOp::Finish { call_id: id, end, stats: RtpStats::default(), at: now }));
+        self.actions.push_back(Action::Store(StoreOp::Insert {
+            call: Box::new(new),
+            at: now,
+        }));
+        let end = EndInfo::new(
+            final_status_for(code),
+            Some(code),
+            "rejected by route",
+            EndedBy::Callee,
+        );
+        self.actions.push_back(Action::Store(StoreOp::Finish {
+            call_id: id,
+            end,
+            stats: RtpStats::default(),
+            at: now,
+        }));
     }
 
     fn on_reinvite(&mut self, now: Instant, id: Uuid, key: TransactionKey, req: Request) {
         let sip_addr = self.cfg.sip_addr;
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.end.is_some() {
             let r = response_to(&req, 481, None, None);
             self.respond(now, &key, r);
@@ -996,7 +1212,8 @@ impl CallEngine {
             }
             Err(e) => {
                 let mut r = response_to(&req, 488, None, None);
-                r.headers.insert(Name::WARNING, format!("399 trunkline \"{e}\""));
+                r.headers
+                    .insert(Name::WARNING, format!("399 trunkline \"{e}\""));
                 self.respond(now, &key, r);
                 return;
             }
@@ -1022,15 +1239,23 @@ impl CallEngine {
             }
             Err(e) => {
                 let mut r = response_to(&req, 488, None, None);
-                r.headers.insert(Name::WARNING, format!("304 trunkline \"{e}\""));
+                r.headers
+                    .insert(Name::WARNING, format!("304 trunkline \"{e}\""));
                 self.respond(now, &key, r);
             }
         }
     }
 
     fn on_ack(&mut self, now: Instant, ack: Request) {
-        let Some(id) = ack.call_id().and_then(|c| self.by_sip_call_id.get(c).copied()) else { return };
-        let Some(mut call) = self.calls.remove(&id) else { return };
+        let Some(id) = ack
+            .call_id()
+            .and_then(|c| self.by_sip_call_id.get(c).copied())
+        else {
+            return;
+        };
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
         // An offerless INVITE: the answer to our offer is in the ACK.
         if !call.media_running
             && call.end.is_none()
@@ -1038,11 +1263,18 @@ impl CallEngine {
             && let Some(offer) = call.offer.take()
         {
             let mode = call.route_mode.clone().unwrap_or(LegMode::Silence);
-            match SessionDescription::parse(ack.body()).and_then(|a| sdp::process_answer(&offer, &a)) {
+            match SessionDescription::parse(ack.body())
+                .and_then(|a| sdp::process_answer(&offer, &a))
+            {
                 Ok(media) => self.start_media(&mut call, media, mode),
                 Err(e) => {
                     self.calls.insert(id, call);
-                    let info = EndInfo::new(FinalStatus::Failed, Some(488), format!("no usable SDP answer in ACK: {e}"), EndedBy::System);
+                    let info = EndInfo::new(
+                        FinalStatus::Failed,
+                        Some(488),
+                        format!("no usable SDP answer in ACK: {e}"),
+                        EndedBy::System,
+                    );
                     self.end_call(now, id, info);
                     return;
                 }
@@ -1056,17 +1288,25 @@ impl CallEngine {
         if response.code() / 100 != 2 {
             return;
         }
-        let Some(id) = response.call_id().and_then(|c| self.by_sip_call_id.get(c).copied()) else { return };
+        let Some(id) = response
+            .call_id()
+            .and_then(|c| self.by_sip_call_id.get(c).copied())
+        else {
+            return;
+        };
         if let Some(call) = self.calls.get_mut(&id)
             && let Some(ack) = call.ack.as_mut()
         {
-            self.layer.send_stateless_request(call.peer, call.transport, ack);
+            self.layer
+                .send_stateless_request(call.peer, call.transport, ack);
         }
     }
 
     fn on_invite_response(&mut self, now: Instant, id: Uuid, resp: Response) {
         let code = resp.code();
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.direction != Direction::Outbound {
             return;
         }
@@ -1084,18 +1324,30 @@ impl CallEngine {
                 }
                 if !call.ringing_reported && call.end.is_none() {
                     call.ringing_reported = true;
-                    self.actions.push_back(Action::Store(StoreOp::Ringing { call_id: id, at: now }));
+                    self.actions.push_back(Action::Store(StoreOp::Ringing {
+                        call_id: id,
+                        at: now,
+                    }));
                 }
             }
             200..=299 => self.on_invite_2xx(now, id, resp),
-            401 | 407 if call.end.is_none() && call.auth_attempts < MAX_AUTH_ATTEMPTS && call.digest.is_some() => {
+            401 | 407
+                if call.end.is_none()
+                    && call.auth_attempts < MAX_AUTH_ATTEMPTS
+                    && call.digest.is_some() =>
+            {
                 self.retry_with_auth(now, id, resp);
             }
             _ => {
                 let end = match call.end.clone() {
                     // We cancelled (ring timeout or API): keep that outcome.
                     Some(e) => e,
-                    None => EndInfo::new(final_status_for(code), Some(code), resp.reason().to_string(), EndedBy::Callee),
+                    None => EndInfo::new(
+                        final_status_for(code),
+                        Some(code),
+                        resp.reason().to_string(),
+                        EndedBy::Callee,
+                    ),
                 };
                 call.end = None;
                 self.end_call_no_bye(now, id, end);
@@ -1105,17 +1357,21 @@ impl CallEngine {
 
     fn on_invite_2xx(&mut self, now: Instant, id: Uuid, resp: Response) {
         let sip_addr = self.cfg.sip_addr;
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         // A 2xx retransmission, or a second 2xx from a fork.
         if let Some(d) = &call.dialog {
             let same = resp.to_tag().is_some_and(|t| t == d.id.remote_tag);
             if same {
                 if let Some(ack) = call.ack.as_mut() {
-                    self.layer.send_stateless_request(call.peer, call.transport, ack);
+                    self.layer
+                        .send_stateless_request(call.peer, call.transport, ack);
                 }
             } else if let Ok(mut other) = Dialog::new_uac(&call.invite, &resp, None) {
                 let mut ack = other.create_ack();
-                self.layer.send_stateless_request(call.peer, call.transport, &mut ack);
+                self.layer
+                    .send_stateless_request(call.peer, call.transport, &mut ack);
                 let bye = other.create_request(Method::BYE);
                 let _ = self.layer.send_request(now, call.peer, call.transport, bye);
             }
@@ -1125,14 +1381,20 @@ impl CallEngine {
         let mut dialog = match Dialog::new_uac(&call.invite, &resp, Some(contact)) {
             Ok(d) => d,
             Err(e) => {
-                let info = EndInfo::new(FinalStatus::Failed, Some(resp.code()), format!("unusable 2xx: {e}"), EndedBy::System);
+                let info = EndInfo::new(
+                    FinalStatus::Failed,
+                    Some(resp.code()),
+                    format!("unusable 2xx: {e}"),
+                    EndedBy::System,
+                );
                 call.end = None;
                 self.end_call_no_bye(now, id, info);
                 return;
             }
         };
         let mut ack = dialog.create_ack();
-        self.layer.send_stateless_request(call.peer, call.transport, &mut ack);
+        self.layer
+            .send_stateless_request(call.peer, call.transport, &mut ack);
         call.ack = Some(ack);
         call.dialog = Some(dialog);
         self.ring_deadline.remove(&id);
@@ -1144,12 +1406,17 @@ impl CallEngine {
         }
         call.phase = Phase::Confirmed;
         call.answered = true;
-        self.actions.push_back(Action::Store(StoreOp::Answered { call_id: id, at: now }));
+        self.actions.push_back(Action::Store(StoreOp::Answered {
+            call_id: id,
+            at: now,
+        }));
         let negotiated = call
             .offer
             .as_ref()
             .ok_or(sdp::SdpError::NoAudio)
-            .and_then(|o| SessionDescription::parse(resp.body()).and_then(|a| sdp::process_answer(o, &a)));
+            .and_then(|o| {
+                SessionDescription::parse(resp.body()).and_then(|a| sdp::process_answer(o, &a))
+            });
         match negotiated {
             Ok(media) => {
                 let mut call = self.calls.remove(&id).expect("present");
@@ -1157,31 +1424,54 @@ impl CallEngine {
                 self.calls.insert(id, call);
             }
             Err(e) => {
-                let info = EndInfo::new(FinalStatus::Failed, Some(488), format!("no usable SDP answer: {e}"), EndedBy::System);
+                let info = EndInfo::new(
+                    FinalStatus::Failed,
+                    Some(488),
+                    format!("no usable SDP answer: {e}"),
+                    EndedBy::System,
+                );
                 self.end_call(now, id, info);
             }
         }
     }
 
     fn retry_with_auth(&mut self, now: Instant, id: Uuid, resp: Response) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let (challenge_name, answer_name) = if resp.code() == 407 {
             (Name::PROXY_AUTHENTICATE, Name::PROXY_AUTHORIZATION)
         } else {
             (Name::WWW_AUTHENTICATE, Name::AUTHORIZATION)
         };
-        let challenges: Vec<String> = resp.headers.get_raw(&challenge_name).map(|v| v.to_string()).collect();
+        let challenges: Vec<String> = resp
+            .headers
+            .get_raw(&challenge_name)
+            .map(|v| v.to_string())
+            .collect();
         let Some(challenge) = Challenge::best(challenges.iter().map(String::as_str)) else {
-            let info = EndInfo::new(FinalStatus::Failed, Some(resp.code()), "unusable authentication challenge", EndedBy::Callee);
+            let info = EndInfo::new(
+                FinalStatus::Failed,
+                Some(resp.code()),
+                "unusable authentication challenge",
+                EndedBy::Callee,
+            );
             self.end_call_no_bye(now, id, info);
             return;
         };
         call.auth_attempts += 1;
-        let Some(digest) = call.digest.as_mut() else { return };
+        let Some(digest) = call.digest.as_mut() else {
+            return;
+        };
         digest.set_challenge(challenge);
         let uri = uri_string(&call.invite.line.uri);
         let Some(value) = digest.authorize("INVITE", &uri, &mut self.rng) else {
-            let info = EndInfo::new(FinalStatus::Failed, Some(resp.code()), "cannot answer authentication challenge", EndedBy::System);
+            let info = EndInfo::new(
+                FinalStatus::Failed,
+                Some(resp.code()),
+                "cannot answer authentication challenge",
+                EndedBy::System,
+            );
             self.end_call_no_bye(now, id, info);
             return;
         };
@@ -1192,14 +1482,22 @@ impl CallEngine {
         invite.headers.remove(&Name::CSEQ);
         invite.headers.insert(Name::CSEQ, format!("{cseq} INVITE"));
         invite.headers.insert(answer_name, value);
-        match self.layer.send_request(now, call.peer, call.transport, invite.clone()) {
+        match self
+            .layer
+            .send_request(now, call.peer, call.transport, invite.clone())
+        {
             Ok(key) => {
                 self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
                 call.invite_key = key;
                 call.invite = invite;
             }
             Err(e) => {
-                let info = EndInfo::new(FinalStatus::Failed, None, format!("cannot resend INVITE: {e}"), EndedBy::System);
+                let info = EndInfo::new(
+                    FinalStatus::Failed,
+                    None,
+                    format!("cannot resend INVITE: {e}"),
+                    EndedBy::System,
+                );
                 self.end_call_no_bye(now, id, info);
             }
         }
@@ -1211,7 +1509,9 @@ impl CallEngine {
     /// may not precede the first provisional, sec. 9.1). The outcome is decided now; a guard
     /// timer ends the call if the far end never finishes the INVITE.
     fn give_up_ringing(&mut self, now: Instant, id: Uuid, info: EndInfo) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.end.is_some() {
             return;
         }
@@ -1237,8 +1537,12 @@ impl CallEngine {
     }
 
     fn send_bye(&mut self, now: Instant, id: Uuid) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
-        let Some(dialog) = call.dialog.as_mut() else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(dialog) = call.dialog.as_mut() else {
+            return;
+        };
         let bye = dialog.create_request(Method::BYE);
         if let Ok(k) = self.layer.send_request(now, call.peer, call.transport, bye) {
             self.by_txn.insert(k, (id, TxnRole::Bye));
@@ -1247,7 +1551,9 @@ impl CallEngine {
 
     /// Decides the end of a call and sends BYE if it was answered.
     fn end_call(&mut self, now: Instant, id: Uuid, info: EndInfo) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if call.end.is_some() {
             return;
         }
@@ -1263,7 +1569,9 @@ impl CallEngine {
 
     /// Decides the end of a call whose SIP side is already over (BYE received, final response).
     fn end_call_no_bye(&mut self, now: Instant, id: Uuid, info: EndInfo) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.end.is_some() {
             return;
         }
@@ -1271,16 +1579,20 @@ impl CallEngine {
         call.phase = Phase::Ending;
         self.ring_deadline.remove(&id);
         if call.media_running {
-            self.actions.push_back(Action::Media(MediaCommand::Stop { call_id: id }));
+            self.actions
+                .push_back(Action::Media(MediaCommand::Stop { call_id: id }));
         } else {
             self.finish_without_media(now, id);
         }
     }
 
     fn finish_without_media(&mut self, now: Instant, id: Uuid) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.media_running {
-            self.actions.push_back(Action::Media(MediaCommand::Stop { call_id: id }));
+            self.actions
+                .push_back(Action::Media(MediaCommand::Stop { call_id: id }));
             return;
         }
         if let Some(port) = call.port.take() {
@@ -1291,7 +1603,9 @@ impl CallEngine {
 
     /// Emits `Finish` and forgets the call.
     fn finish(&mut self, now: Instant, id: Uuid, stats: RtpStats) {
-        let Some(call) = self.calls.remove(&id) else { return };
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
         self.by_sip_call_id.remove(&call.sip_call_id);
         self.ring_deadline.remove(&id);
         if let Some(t) = &call.trunk
@@ -1299,10 +1613,20 @@ impl CallEngine {
         {
             ts.active = ts.active.saturating_sub(1);
         }
-        let end = call
-            .end
-            .unwrap_or_else(|| EndInfo::new(FinalStatus::Failed, None, "ended without a decided outcome", EndedBy::System));
-        self.actions.push_back(Action::Store(StoreOp::Finish { call_id: id, end, stats, at: now }));
+        let end = call.end.unwrap_or_else(|| {
+            EndInfo::new(
+                FinalStatus::Failed,
+                None,
+                "ended without a decided outcome",
+                EndedBy::System,
+            )
+        });
+        self.actions.push_back(Action::Store(StoreOp::Finish {
+            call_id: id,
+            end,
+            stats,
+            at: now,
+        }));
     }
 
     // ---- helpers -------------------------------------------------------------------------
@@ -1314,10 +1638,16 @@ impl CallEngine {
 
     fn start_media(&mut self, call: &mut Call, media: NegotiatedMedia, mode: LegMode) {
         let Some(port) = call.port else { return };
-        let mut session = SessionConfig::new(law_of(media.codec), media.telephone_event, media.remote_rtp);
+        let mut session =
+            SessionConfig::new(law_of(media.codec), media.telephone_event, media.remote_rtp);
         session.cname = format!("trunkline@{}", self.cfg.media_ip);
         call.media_running = true;
-        self.actions.push_back(Action::Media(MediaCommand::Start { call_id: call.id, port, session, mode }));
+        self.actions.push_back(Action::Media(MediaCommand::Start {
+            call_id: call.id,
+            port,
+            session,
+            mode,
+        }));
     }
 
     fn respond(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
@@ -1333,21 +1663,19 @@ impl CallEngine {
     fn contact(&self, transport: Transport) -> Contact {
         contact_for(self.cfg.sip_addr, transport)
     }
-
 }
 
 fn contact_for(sip_addr: SocketAddr, transport: Transport) -> Contact {
-        let t = match transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
-        let uri = sip_uri(&format!("sip:trunkline@{sip_addr};transport={t}"))
-            .expect("our own address forms a SIP URI");
-        Contact::new(NameAddr::uri(uri))
+    let t = match transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    };
+    let uri = sip_uri(&format!("sip:trunkline@{sip_addr};transport={t}"))
+        .expect("our own address forms a SIP URI");
+    Contact::new(NameAddr::uri(uri))
 }
 
 impl CallEngine {
-
     #[allow(clippy::too_many_arguments)]
     fn build_invite(
         &self,
@@ -1372,13 +1700,16 @@ impl CallEngine {
         let uri = sip_uri(&ruri)?;
         let mut r = Request::new(Method::INVITE, uri);
         r.headers.insert(Name::MAX_FORWARDS, "70");
-        r.headers.insert(Name::FROM, format!("<{from_uri}>;tag={from_tag}"));
+        r.headers
+            .insert(Name::FROM, format!("<{from_uri}>;tag={from_tag}"));
         r.headers.insert(Name::TO, format!("<{ruri}>"));
         r.headers.insert(Name::CALL_ID, call_id.to_string());
         r.headers.insert(Name::CSEQ, format!("{cseq} INVITE"));
-        r.headers.insert_named(&self.contact(to_transport(trunk.transport)));
+        r.headers
+            .insert_named(&self.contact(to_transport(trunk.transport)));
         r.headers.insert(Name::ALLOW, ALLOW);
-        r.headers.insert(Name::USER_AGENT, self.cfg.user_agent.clone());
+        r.headers
+            .insert(Name::USER_AGENT, self.cfg.user_agent.clone());
         r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         r.body = offer.to_bytes().into();
         Some(r)
@@ -1407,13 +1738,17 @@ fn law_of(c: Codec) -> Law {
 
 /// The calling party as stored: the user part when it is an E.164 number, else the URI.
 fn party_of(uri: Option<String>) -> String {
-    let Some(uri) = uri else { return String::from("anonymous") };
+    let Some(uri) = uri else {
+        return String::from("anonymous");
+    };
     let user = uri
         .strip_prefix("sip:")
         .or_else(|| uri.strip_prefix("sips:"))
         .and_then(|r| r.split_once('@').map(|(u, _)| u));
     match user {
-        Some(u) if u.starts_with('+') && u[1..].bytes().all(|b| b.is_ascii_digit()) => u.to_string(),
+        Some(u) if u.starts_with('+') && u[1..].bytes().all(|b| b.is_ascii_digit()) => {
+            u.to_string()
+        }
         _ => uri,
     }
 }

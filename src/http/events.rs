@@ -5,11 +5,11 @@
 //! it receives the events it missed from the store and continues.
 
 use super::state::AppState;
+use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
-use axum::Router;
 use futures::Stream;
 use std::convert::Infallible;
 use std::time::Duration;

@@ -59,16 +59,30 @@ impl BoundPorts {
     /// Ports `min..=max` on `ip`.
     pub fn new(ip: IpAddr, min: u16, max: u16) -> anyhow::Result<Self> {
         let pool = PortPool::new(min, max).map_err(|e| anyhow::anyhow!("rtp port range: {e}"))?;
-        Ok(Self { inner: Arc::new(Mutex::new(BoundInner { pool, ip, sockets: HashMap::new() })) })
+        Ok(Self {
+            inner: Arc::new(Mutex::new(BoundInner {
+                pool,
+                ip,
+                sockets: HashMap::new(),
+            })),
+        })
     }
 
     /// Ports free now.
     pub fn available(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).pool.available()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pool
+            .available()
     }
 
     fn take(&self, port: u16) -> Option<(std::net::UdpSocket, std::net::UdpSocket)> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).sockets.remove(&port)
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sockets
+            .remove(&port)
     }
 }
 
@@ -81,7 +95,9 @@ impl crate::call::engine::MediaPorts for BoundPorts {
             let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, port));
             let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, port + 1));
             match (rtp, rtcp) {
-                (Ok(a), Ok(b)) if a.set_nonblocking(true).is_ok() && b.set_nonblocking(true).is_ok() => {
+                (Ok(a), Ok(b))
+                    if a.set_nonblocking(true).is_ok() && b.set_nonblocking(true).is_ok() =>
+                {
                     g.sockets.insert(port, (a, b));
                     return Some(port);
                 }
@@ -174,8 +190,17 @@ fn handle_command(
     cmd: MediaCommand,
 ) {
     match cmd {
-        MediaCommand::Start { call_id, port, session, mode } => {
-            let stopped = MediaEvent::Stopped { call_id, port, stats: RtpStats::default() };
+        MediaCommand::Start {
+            call_id,
+            port,
+            session,
+            mode,
+        } => {
+            let stopped = MediaEvent::Stopped {
+                call_id,
+                port,
+                stats: RtpStats::default(),
+            };
             let Some((rtp, rtcp)) = ports.take(port) else {
                 tracing::warn!(%call_id, port, "media start without bound sockets");
                 push_event(events, pending, stopped);
@@ -190,8 +215,16 @@ fn handle_command(
             };
             let now = clock.now();
             let session = RtpSession::new(now, clock.wall(), session, rng);
-            let shared = Arc::new(Mutex::new(Shared { session, received_since_tick: 0 }));
-            let recv_task = tokio::spawn(receive(clock.clone(), shared.clone(), rtp.clone(), rtcp.clone()));
+            let shared = Arc::new(Mutex::new(Shared {
+                session,
+                received_since_tick: 0,
+            }));
+            let recv_task = tokio::spawn(receive(
+                clock.clone(),
+                shared.clone(),
+                rtp.clone(),
+                rtcp.clone(),
+            ));
             let player = match &mode {
                 LegMode::Play { prompt, repeat } => Some(Player::new(prompt.clone(), *repeat)),
                 _ => None,
@@ -213,7 +246,13 @@ fn handle_command(
                 },
             );
         }
-        MediaCommand::Update { call_id, remote, law, dtmf_pt, send } => {
+        MediaCommand::Update {
+            call_id,
+            remote,
+            law,
+            dtmf_pt,
+            send,
+        } => {
             if let Some(leg) = legs.get_mut(&call_id) {
                 leg.send = send && remote.is_some();
                 if let Some(addr) = remote {
@@ -222,7 +261,11 @@ fn handle_command(
                 }
             }
         }
-        MediaCommand::Play { call_id, prompt, repeat } => {
+        MediaCommand::Play {
+            call_id,
+            prompt,
+            repeat,
+        } => {
             if let Some(leg) = legs.get_mut(&call_id) {
                 leg.player = Some(Player::new(prompt.clone(), repeat));
                 leg.mode = LegMode::Play { prompt, repeat };
@@ -246,7 +289,15 @@ fn handle_command(
                 // Dropping the sockets closes them before the port is released.
                 drop(leg.rtp);
                 drop(leg.rtcp);
-                push_event(events, pending, MediaEvent::Stopped { call_id, port: leg.port, stats });
+                push_event(
+                    events,
+                    pending,
+                    MediaEvent::Stopped {
+                        call_id,
+                        port: leg.port,
+                        stats,
+                    },
+                );
             }
         }
     }
@@ -269,7 +320,12 @@ pub fn row_stats(s: &crate::rtp::stats::RtpStats) -> RtpStats {
     }
 }
 
-async fn receive(clock: Arc<dyn Clock>, shared: Arc<Mutex<Shared>>, rtp: Arc<UdpSocket>, rtcp: Arc<UdpSocket>) {
+async fn receive(
+    clock: Arc<dyn Clock>,
+    shared: Arc<Mutex<Shared>>,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+) {
     let mut a = [0u8; MAX_DATAGRAM];
     let mut b = [0u8; MAX_DATAGRAM];
     loop {
@@ -299,7 +355,8 @@ fn tick_all(
     out: &mut [u8; 512],
     events: &mpsc::Sender<MediaEvent>,
 ) {
-    let (mut pkts_in, mut pkts_out, mut late, mut dropped, mut lost) = (0u64, 0u64, 0u64, 0u64, 0i64);
+    let (mut pkts_in, mut pkts_out, mut late, mut dropped, mut lost) =
+        (0u64, 0u64, 0u64, 0u64, 0i64);
     for (call_id, leg) in legs.iter_mut() {
         let mut g = leg.shared.lock().unwrap_or_else(|e| e.into_inner());
         g.received_since_tick = 0;
@@ -331,19 +388,24 @@ fn tick_all(
             }
         }
         let _ = sent;
-        if let Some(to) = g.session.remote()
+        if let Some(to) = g.session.rtcp_remote()
             && let Some(n) = g.session.poll_rtcp(now, out)
         {
-            let rtcp_to = SocketAddr::new(to.ip(), to.port().wrapping_add(1));
-            let _ = leg.rtcp.try_send_to(&out[..n], rtcp_to);
+            let _ = leg.rtcp.try_send_to(&out[..n], to);
         }
         while let Some(ev) = g.session.poll_event() {
             if let RtpEvent::DtmfReceived { digit, duration } = ev {
-                let _ = events.try_send(MediaEvent::Dtmf { call_id: *call_id, digit, duration });
+                let _ = events.try_send(MediaEvent::Dtmf {
+                    call_id: *call_id,
+                    digit,
+                    duration,
+                });
             }
         }
         let idle_since = g.session.last_received().unwrap_or(leg.started);
-        if !leg.no_media_reported && now.saturating_duration_since(idle_since) >= config.no_media_timeout {
+        if !leg.no_media_reported
+            && now.saturating_duration_since(idle_since) >= config.no_media_timeout
+        {
             leg.no_media_reported = true;
             let _ = events.try_send(MediaEvent::NoMedia { call_id: *call_id });
         }
@@ -352,7 +414,9 @@ fn tick_all(
         pkts_out += s.packets_out - leg.last_stats.packets_out;
         late += s.late - leg.last_stats.late;
         dropped += (s.malformed + s.wrong_source + s.unknown_payload_type)
-            - (leg.last_stats.malformed + leg.last_stats.wrong_source + leg.last_stats.unknown_payload_type);
+            - (leg.last_stats.malformed
+                + leg.last_stats.wrong_source
+                + leg.last_stats.unknown_payload_type);
         lost += s.lost - leg.last_stats.lost;
         leg.last_stats = s;
         drop(g);
