@@ -24,6 +24,7 @@ use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use ezk_sip_types::header::DecodeValues;
 use ezk_sip_types::header::typed::{CSeq, Contact, FromTo, Routing, Via};
 use ezk_sip_types::host::HostPort;
 use ezk_sip_types::msg::{RequestLine, StatusLine};
@@ -462,13 +463,56 @@ fn answerable_core(headers: &Headers) -> Result<(), Defect> {
 }
 
 fn check_from_to(headers: &Headers) -> Result<(), Defect> {
-    if headers.get::<FromTo>(Name::FROM).is_err() {
+    if name_addr_header::<FromTo>(headers, Name::FROM).is_none() {
         return Err(Defect::Malformed(HeaderKind::From));
     }
-    if headers.get::<FromTo>(Name::TO).is_err() {
+    if name_addr_header::<FromTo>(headers, Name::TO).is_none() {
         return Err(Defect::Malformed(HeaderKind::To));
     }
     Ok(())
+}
+
+/// Reads a name-addr header (From, To, Contact) with ezk-sip-types, retrying with a simplified
+/// display name when the first try fails: ezk's quoted-string grammar stops at an escaped
+/// quote (`"Joe \"J\" Smith"`), which RFC 3261 sec. 25.1 allows. The raw header value is
+/// untouched (responses copy it byte for byte); only the parsed display name loses its
+/// escaped characters.
+fn name_addr_header<H: DecodeValues>(headers: &Headers, name: Name) -> Option<H> {
+    match headers.try_get::<H>(name.clone())? {
+        Ok(value) => Some(value),
+        Err(_) => {
+            let raw = headers.get_raw(&name).next()?;
+            let simplified = simplify_display_name(raw)?;
+            let mut scratch = Headers::new();
+            scratch.insert(name.clone(), simplified);
+            scratch.get::<H>(name).ok()
+        }
+    }
+}
+
+/// `"a \"b\" c" <sip:..>;tag=x` -> `"a b c" <sip:..>;tag=x`; `None` when there is no quoted
+/// display name with escapes to simplify.
+fn simplify_display_name(raw: &str) -> Option<String> {
+    let rest = raw.trim_start().strip_prefix('"')?;
+    let mut name = String::new();
+    let mut chars = rest.char_indices();
+    let mut escaped_any = false;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                escaped_any = true;
+                // Keep escaped characters except the two that need the escape.
+                if let Some((_, e)) = chars.next().filter(|(_, e)| !matches!(e, '"' | '\\')) {
+                    name.push(e);
+                }
+            }
+            '"' => {
+                return escaped_any.then(|| format!("\"{name}\"{}", &rest[i + 1..]));
+            }
+            c => name.push(c),
+        }
+    }
+    None
 }
 
 fn check_request_headers(headers: &Headers, method: &Method) -> Result<(), Defect> {
@@ -933,12 +977,12 @@ macro_rules! common_accessors {
 
             /// The From header (URI, tag, params).
             pub fn from(&self) -> Option<FromTo> {
-                self.headers.get(Name::FROM).ok()
+                name_addr_header(&self.headers, Name::FROM)
             }
 
             /// The To header (URI, tag, params).
             pub fn to(&self) -> Option<FromTo> {
-                self.headers.get(Name::TO).ok()
+                name_addr_header(&self.headers, Name::TO)
             }
 
             /// The From tag.
@@ -953,7 +997,7 @@ macro_rules! common_accessors {
 
             /// The URI of the first Contact.
             pub fn contact_uri(&self) -> Option<SipUri> {
-                self.headers.get_named::<Contact>().ok().map(|c| c.uri.uri)
+                name_addr_header::<Contact>(&self.headers, Name::CONTACT).map(|c| c.uri.uri)
             }
 
             /// All Record-Route entries in order (RFC 3261 sec. 12.1).
