@@ -58,7 +58,7 @@ Content-Length: 0\r\n\r\n";
 
 /// Either pre-parsed messages or raw bytes.
 enum Input {
-    Parsed([SipMessage; 3]),
+    Parsed(Box<[SipMessage; 3]>),
     Raw([Bytes; 3]),
 }
 
@@ -139,7 +139,7 @@ fn bench(c: &mut Criterion) {
     let inputs = [
         (
             "uas_call_pre_parsed",
-            Input::Parsed([INVITE, ACK, BYE].map(parse)),
+            Input::Parsed(Box::new([INVITE, ACK, BYE].map(parse))),
         ),
         ("uas_call_with_parse", Input::Raw(raw)),
     ];
