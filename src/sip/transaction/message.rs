@@ -150,7 +150,9 @@ impl Response {
 
 fn finish(mut out: String, headers: &Headers, body: &Bytes) -> Bytes {
     for (name, value) in headers.iter() {
-        if *name == Name::CONTENT_LENGTH {
+        // Parsed "l" and "Content-Length" both print as "Content-Length"; comparing the print
+        // name is much cheaper than `Name`'s alias-aware equality.
+        if name.as_print_str().eq_ignore_ascii_case("content-length") {
             continue;
         }
         let _ = write!(out, "{}: {}\r\n", name.as_print_str(), value);
