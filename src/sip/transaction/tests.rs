@@ -879,6 +879,37 @@ fn client_cancel_copies_the_invite_and_is_refused_before_a_provisional() {
 // ---- robustness and bounds ----
 
 #[test]
+fn transport_error_ends_the_transactions_toward_that_peer() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    let lost = l
+        .send_request(t0, addr(UAS), Transport::Tcp, outgoing("INVITE", 1))
+        .expect("invite");
+    let other = l
+        .send_request(
+            t0,
+            addr("10.0.0.3:5060"),
+            Transport::Tcp,
+            outgoing("OPTIONS", 2),
+        )
+        .expect("options");
+    transmits(&mut l);
+    l.handle_transport_error(t0 + ms(10), addr(UAS), Transport::Tcp);
+    match &events(&mut l)[..] {
+        [
+            TransactionEvent::TransportError { key },
+            TransactionEvent::Terminated { key: k2 },
+        ] => {
+            assert_eq!(key, &lost);
+            assert_eq!(k2, &lost);
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+    assert_eq!(l.len(), 1);
+    assert!(l.create_cancel(&other).is_err());
+}
+
+#[test]
 fn requests_missing_headers_get_400_and_garbage_never_panics() {
     let t0 = test_origin();
     let mut l = layer(UAS);
