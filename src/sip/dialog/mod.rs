@@ -129,7 +129,9 @@ pub struct Dialog {
 
 impl Dialog {
     /// The UAC side (sec. 12.1.2): from the INVITE we sent and a 2xx, or a 101-199 with a To
-    /// tag (an early dialog). Route set = the response's Record-Route, reversed.
+    /// tag (an early dialog). Route set = the response's Record-Route, reversed. Remote target
+    /// = the response's Contact or, leniently, the INVITE's Request-URI when it has none (a 2xx
+    /// that later brings a Contact replaces it).
     pub fn new_uac(
         invite: &Request,
         response: &Response,
@@ -171,8 +173,9 @@ impl Dialog {
             local_cseq: cseq.cseq,
             remote_cseq: None,
             invite_cseq: cseq.cseq,
+            // A response without Contact (common on 180) leaves the Request-URI as target.
             remote_target: contact_uri(&response.headers)
-                .ok_or(DialogError::MissingHeader("Contact"))?,
+                .unwrap_or_else(|| invite.line.uri.clone()),
             route_set,
             local_contact,
             secure: false,

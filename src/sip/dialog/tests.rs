@@ -166,13 +166,13 @@ fn early_dialog_from_1xx_is_confirmed_by_2xx_and_2xx_refreshes_target() {
         Dialog::new_uac(&invite, &trying, None).err(),
         Some(DialogError::NotDialogCreating(100))
     );
-    let mut ringing = Response::for_request(StatusCode::RINGING, &invite, Some("b1"));
-    ringing
-        .headers
-        .insert(Name::CONTACT, "<sip:bob@10.0.0.2:5070>");
+    // A 180 without Contact: the target stays the Request-URI until the 2xx.
+    let ringing = Response::for_request(StatusCode::RINGING, &invite, Some("b1"));
     let mut set = DialogSet::new(1);
-    set.insert(Dialog::new_uac(&invite, &ringing, None).expect("early"))
+    let early = set
+        .insert(Dialog::new_uac(&invite, &ringing, None).expect("early"))
         .expect("insert");
+    assert_eq!(uri_text(&early.remote_target), "sip:bob@example.com");
     let id = DialogId::for_incoming_response(&ringing).expect("id");
     assert_eq!(set.get(&id).map(|d| d.state), Some(DialogState::Early));
     let mut ok = ok_with_routes(&invite, StatusCode::OK);

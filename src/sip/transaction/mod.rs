@@ -52,8 +52,10 @@
 //!   default-port normalisation.
 //! - RFC 2543 requests (branch without the magic cookie) are matched by Call-ID, From tag, CSeq
 //!   number and sent-by (see [`key`]).
-//! - Transport errors are not modelled: the driver that loses a TCP connection lets the
-//!   transaction time out (Timer B/F), which ends in the same [`TransactionEvent::Timeout`].
+//! - Transport errors (sec. 17.1.4, 17.2.4) are reported by destination, not per message:
+//!   [`handle_transport_error`](TransactionLayer::handle_transport_error) ends every
+//!   transaction toward that address and transport with [`TransactionEvent::TransportError`];
+//!   no backup destination is tried.
 
 mod client;
 pub mod key;
@@ -201,6 +203,12 @@ pub enum TransactionEvent {
         response: Response,
         /// Where it came from.
         source: SocketAddr,
+    },
+    /// The transport could not deliver to the transaction's peer (e.g. a TCP connection
+    /// failed); the transaction is terminated.
+    TransportError {
+        /// The failed transaction.
+        key: TransactionKey,
     },
     /// The transaction ended and its key is no longer valid.
     Terminated {
@@ -438,6 +446,31 @@ impl TransactionLayer {
                     _ => {}
                 },
             }
+        }
+        self.prune_timers();
+    }
+
+    /// The driver could not send to `destination` over `transport` (connection refused or
+    /// lost, ICMP unreachable): every transaction with that peer ends with
+    /// [`TransactionEvent::TransportError`] then [`TransactionEvent::Terminated`].
+    pub fn handle_transport_error(
+        &mut self,
+        _now: Instant,
+        destination: SocketAddr,
+        transport: Transport,
+    ) {
+        let mut failed: Vec<(u64, TransactionKey)> = self
+            .transactions
+            .iter()
+            .filter(|(_, txn)| txn.peer == destination && txn.transport == transport)
+            .map(|(id, txn)| (*id, txn.key.clone()))
+            .collect();
+        // Deterministic order (creation order) whatever the map's iteration order.
+        failed.sort_by_key(|(id, _)| *id);
+        for (id, key) in failed {
+            self.events
+                .push_back(TransactionEvent::TransportError { key });
+            self.terminate(id);
         }
         self.prune_timers();
     }

@@ -16,7 +16,11 @@ use super::{
 };
 use bytes::Bytes;
 use ezk_sip_types::Method;
+use ezk_sip_types::Name;
 use ezk_sip_types::StatusCode;
+use ezk_sip_types::header::HeaderParse;
+use ezk_sip_types::header::typed::Via;
+use ezk_sip_types::print::AppendCtx;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -136,6 +140,8 @@ impl TransactionLayer {
             self.on_retransmitted_request(id);
             return;
         }
+        let mut request = request;
+        stamp_received(&mut request, from);
         if self.at_capacity() {
             self.stats.rejected_capacity += 1;
             let response = service_unavailable(&request);
@@ -340,5 +346,39 @@ impl TransactionLayer {
         self.transmit(peer, transport, bytes);
         let next = self.config.timers.next_capped(interval);
         self.set_retransmit(id, at + next, next, timer);
+    }
+}
+
+/// Notes in the top Via where a new request really came from (sec. 18.2.1, RFC 3581): adds
+/// `received` when the source IP differs from the sent-by or `rport` was asked for, and fills
+/// `rport` with the source port. Responses copy this Via, so the peer sees its public address.
+/// A first Via value holding a comma-separated list is left alone.
+fn stamp_received(request: &mut Request, from: SocketAddr) {
+    let mut values: Vec<_> = request.headers.get_raw(&Name::VIA).cloned().collect();
+    let Some(first) = values.first() else {
+        return;
+    };
+    let Ok((rest, mut via)) = Via::parse(first.as_ref(), first.as_str()) else {
+        return;
+    };
+    if !rest.trim().is_empty() {
+        return;
+    }
+    let wants_rport = via.params.get("rport").is_some();
+    if !wants_rport && via.sent_by.ip() == Some(from.ip()) {
+        return;
+    }
+    via.params.push_or_edit("received", from.ip().to_string());
+    if wants_rport {
+        via.params.push_or_edit("rport", from.port().to_string());
+    }
+    values[0] = via.default_print_ctx().to_string().into();
+    request.headers.remove(&Name::VIA);
+    let mut values = values.into_iter();
+    if let Some(top) = values.next() {
+        request.headers.insert_front(Name::VIA, top);
+    }
+    for value in values {
+        request.headers.insert(Name::VIA, value);
     }
 }

@@ -309,6 +309,34 @@ fn invite_server_sends_100_at_once_and_absorbs_retransmitted_invites() {
 }
 
 #[test]
+fn responses_carry_received_and_rport_of_the_real_source() {
+    let t0 = test_origin();
+    let mut l = layer(UAS);
+    let mut invite = incoming("INVITE", "z9hG4bKnat", "INVITE");
+    invite
+        .headers
+        .insert(Name::VIA, "SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKproxy");
+    let public = addr("192.0.2.7:40000");
+    l.handle_message(t0, public, Transport::Udp, SipMessage::Request(invite));
+    let trying = response_of(&transmits(&mut l)[0].payload);
+    let vias: Vec<String> = trying
+        .headers
+        .get_raw(&Name::VIA)
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(
+        vias,
+        [
+            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnat;rport=40000;received=192.0.2.7",
+            "SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKproxy"
+        ]
+    );
+    assert!(
+        matches!(&events(&mut l)[..], [TransactionEvent::IncomingRequest { source, .. }] if *source == public)
+    );
+}
+
+#[test]
 fn invite_server_retransmits_non_2xx_on_g_until_ack_then_ends_on_i() {
     let t0 = test_origin();
     let mut l = layer(UAS);
@@ -851,6 +879,37 @@ fn client_cancel_copies_the_invite_and_is_refused_before_a_provisional() {
 // ---- robustness and bounds ----
 
 #[test]
+fn transport_error_ends_the_transactions_toward_that_peer() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    let lost = l
+        .send_request(t0, addr(UAS), Transport::Tcp, outgoing("INVITE", 1))
+        .expect("invite");
+    let other = l
+        .send_request(
+            t0,
+            addr("10.0.0.3:5060"),
+            Transport::Tcp,
+            outgoing("OPTIONS", 2),
+        )
+        .expect("options");
+    transmits(&mut l);
+    l.handle_transport_error(t0 + ms(10), addr(UAS), Transport::Tcp);
+    match &events(&mut l)[..] {
+        [
+            TransactionEvent::TransportError { key },
+            TransactionEvent::Terminated { key: k2 },
+        ] => {
+            assert_eq!(key, &lost);
+            assert_eq!(k2, &lost);
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+    assert_eq!(l.len(), 1);
+    assert!(l.create_cancel(&other).is_err());
+}
+
+#[test]
 fn requests_missing_headers_get_400_and_garbage_never_panics() {
     let t0 = test_origin();
     let mut l = layer(UAS);
@@ -930,3 +989,23 @@ fn live_transactions_are_capped() {
 }
 
 mod sim;
+
+proptest::proptest! {
+    /// Arbitrary bytes after a plausible start line never panic the layer.
+    #[test]
+    fn arbitrary_datagrams_never_panic(
+        start in proptest::sample::select(vec!["INVITE sip:a@b SIP/2.0\r\n", "ACK sip:a@b SIP/2.0\r\n", "CANCEL sip:a@b SIP/2.0\r\n", "SIP/2.0 200 OK\r\n", ""]),
+        tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        millis in 0u64..100_000,
+    ) {
+        let t0 = test_origin();
+        let mut l = layer(UAS);
+        let mut bytes = start.as_bytes().to_vec();
+        bytes.extend_from_slice(&tail);
+        let now = t0 + ms(millis);
+        let _ = l.handle_datagram(now, addr(UAC), Transport::Udp, &Bytes::from(bytes));
+        l.handle_timeout(now + Duration::from_secs(64));
+        transmits(&mut l);
+        events(&mut l);
+    }
+}
