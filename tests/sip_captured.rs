@@ -391,7 +391,7 @@ fn torture_refusals_say_why_and_whether_to_answer() {
         assert_eq!(response.as_ref().map(|r| r.code()), *code, "{name}");
         if let Some(response) = response {
             // The answer carries the request's identifiers and a Warning saying why.
-            let printed = String::from_utf8(response.to_bytes()).expect("utf-8");
+            let printed = String::from_utf8(response.to_bytes().to_vec()).expect("utf-8");
             assert!(
                 printed.contains("Warning: 399 trunkline \""),
                 "{name}: {printed}"

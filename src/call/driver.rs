@@ -157,7 +157,7 @@ pub async fn run_engine(
                 match cmd {
                     EngineCommand::Originate(o, reply) => {
                         let r = engine.originate(now, *o);
-                        dispatch(&mut engine, &udp, &mut tcp_conns, &tcp_in_tx, &tcp_closed_tx, &media, &writer).await;
+                        dispatch(&mut engine, &clock, &udp, &mut tcp_conns, &tcp_in_tx, &tcp_closed_tx, &media, &writer).await;
                         let _ = writer.send(WriterOp::Reply(reply, r)).await;
                     }
                     EngineCommand::Hangup(id, reply) => { let _ = reply.send(engine.hangup(now, id)); }
@@ -182,6 +182,7 @@ pub async fn run_engine(
         }
         dispatch(
             &mut engine,
+            &clock,
             &udp,
             &mut tcp_conns,
             &tcp_in_tx,
@@ -203,6 +204,7 @@ pub async fn run_engine(
                 engine.handle_timeout(clock.now());
                 dispatch(
                     &mut engine,
+                    &clock,
                     &udp,
                     &mut tcp_conns,
                     &tcp_in_tx,
@@ -218,8 +220,10 @@ pub async fn run_engine(
 }
 
 /// Sends what the engine produced: SIP to the sockets, media commands, store operations.
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     engine: &mut CallEngine,
+    clock: &Arc<dyn Clock>,
     udp: &UdpSocket,
     tcp_conns: &mut HashMap<SocketAddr, mpsc::Sender<bytes::Bytes>>,
     tcp_in: &mpsc::Sender<(SocketAddr, bytes::Bytes)>,
@@ -229,7 +233,10 @@ async fn dispatch(
 ) {
     while let Some(t) = engine.poll_transmit() {
         count_response(&t);
-        send_sip(udp, tcp_conns, tcp_in, tcp_closed, t).await;
+        let (dest, transport) = (t.destination, t.transport);
+        if !send_sip(udp, tcp_conns, tcp_in, tcp_closed, t).await {
+            engine.handle_transport_error(clock.now(), dest, transport);
+        }
     }
     while let Some(a) = engine.poll_action() {
         match a {
@@ -259,16 +266,20 @@ async fn send_sip(
     tcp_in: &mpsc::Sender<(SocketAddr, bytes::Bytes)>,
     tcp_closed: &mpsc::Sender<SocketAddr>,
     t: Transmit,
-) {
+) -> bool {
     match t.transport {
         Transport::Udp => {
             if let Err(e) = udp.send_to(&t.payload, t.destination).await {
+                // UDP loss is what retransmissions are for; not a transport failure.
                 tracing::debug!(to = %t.destination, error = %e, "sip udp send failed");
             }
+            true
         }
         Transport::Tcp => {
-            if !tcp_conns.contains_key(&t.destination) {
-                // Connect with a bound on time; the transaction times out if this fails.
+            if let std::collections::hash_map::Entry::Vacant(slot) = tcp_conns.entry(t.destination)
+            {
+                // Connect with a bound on time; the transaction fails if this does. (This waits
+                // inside the engine loop; connections to trunks are few and long-lived.)
                 match tokio::time::timeout(
                     Duration::from_secs(3),
                     TcpStream::connect(t.destination),
@@ -282,18 +293,27 @@ async fn send_sip(
                             tcp_in.clone(),
                             tcp_closed.clone(),
                         );
-                        tcp_conns.insert(t.destination, tx);
+                        slot.insert(tx);
                     }
                     _ => {
                         tracing::debug!(to = %t.destination, "sip tcp connect failed");
-                        return;
+                        return false;
                     }
                 }
             }
-            if let Some(tx) = tcp_conns.get(&t.destination)
-                && tx.try_send(t.payload).is_err()
-            {
-                tracing::debug!(to = %t.destination, "sip tcp queue full or closed; dropped");
+            match tcp_conns.get(&t.destination) {
+                Some(tx) => match tx.try_send(t.payload) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::debug!(to = %t.destination, "sip tcp queue full; dropped");
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        tcp_conns.remove(&t.destination);
+                        false
+                    }
+                },
+                None => false,
             }
         }
     }

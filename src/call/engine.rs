@@ -483,6 +483,19 @@ impl CallEngine {
         self.drain_layer(now);
     }
 
+    /// The driver could not deliver to `destination` (e.g. a TCP connect failed): the
+    /// transactions toward it end, and calls waiting on them fail.
+    pub fn handle_transport_error(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        transport: Transport,
+    ) {
+        self.layer
+            .handle_transport_error(now, destination, transport);
+        self.drain_layer(now);
+    }
+
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
@@ -882,6 +895,21 @@ impl CallEngine {
                             EndedBy::System,
                         ),
                     );
+                }
+            }
+            TransactionEvent::TransportError { key } => {
+                if let Some((id, TxnRole::Invite)) = self.by_txn.get(&key).cloned() {
+                    if self.calls.get(&id).is_some_and(|c| c.end.is_some()) {
+                        self.finish_without_media(now, id);
+                    } else {
+                        let info = EndInfo::new(
+                            FinalStatus::Failed,
+                            Some(503),
+                            "transport error toward the far end",
+                            EndedBy::System,
+                        );
+                        self.end_call_no_bye(now, id, info);
+                    }
                 }
             }
             TransactionEvent::StrayAck { request, .. } => self.on_ack(now, request),
