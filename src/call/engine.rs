@@ -1780,3 +1780,6 @@ fn party_of(uri: Option<String>) -> String {
         _ => uri,
     }
 }
+
+#[cfg(test)]
+mod tests;
