@@ -162,6 +162,9 @@ const BEEP_MAX_RUN: u32 = 150;
 /// Share of a beep's stable run that must be steady in frequency and in level (a beep is
 /// synthesised; a voice drifts in pitch and loudness).
 const BEEP_MIN_STEADY: f32 = 0.75;
+/// A steady run this long (300 ms) is a tone even if its two frequencies happen to sit in a
+/// harmonic ratio (a dual-tone beep at 4:3); voices do not hold a pitch that steadily.
+const LONG_STEADY_RUN: u32 = 15;
 /// Mean purity of a beep.
 const BEEP_MIN_PURITY: f32 = 0.8;
 /// Speech frames inside the post-tone window that cancel a beep candidate.
@@ -326,6 +329,15 @@ impl AmdDetector {
                     fax::FaxTone::Cng => 0.9,
                 };
                 return Some(self.conclude(AnsweredBy::Fax, conf, None));
+            }
+            // A tonal stretch that is not steady was a voice (a high-pitched "Hi" can be tonal
+            // from start to end): it starts the first utterance after the fact.
+            let ringback = seg.ringback_frames * 10 >= seg.tonal_frames * 7;
+            if seg.tonal_frames >= ONSET_FRAMES && !is_steady(seg) && !ringback {
+                self.first_speech = Some(seg.start_frame);
+                self.last_speech = seg.last_frame;
+                self.speech_frames += seg.tonal_frames;
+                self.quiet_run = (self.frame - 1).saturating_sub(seg.last_frame);
             }
             // Ringback, hum and other tones before anyone spoke are not beeps.
             return None;
@@ -500,6 +512,11 @@ impl AmdDetector {
     }
 }
 
+/// Whether a tone segment held its frequency and level like a generated tone.
+fn is_steady(seg: &ToneSegment) -> bool {
+    seg.run_freq_steady >= BEEP_MIN_STEADY && seg.run_level_steady >= BEEP_MIN_STEADY
+}
+
 /// Whether a finished tone segment has the shape of a beep.
 fn is_beep(seg: &ToneSegment) -> bool {
     let min_run = if seg.run_freq_hz < LOW_BEEP_HZ {
@@ -509,9 +526,8 @@ fn is_beep(seg: &ToneSegment) -> bool {
     };
     (min_run..=BEEP_MAX_RUN).contains(&seg.longest_run)
         && seg.mean_purity >= BEEP_MIN_PURITY
-        && seg.run_freq_steady >= BEEP_MIN_STEADY
-        && seg.run_level_steady >= BEEP_MIN_STEADY
-        && seg.harmonic_frames * 2 < seg.tonal_frames
+        && is_steady(seg)
+        && (seg.harmonic_frames * 2 < seg.tonal_frames || seg.longest_run >= LONG_STEADY_RUN)
 }
 
 #[cfg(test)]

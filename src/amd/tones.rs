@@ -82,6 +82,15 @@ pub struct ToneObs {
 }
 
 impl ToneObs {
+    /// Whether all the frame's tonal energy sits in 380..520 Hz, where ringback lives (ITU-T
+    /// E.180: 440+480 Hz in North America, 400+450 Hz in the UK, 425 Hz in most of Europe).
+    /// Two tones 40-50 Hz apart beat and merge into one wobbling peak, so ringback is not
+    /// steady, but unlike a voice it has no harmonics elsewhere.
+    pub fn ringback_like(&self) -> bool {
+        let band = 380.0..=520.0;
+        band.contains(&self.freq_hz) && self.freq2_hz.is_none_or(|f| band.contains(&f))
+    }
+
     /// Whether the two peaks are low harmonics (`a * F0` and `b * F0`, `1 <= a < b <= 4`) of a
     /// voice-range fundamental (70..300 Hz): voiced speech with a high pitch concentrates its
     /// energy in two neighbouring harmonics and would otherwise pass for a dual tone.
@@ -366,6 +375,8 @@ pub struct ToneSegment {
     /// Tonal frames whose two peaks look like two harmonics of a voice (see
     /// [`ToneObs::voice_harmonics`]).
     pub harmonic_frames: u32,
+    /// Tonal frames that look like ringback (see [`ToneObs::ringback_like`]).
+    pub ringback_frames: u32,
     /// Number of distinct stable runs (notes) of at least 2 frames.
     pub notes: u32,
     /// Mean purity over tonal frames.
@@ -535,6 +546,12 @@ impl ToneTracker {
             Some(f2) if (f2 - self.run_ref_hz).abs() < (obs.freq_hz - self.run_ref_hz).abs() => f2,
             _ => obs.freq_hz,
         };
+        // Matched through the run's second tone: this frame says nothing new about the first.
+        let f = if (f - self.run_ref_hz).abs() <= FREQ_TOLERANCE_HZ {
+            f
+        } else {
+            self.run_ref_hz
+        };
         if (self.run_len as usize) < RUN_CAP {
             self.run_hz[self.run_len as usize] = f;
             self.run_db[self.run_len as usize] = obs.level_db;
@@ -571,6 +588,7 @@ impl ToneTracker {
                         last_frame: frame,
                         tonal_frames: 1,
                         harmonic_frames: u32::from(obs.voice_harmonics()),
+                        ringback_frames: u32::from(obs.ringback_like()),
                         max_level_db: obs.level_db,
                         ..ToneSegment::default()
                     };
@@ -591,6 +609,9 @@ impl ToneTracker {
                 self.seg.tonal_frames += 1;
                 if obs.voice_harmonics() {
                     self.seg.harmonic_frames += 1;
+                }
+                if obs.ringback_like() {
+                    self.seg.ringback_frames += 1;
                 }
                 self.purity_sum += obs.purity;
                 self.seg.max_level_db = self.seg.max_level_db.max(obs.level_db);
