@@ -1,11 +1,9 @@
-//! Fax and ringback recognition from tone segments (pure).
+//! Fax tone recognition from tone segments (pure).
 //!
 //! - **CNG** (ITU-T T.30 sec. 5.3.1, calling tone): 1,100 Hz, 0.5 s on, 3 s off. A calling fax
 //!   answering our call is rare, but a fax *server* answering plays CNG or CED.
 //! - **CED** (ITU-T T.30 sec. 5.3.1.2) 2,100 Hz for 2.6..4 s, and **ANSam** (ITU-T V.8 / V.25)
 //!   the same tone amplitude-modulated at 15 Hz with phase reversals every 450 ms.
-//! - **Ringback** (ITU-T E.180): 440+480 Hz (North America), 400+450 Hz (UK), 425 Hz (most of
-//!   Europe). Heard before the answer on early media; never a beep.
 //!
 //! A tone is taken for fax only when no speech came before it: a greeting followed by a
 //! 2,100 Hz beep is a voicemail, not a fax.
@@ -55,18 +53,6 @@ pub fn ced_in_progress(run_hz: f32, run_len: u32) -> bool {
     near(run_hz, 2_100.0, 30.0) && run_len * 10 >= FRAMES_PER_SECOND * 7
 }
 
-/// Whether a segment looks like ringback (which must never count as a beep).
-pub fn is_ringback(seg: &ToneSegment) -> bool {
-    let f = seg.run_freq_hz;
-    let dual = |a: f32, b: f32| {
-        seg.run_freq2_hz.is_some_and(|f2| {
-            (near(f, a, 20.0) && near(f2, b, 20.0)) || (near(f, b, 20.0) && near(f2, a, 20.0))
-        })
-    };
-    // 440+480 and 400+450 beat at 40-50 Hz and often show as one wobbling peak between the two.
-    dual(440.0, 480.0) || dual(400.0, 450.0) || (380.0..=500.0).contains(&f)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,9 +65,10 @@ mod tests {
             longest_run: frames,
             run_freq_hz: freq,
             run_freq2_hz: None,
-            run_freq_spread_hz: 2.0,
-            run_level_spread_db: 0.5,
+            run_freq_steady: 1.0,
+            run_level_steady: 1.0,
             harmonic_frames: 0,
+            ringback_frames: 0,
             notes: 1,
             mean_purity: 0.95,
             max_level_db: -20.0,
@@ -96,12 +83,5 @@ mod tests {
         assert_eq!(classify(&seg(2_100.0, 40)), Some(FaxTone::Ced));
         assert_eq!(classify(&seg(2_100.0, 20)), None);
         assert_eq!(classify(&seg(1_000.0, 25)), None);
-    }
-
-    #[test]
-    fn ringback_frequencies() {
-        assert!(is_ringback(&seg(440.0, 100)));
-        assert!(is_ringback(&seg(425.0, 50)));
-        assert!(!is_ringback(&seg(1_000.0, 50)));
     }
 }

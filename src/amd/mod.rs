@@ -18,14 +18,16 @@
 //!   (scaled up to 1.8 times for utterances approaching `speech_threshold`: the longer
 //!   someone speaks, the more a pause looks like a sentence gap of a greeting);
 //! - **machine**: the utterance reaches `speech_threshold`, or a beep follows speech;
-//! - **beep**: a tone segment (300..2,600 Hz) of at least 80 ms with a stable frequency and high
-//!   purity, followed by 200 ms of no speech (400 ms after a short tone, in case it was one of
-//!   the message-count beeps that precede the long tone; the latest tone wins);
+//! - **beep**: a tone segment (300..2,600 Hz) with a stable run of at least 120 ms (200 ms
+//!   below 400 Hz, where voices have strong harmonics) whose frequency and level hold steady,
+//!   with high purity, followed by 200 ms of no speech (400 ms after a short tone, in case it
+//!   was one of the message-count beeps that precede the long tone; the latest beep wins, and
+//!   a tone that is not a beep cancels the candidate before it);
 //! - **fax**: CNG (1,100 Hz) or CED/ANSam (2,100 Hz) before any speech ([`fax`]);
 //! - **end of greeting**: a beep, or `greeting_end_silence` of silence after the greeting.
 //!
-//! Tones heard before any speech are ringback or other pre-answer tones and are ignored, except
-//! fax tones and a clean non-ringback beep (a mailbox with no greeting).
+//! Tones heard before any speech (ringback, hum, special information tones) are ignored, except
+//! fax tones: a mailbox that beeps without any greeting ends as `unknown` or by timeout.
 //!
 //! # Verdicts and when they come (see [`AnsweredBy`])
 //!
@@ -137,6 +139,9 @@ struct PendingBeep {
     seg: ToneSegment,
     deadline: u32,
     speech_frames: u32,
+    /// Another tone started before the deadline: if it is not a beep itself, neither was
+    /// this one (hum broken up by lost frames, music).
+    interrupted: bool,
 }
 
 /// Consecutive speech frames that confirm an onset (shorter bursts are clicks).
@@ -146,14 +151,20 @@ const BEEP_POST_FRAMES: u32 = 10;
 /// The same after a short tone (less than [`SHORT_TONE_FRAMES`]).
 const SHORT_BEEP_POST_FRAMES: u32 = 20;
 const SHORT_TONE_FRAMES: u32 = 15;
-/// Shortest stable run of a beep, in frames (80 ms).
-const BEEP_MIN_RUN: u32 = 4;
+/// Shortest stable run of a beep, in frames (120 ms).
+const BEEP_MIN_RUN: u32 = 6;
+/// Shortest stable run of a low beep (below [`LOW_BEEP_HZ`]), where voices have strong
+/// harmonics and nasal murmurs, in frames (200 ms).
+const LOW_BEEP_MIN_RUN: u32 = 10;
+const LOW_BEEP_HZ: f32 = 400.0;
 /// Longest stable run of a beep, in frames (3 s); anything longer is background (hum).
 const BEEP_MAX_RUN: u32 = 150;
-/// Largest frequency spread inside a beep's stable run (a beep is synthesised, a voice drifts).
-const BEEP_MAX_FREQ_SPREAD_HZ: f32 = 15.0;
-/// Largest level spread inside a beep's stable run, in dB.
-const BEEP_MAX_LEVEL_SPREAD_DB: f32 = 5.0;
+/// Share of a beep's stable run that must be steady in frequency and in level (a beep is
+/// synthesised; a voice drifts in pitch and loudness).
+const BEEP_MIN_STEADY: f32 = 0.75;
+/// A steady run this long (300 ms) is a tone even if its two frequencies happen to sit in a
+/// harmonic ratio (a dual-tone beep at 4:3); voices do not hold a pitch that steadily.
+const LONG_STEADY_RUN: u32 = 15;
 /// Mean purity of a beep.
 const BEEP_MIN_PURITY: f32 = 0.8;
 /// Speech frames inside the post-tone window that cancel a beep candidate.
@@ -253,22 +264,17 @@ impl AmdDetector {
         let feat = self.front.analyze(frame, self.vad.active(), absorb);
         let active = self.vad.push(feat.energy_db, feat.digital_silence);
         let event = self.tones.push(i, feat.tone.as_ref());
+        tracing::trace!(i, feat.energy_db, floor = self.vad.floor_db(), active, tone = ?feat.tone, "amd frame");
         // Active sound that is not part of a tone is speech (or music, noise bursts...).
         let is_speech = active && feat.tone.is_none() && !self.tones.active();
 
-        // Speech timing.
+        // Speech timing. Onsets need non-tonal speech (so ringback is not a word); once
+        // someone is speaking, tonal frames (sustained vowels, a beep) are sound too.
         if is_speech {
             self.speech_run += 1;
             if self.speech_run >= ONSET_FRAMES && self.first_speech.is_none() {
                 self.first_speech = Some(i + 1 - ONSET_FRAMES);
                 self.speech_frames += ONSET_FRAMES - 1;
-            }
-            if self.first_speech.is_some() && (self.speech_run >= 2 || self.quiet_run < 10) {
-                self.last_speech = i;
-                self.speech_frames += 1;
-                self.quiet_run = 0;
-            } else {
-                self.quiet_run += 1;
             }
             if let Some(p) = self.pending.as_mut() {
                 p.speech_frames += 1;
@@ -278,10 +284,22 @@ impl AmdDetector {
             }
         } else {
             self.speech_run = 0;
+        }
+        let sounding = self.first_speech.is_some()
+            && ((is_speech && (self.speech_run >= 2 || self.quiet_run < 10))
+                || (active && !is_speech));
+        if sounding {
+            self.last_speech = i;
+            self.speech_frames += u32::from(is_speech);
+            self.quiet_run = 0;
+        } else {
             self.quiet_run += 1;
         }
 
         // Tones.
+        if let (ToneEvent::Started, Some(p)) = (event, self.pending.as_mut()) {
+            p.interrupted = true;
+        }
         if let ToneEvent::Ended(seg) = event {
             if let Some(v) = self.on_tone_ended(&seg) {
                 return Some(v);
@@ -303,9 +321,7 @@ impl AmdDetector {
     }
 
     fn on_tone_ended(&mut self, seg: &ToneSegment) -> Option<Verdict> {
-        if std::env::var_os("AMD_DEBUG").is_some() {
-            eprintln!("DBG seg {seg:?}");
-        }
+        tracing::trace!(?seg, "amd tone segment");
         if self.first_speech.is_none() {
             if let Some(kind) = fax::classify(seg) {
                 let conf = match kind {
@@ -314,11 +330,19 @@ impl AmdDetector {
                 };
                 return Some(self.conclude(AnsweredBy::Fax, conf, None));
             }
-            if fax::is_ringback(seg) {
-                return None;
+            // A tonal stretch that is not steady was a voice (a high-pitched "Hi" can be tonal
+            // from start to end): it starts the first utterance after the fact.
+            let ringback = seg.ringback_frames * 10 >= seg.tonal_frames * 7;
+            if seg.tonal_frames >= ONSET_FRAMES && !is_steady(seg) && !ringback {
+                self.first_speech = Some(seg.start_frame);
+                self.last_speech = seg.last_frame;
+                self.speech_frames += seg.tonal_frames;
+                self.quiet_run = (self.frame - 1).saturating_sub(seg.last_frame);
             }
+            // Ringback, hum and other tones before anyone spoke are not beeps.
+            return None;
         }
-        if is_beep(seg) {
+        if is_beep(seg) && self.first_speech.is_some() {
             let post = if seg.span_frames() < SHORT_TONE_FRAMES {
                 SHORT_BEEP_POST_FRAMES
             } else {
@@ -329,7 +353,10 @@ impl AmdDetector {
                 seg: *seg,
                 deadline: seg.last_frame + post,
                 speech_frames: 0,
+                interrupted: false,
             });
+        } else if seg.tonal_frames >= 4 && self.pending.is_some_and(|p| p.interrupted) {
+            self.pending = None;
         }
         None
     }
@@ -341,14 +368,14 @@ impl AmdDetector {
         }
     }
 
-    /// Silence (frames) that makes the first utterance a person's.
+    /// Silence (frames) that makes the first utterance a person's: `speech_end_threshold`
+    /// after an utterance of up to 0.7 s ("Hello?"), growing linearly to twice that after 1.5 s
+    /// and longer ("Hi, this is Sam." followed by a sentence gap is how greetings go on).
     fn human_silence_frames(&self) -> u32 {
         let base = frames_of(self.params.speech_end_threshold) as f32;
-        let one_second = frames_of(Duration::from_secs(1)) as f32;
-        let thr = frames_of(self.params.speech_threshold) as f32;
-        let span = self.span_frames() as f32;
-        let x = ((span - one_second) / (thr - one_second).max(1.0)).clamp(0.0, 1.0);
-        (base * (1.0 + 0.8 * x)).round() as u32
+        let span = self.span_frames() as f32 * FRAME_DURATION.as_secs_f32();
+        let x = ((span - 0.7) / 0.8).clamp(0.0, 1.0);
+        (base * (1.0 + x)).round() as u32
     }
 
     fn decide(&mut self, i: u32) -> Option<Verdict> {
@@ -460,11 +487,12 @@ impl AmdDetector {
             if self.first_speech.is_none() && fax::classify(&seg).is_some() {
                 return self.conclude(AnsweredBy::Fax, 0.8, None);
             }
-            if is_beep(&seg) && (self.first_speech.is_some() || !fax::is_ringback(&seg)) {
+            if is_beep(&seg) && self.first_speech.is_some() {
                 self.pending = Some(PendingBeep {
                     seg,
                     deadline: 0,
                     speech_frames: 0,
+                    interrupted: false,
                 });
             }
         }
@@ -484,13 +512,22 @@ impl AmdDetector {
     }
 }
 
+/// Whether a tone segment held its frequency and level like a generated tone.
+fn is_steady(seg: &ToneSegment) -> bool {
+    seg.run_freq_steady >= BEEP_MIN_STEADY && seg.run_level_steady >= BEEP_MIN_STEADY
+}
+
 /// Whether a finished tone segment has the shape of a beep.
 fn is_beep(seg: &ToneSegment) -> bool {
-    (BEEP_MIN_RUN..=BEEP_MAX_RUN).contains(&seg.longest_run)
+    let min_run = if seg.run_freq_hz < LOW_BEEP_HZ {
+        LOW_BEEP_MIN_RUN
+    } else {
+        BEEP_MIN_RUN
+    };
+    (min_run..=BEEP_MAX_RUN).contains(&seg.longest_run)
         && seg.mean_purity >= BEEP_MIN_PURITY
-        && seg.run_freq_spread_hz <= BEEP_MAX_FREQ_SPREAD_HZ
-        && seg.run_level_spread_db <= BEEP_MAX_LEVEL_SPREAD_DB
-        && seg.harmonic_frames * 2 < seg.tonal_frames
+        && is_steady(seg)
+        && (seg.harmonic_frames * 2 < seg.tonal_frames || seg.longest_run >= LONG_STEADY_RUN)
 }
 
 #[cfg(test)]

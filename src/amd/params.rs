@@ -70,8 +70,8 @@ pub struct AmdParams {
     #[serde(rename = "speech_threshold_ms", with = "ms")]
     pub speech_threshold: Duration,
     /// Silence after a short first utterance that makes it a person waiting for an answer
-    /// (Twilio `MachineDetectionSpeechEndThreshold`). Longer first utterances need
-    /// proportionally more silence, up to 1.8 times this at `speech_threshold`.
+    /// (Twilio `MachineDetectionSpeechEndThreshold`). Longer first utterances need more
+    /// silence: this much up to 0.7 s of speech, growing linearly to twice this at 1.5 s.
     /// Default 600 ms, range 300..=5,000 ms.
     #[serde(rename = "speech_end_threshold_ms", with = "ms")]
     pub speech_end_threshold: Duration,

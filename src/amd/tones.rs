@@ -46,6 +46,14 @@ pub const FREQ_TOLERANCE_HZ: f32 = 20.0;
 const LEVEL_TOLERANCE_DB: f32 = 10.0;
 /// Purity (share of the band's above-noise energy in the two main peaks) of a tonal frame.
 const PURITY_MIN: f32 = 0.72;
+/// Frames of a run whose frequency and level are kept for the steadiness measures.
+const RUN_CAP: usize = 160;
+/// Frequency tolerance of a steady frame around the run's median, in Hz.
+pub const STEADY_HZ: f32 = 6.0;
+/// Level tolerance of a steady frame around the run's level trend, in dB.
+pub const STEADY_DB: f32 = 2.5;
+/// Steepest level trend of a steady run, in dB per frame (a chime note decays slower).
+pub const MAX_SLOPE_DB: f32 = 1.5;
 /// Frames of non-tone tolerated inside a tone segment.
 const MAX_GAP_FRAMES: u32 = 2;
 
@@ -74,6 +82,15 @@ pub struct ToneObs {
 }
 
 impl ToneObs {
+    /// Whether all the frame's tonal energy sits in 380..520 Hz, where ringback lives (ITU-T
+    /// E.180: 440+480 Hz in North America, 400+450 Hz in the UK, 425 Hz in most of Europe).
+    /// Two tones 40-50 Hz apart beat and merge into one wobbling peak, so ringback is not
+    /// steady, but unlike a voice it has no harmonics elsewhere.
+    pub fn ringback_like(&self) -> bool {
+        let band = 380.0..=520.0;
+        band.contains(&self.freq_hz) && self.freq2_hz.is_none_or(|f| band.contains(&f))
+    }
+
     /// Whether the two peaks are low harmonics (`a * F0` and `b * F0`, `1 <= a < b <= 4`) of a
     /// voice-range fundamental (70..300 Hz): voiced speech with a high pitch concentrates its
     /// energy in two neighbouring harmonics and would otherwise pass for a dual tone.
@@ -286,6 +303,11 @@ impl SpectralFrontEnd {
                 p1 = k;
             }
         }
+        // A slope into a stronger peak outside the tone band (a voice's fundamental) is not a
+        // tone.
+        if self.power[p1 - 1] > self.power[p1] || self.power[p1 + 1] > self.power[p1] {
+            return None;
+        }
         let (e1, raw1) = self.peak_sum(p1);
         let mut p2 = 0usize;
         let mut best2 = -1.0f32;
@@ -346,13 +368,15 @@ pub struct ToneSegment {
     pub run_freq_hz: f32,
     /// Second frequency seen in the longest run (dual tones), in Hz.
     pub run_freq2_hz: Option<f32>,
-    /// Frequency spread (max - min) inside the longest run, in Hz.
-    pub run_freq_spread_hz: f32,
-    /// Level spread (max - min) inside the longest run, in dB.
-    pub run_level_spread_db: f32,
+    /// Share of the longest run's frames within [`STEADY_HZ`] of its median frequency.
+    pub run_freq_steady: f32,
+    /// Share of the longest run's frames within [`STEADY_DB`] of its level trend.
+    pub run_level_steady: f32,
     /// Tonal frames whose two peaks look like two harmonics of a voice (see
     /// [`ToneObs::voice_harmonics`]).
     pub harmonic_frames: u32,
+    /// Tonal frames that look like ringback (see [`ToneObs::ringback_like`]).
+    pub ringback_frames: u32,
     /// Number of distinct stable runs (notes) of at least 2 frames.
     pub notes: u32,
     /// Mean purity over tonal frames.
@@ -380,7 +404,7 @@ pub enum ToneEvent {
 }
 
 /// Joins tonal frames into segments.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ToneTracker {
     active: bool,
     seg: ToneSegment,
@@ -389,12 +413,82 @@ pub struct ToneTracker {
     run_len: u32,
     run_ref_hz: f32,
     run_sum_hz: f32,
-    run_min_hz: f32,
-    run_max_hz: f32,
-    run_min_db: f32,
-    run_max_db: f32,
+    run_hz: [f32; RUN_CAP],
+    run_db: [f32; RUN_CAP],
     run_freq2_hz: Option<f32>,
     last_level_db: f32,
+}
+
+impl Default for ToneTracker {
+    fn default() -> Self {
+        ToneTracker {
+            active: false,
+            seg: ToneSegment::default(),
+            gap: 0,
+            purity_sum: 0.0,
+            run_len: 0,
+            run_ref_hz: 0.0,
+            run_sum_hz: 0.0,
+            run_freq2_hz: None,
+            last_level_db: 0.0,
+            run_hz: [0.0; RUN_CAP],
+            run_db: [0.0; RUN_CAP],
+        }
+    }
+}
+
+/// Share of `values` within `tol` of `center`.
+fn share_within(values: &[f32], center: f32, tol: f32) -> f32 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let n = values
+        .iter()
+        .filter(|v| (**v - center).abs() <= tol)
+        .count();
+    n as f32 / values.len() as f32
+}
+
+/// Share of levels within [`STEADY_DB`] of their least-squares line, or 0 when the line
+/// rises or falls faster than [`MAX_SLOPE_DB`] per frame. A beep holds its level, a chime note
+/// decays smoothly, a vowel swells and fades.
+fn level_steadiness(db: &[f32]) -> f32 {
+    let n = db.len();
+    if n < 3 {
+        return 0.0;
+    }
+    let nf = n as f32;
+    let mean_x = (nf - 1.0) / 2.0;
+    let mean_y = db.iter().sum::<f32>() / nf;
+    let mut sxy = 0.0;
+    let mut sxx = 0.0;
+    for (i, y) in db.iter().enumerate() {
+        let dx = i as f32 - mean_x;
+        sxy += dx * (y - mean_y);
+        sxx += dx * dx;
+    }
+    let slope = sxy / sxx;
+    if slope.abs() > MAX_SLOPE_DB {
+        return 0.0;
+    }
+    let ok = db
+        .iter()
+        .enumerate()
+        .filter(|(i, y)| (**y - (mean_y + slope * (*i as f32 - mean_x))).abs() <= STEADY_DB)
+        .count();
+    ok as f32 / nf
+}
+
+/// Median of at most `RUN_CAP` values, without allocating.
+fn median(values: &[f32]) -> f32 {
+    let mut buf = [0.0f32; RUN_CAP];
+    let n = values.len().min(RUN_CAP);
+    if n == 0 {
+        return 0.0;
+    }
+    buf[..n].copy_from_slice(&values[..n]);
+    buf[..n].sort_unstable_by(f32::total_cmp);
+    buf[n / 2]
 }
 
 impl ToneTracker {
@@ -425,9 +519,12 @@ impl ToneTracker {
             self.seg.notes += 1;
         }
         if self.run_len > self.seg.longest_run {
+            let n = (self.run_len as usize).min(RUN_CAP);
+            let hz = &self.run_hz[..n];
+            let db = &self.run_db[..n];
             self.seg.longest_run = self.run_len;
-            self.seg.run_freq_spread_hz = self.run_max_hz - self.run_min_hz;
-            self.seg.run_level_spread_db = self.run_max_db - self.run_min_db;
+            self.seg.run_freq_steady = share_within(hz, median(hz), STEADY_HZ);
+            self.seg.run_level_steady = level_steadiness(db);
             self.seg.run_freq_hz = self.run_sum_hz / self.run_len as f32;
             self.seg.run_freq2_hz = self.run_freq2_hz;
         }
@@ -438,10 +535,8 @@ impl ToneTracker {
         self.run_len = 1;
         self.run_ref_hz = obs.freq_hz;
         self.run_sum_hz = obs.freq_hz;
-        self.run_min_hz = obs.freq_hz;
-        self.run_max_hz = obs.freq_hz;
-        self.run_min_db = obs.level_db;
-        self.run_max_db = obs.level_db;
+        self.run_hz[0] = obs.freq_hz;
+        self.run_db[0] = obs.level_db;
         self.run_freq2_hz = obs.freq2_hz;
     }
 
@@ -451,14 +546,20 @@ impl ToneTracker {
             Some(f2) if (f2 - self.run_ref_hz).abs() < (obs.freq_hz - self.run_ref_hz).abs() => f2,
             _ => obs.freq_hz,
         };
+        // Matched through the run's second tone: this frame says nothing new about the first.
+        let f = if (f - self.run_ref_hz).abs() <= FREQ_TOLERANCE_HZ {
+            f
+        } else {
+            self.run_ref_hz
+        };
+        if (self.run_len as usize) < RUN_CAP {
+            self.run_hz[self.run_len as usize] = f;
+            self.run_db[self.run_len as usize] = obs.level_db;
+        }
         self.run_len += 1;
         self.run_sum_hz += f;
         // Keep the reference at the run's mean so slow drifts stay bounded.
         self.run_ref_hz = self.run_sum_hz / self.run_len as f32;
-        self.run_min_hz = self.run_min_hz.min(f);
-        self.run_max_hz = self.run_max_hz.max(f);
-        self.run_min_db = self.run_min_db.min(obs.level_db);
-        self.run_max_db = self.run_max_db.max(obs.level_db);
         if self.run_freq2_hz.is_none() {
             self.run_freq2_hz = obs.freq2_hz;
         }
@@ -487,6 +588,7 @@ impl ToneTracker {
                         last_frame: frame,
                         tonal_frames: 1,
                         harmonic_frames: u32::from(obs.voice_harmonics()),
+                        ringback_frames: u32::from(obs.ringback_like()),
                         max_level_db: obs.level_db,
                         ..ToneSegment::default()
                     };
@@ -507,6 +609,9 @@ impl ToneTracker {
                 self.seg.tonal_frames += 1;
                 if obs.voice_harmonics() {
                     self.seg.harmonic_frames += 1;
+                }
+                if obs.ringback_like() {
+                    self.seg.ringback_frames += 1;
                 }
                 self.purity_sum += obs.purity;
                 self.seg.max_level_db = self.seg.max_level_db.max(obs.level_db);

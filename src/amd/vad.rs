@@ -4,8 +4,9 @@
 //! 10 frames; R. Martin, "Noise power spectral density estimation based on optimal smoothing
 //! and minimum statistics", 2001, in its simplest form): speech always dips between syllables,
 //! stationary noise, hum and comfort noise do not, so the minimum follows the noise and not the
-//! voice. Frames of digital silence (lost packets) are left out, or one lost frame would pull
-//! the floor to minus infinity.
+//! voice. Each block contributes its third-lowest frame, so that one or two lost packets (digital
+//! silence, counted at the lowest floor) or partial frames next to them do not drag the floor
+//! down, while leading digital silence before the first word does keep it down.
 //!
 //! A frame is *active* when its energy is at least [`ONSET_DB`] above the floor (or
 //! [`HOLD_DB`] while already active: hysteresis) and above [`ABSOLUTE_MIN_DB`]. Whether active
@@ -30,7 +31,8 @@ pub struct Vad {
     blocks: [f32; BLOCKS],
     filled: usize,
     next: usize,
-    block_min: f32,
+    /// The three lowest energies of the block so far, ascending.
+    block_low: [f32; 3],
     in_block: u32,
     active: bool,
 }
@@ -41,7 +43,7 @@ impl Default for Vad {
             blocks: [f32::INFINITY; BLOCKS],
             filled: 0,
             next: 0,
-            block_min: f32::INFINITY,
+            block_low: [f32::INFINITY; 3],
             in_block: 0,
             active: false,
         }
@@ -56,7 +58,7 @@ impl Vad {
 
     /// The current noise floor in dBFS.
     pub fn floor_db(&self) -> f32 {
-        let mut m = self.block_min;
+        let mut m = self.block_value();
         for b in &self.blocks[..self.filled] {
             m = m.min(*b);
         }
@@ -67,6 +69,19 @@ impl Vad {
         }
     }
 
+    /// A block's value: its third-lowest energy, so that one or two odd frames (a lost packet
+    /// decoded as near-silence, a partial window next to it) do not drag the floor down. Until
+    /// three frames are in, the lowest so far.
+    fn block_value(&self) -> f32 {
+        if self.block_low[2].is_finite() {
+            self.block_low[2]
+        } else if self.filled == 0 {
+            self.block_low[0]
+        } else {
+            f32::INFINITY
+        }
+    }
+
     /// Whether the last frame was active.
     pub fn active(&self) -> bool {
         self.active
@@ -74,17 +89,34 @@ impl Vad {
 
     /// Feeds one frame's band energy; returns whether the frame is active.
     pub fn push(&mut self, energy_db: f32, digital_silence: bool) -> bool {
-        if !digital_silence {
-            self.block_min = self.block_min.min(energy_db);
+        {
+            // Digital silence votes as the lowest floor: leading silence before the first
+            // word then keeps the floor down, and the third-lowest rule ignores a lost frame.
+            let energy_db = if digital_silence {
+                FLOOR_MIN_DB
+            } else {
+                energy_db
+            };
+            let low = &mut self.block_low;
+            if energy_db < low[2] {
+                low[2] = energy_db;
+                if low[2] < low[1] {
+                    low.swap(1, 2);
+                    if low[1] < low[0] {
+                        low.swap(0, 1);
+                    }
+                }
+            }
         }
         self.in_block += 1;
         if self.in_block >= BLOCK_FRAMES {
-            if self.block_min.is_finite() {
-                self.blocks[self.next] = self.block_min;
+            let v = self.block_value();
+            if v.is_finite() {
+                self.blocks[self.next] = v;
                 self.next = (self.next + 1) % BLOCKS;
                 self.filled = (self.filled + 1).min(BLOCKS);
             }
-            self.block_min = f32::INFINITY;
+            self.block_low = [f32::INFINITY; 3];
             self.in_block = 0;
         }
         if digital_silence {
@@ -110,6 +142,9 @@ mod tests {
             assert!(!v.push(e, false) || i == 0, "frame {i}");
         }
         assert!((v.floor_db() + 40.5).abs() < 0.01);
+        // One odd quiet frame does not move the floor.
+        v.push(-75.0, false);
+        assert!((v.floor_db() + 40.5).abs() < 0.01);
         assert!(v.push(-25.0, false));
         assert!(v.push(-33.0, false), "hysteresis keeps it active");
         assert!(!v.push(-36.0, false));
@@ -118,9 +153,12 @@ mod tests {
     #[test]
     fn lost_frames_do_not_drag_the_floor_down() {
         let mut v = Vad::default();
-        for _ in 0..50 {
-            v.push(-45.0, false);
-            v.push(-200.0, true);
+        for i in 0..100 {
+            if i % 10 == 3 {
+                v.push(-200.0, true);
+            } else {
+                v.push(-45.0, false);
+            }
         }
         assert!((v.floor_db() + 45.0).abs() < 0.01);
     }
