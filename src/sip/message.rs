@@ -1055,9 +1055,11 @@ impl SipMessage {
 // Building responses, RFC 3581
 // ---------------------------------------------------------------------------------------------
 
-/// Builds a response to `req` (RFC 3261 sec. 8.2.6.2): all Via values, From, To (with
-/// `to_tag` added when the request's To has none), Call-ID and CSeq copied; no body. `reason`
-/// `None` uses the standard text for `code`. A `100 Trying` should pass no tag.
+/// Builds a response to `req` (RFC 3261 sec. 8.2.6): all Via values, From, To (with `to_tag`
+/// added when the request's To has none), Call-ID and CSeq copied; no body. `reason` `None`
+/// uses the standard text for `code`. A `100 Trying` should pass no tag and gets the
+/// request's `Timestamp` (sec. 8.2.6.1). Responses 101-299 also copy `Record-Route`, as a UAS
+/// must for any response that can create a dialog (sec. 12.1.1).
 pub fn response_to(
     req: &Request,
     code: u16,
@@ -1070,6 +1072,17 @@ pub fn response_to(
     let mut response = response_from_headers(&req.headers, code, reason);
     if let Some(tag) = to_tag {
         add_to_tag(&mut response.headers, tag);
+    }
+    // A missing header is simply not copied.
+    if code == 100 {
+        let _ = req
+            .headers
+            .clone_into(&mut response.headers, Name::TIMESTAMP);
+    }
+    if (101..300).contains(&code) {
+        let _ = req
+            .headers
+            .clone_into(&mut response.headers, Name::RECORD_ROUTE);
     }
     response
 }
