@@ -17,7 +17,15 @@
 //! - a method that is not exactly one of the known names but would be confused with one by
 //!   the grammar (`invite`, `INVITEX`) is refused with `501 Not Implemented`;
 //! - printing always writes one `Content-Length` computed from the body, and long header
-//!   names.
+//!   names;
+//! - a quoted display name with escaped quotes (`"Joe \"J\" Smith"`), which ezk-sip-types'
+//!   grammar stops at, is read a second time with the escapes removed (the raw header stays
+//!   as received).
+//!
+//! Cost: ezk's `Headers` multimap compares names as strings on every insert and lookup, so
+//! validation reads the mandatory headers while the head is split instead of looking them up
+//! afterwards. Accessors (`top_via`, `cseq` ...) parse on demand; SIP is not a per-packet path
+//! (see `benches/sip_parse.rs` for the figures).
 
 use std::borrow::Cow;
 use std::fmt;
