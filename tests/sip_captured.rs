@@ -403,3 +403,44 @@ fn torture_refusals_say_why_and_whether_to_answer() {
         }
     }
 }
+
+#[test]
+fn tcp_streams_from_sipp_frame_and_parse() {
+    let dir: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "fixtures",
+        "sip",
+        "captured",
+    ]
+    .iter()
+    .collect();
+    for (name, expected) in [("sipp-uac-tcp.stream", 1), ("sipp-compact-tcp.stream", 2)] {
+        let stream = fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut offset = 0;
+        let mut messages = Vec::new();
+        while offset < stream.len() {
+            let n = frame_stream(&stream[offset..])
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .unwrap_or_else(|| panic!("{name}: incomplete message at {offset}"));
+            let frame = &stream[offset..offset + n];
+            if !trunkline::sip::message::is_keepalive(frame) {
+                messages.push(
+                    parse_with(frame, Framing::Stream).unwrap_or_else(|e| panic!("{name}: {e}")),
+                );
+            }
+            offset += n;
+        }
+        assert_eq!(messages.len(), expected, "{name}");
+        for msg in &messages {
+            let SipMessage::Request(req) = msg else {
+                panic!("{name}: requests expected");
+            };
+            assert_eq!(
+                req.top_via().map(|v| v.transport).as_deref(),
+                Some("TCP"),
+                "{name}"
+            );
+        }
+    }
+}

@@ -13,9 +13,12 @@
 
 use std::fmt::Write as _;
 
+use ezk_sip_types::Name;
 use md5::Md5;
 use rand::RngCore;
 use sha2::Sha256;
+
+use super::message::Response;
 
 /// Errors reading or answering a digest challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +121,9 @@ pub struct Challenge {
     pub opaque: Option<String>,
     /// `algorithm` (MD5 when absent).
     pub algorithm: Algorithm,
+    /// The `qop` options offered, as written (`auth`, `auth-int` ...); empty for a legacy
+    /// challenge.
+    pub qop: Vec<String>,
     /// True when the server offered `qop=auth` (we then answer with qop).
     pub qop_auth: bool,
     /// `stale=true`: the nonce expired, the credentials were right; retry without asking the
@@ -138,6 +144,7 @@ impl Challenge {
             nonce: String::new(),
             opaque: None,
             algorithm: Algorithm::Md5,
+            qop: Vec::new(),
             qop_auth: false,
             stale: false,
             domain: None,
@@ -151,9 +158,13 @@ impl Challenge {
                 "algorithm" => challenge.algorithm = Algorithm::parse(&value)?,
                 "qop" => {
                     qop_offered = true;
-                    challenge.qop_auth = value
+                    challenge.qop = value
                         .split(',')
-                        .any(|q| q.trim().eq_ignore_ascii_case("auth"));
+                        .map(|q| q.trim().to_owned())
+                        .filter(|q| !q.is_empty())
+                        .collect();
+                    challenge.qop_auth =
+                        challenge.qop.iter().any(|q| q.eq_ignore_ascii_case("auth"));
                 }
                 "stale" => challenge.stale = value.eq_ignore_ascii_case("true"),
                 "domain" => challenge.domain = Some(value),
@@ -176,6 +187,51 @@ impl Challenge {
             .filter_map(|v| Challenge::parse(v).ok())
             .max_by_key(|c| c.algorithm.strength())
     }
+}
+
+/// Which header pair a challenge uses: `401` with `WWW-Authenticate` answered by
+/// `Authorization`, or `407` with `Proxy-Authenticate` answered by `Proxy-Authorization`
+/// (RFC 3261 sec. 22.2, 22.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// `401 Unauthorized` from a UAS or registrar.
+    Www,
+    /// `407 Proxy Authentication Required` from a proxy.
+    Proxy,
+}
+
+impl AuthKind {
+    /// The kind a status code asks for.
+    pub const fn from_status(code: u16) -> Option<Self> {
+        match code {
+            401 => Some(AuthKind::Www),
+            407 => Some(AuthKind::Proxy),
+            _ => None,
+        }
+    }
+
+    /// The header carrying the challenge.
+    pub fn challenge_header(self) -> Name {
+        match self {
+            AuthKind::Www => Name::WWW_AUTHENTICATE,
+            AuthKind::Proxy => Name::PROXY_AUTHENTICATE,
+        }
+    }
+
+    /// The header carrying our answer in the retried request.
+    pub fn credentials_header(self) -> Name {
+        match self {
+            AuthKind::Www => Name::AUTHORIZATION,
+            AuthKind::Proxy => Name::PROXY_AUTHORIZATION,
+        }
+    }
+}
+
+/// The challenge of a `401`/`407` response: the strongest digest challenge it carries.
+pub fn challenge_in(response: &Response) -> Option<(AuthKind, Challenge)> {
+    let kind = AuthKind::from_status(response.code())?;
+    let values = response.headers.get_raw(&kind.challenge_header());
+    Challenge::best(values.map(|v| v.as_str())).map(|c| (kind, c))
 }
 
 /// Who we are to the server.
@@ -573,6 +629,7 @@ fn parse_digest_params(value: &str) -> Result<Vec<(String, String)>, DigestError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::message::{SipMessage, parse};
     use rand::SeedableRng;
 
     // RFC 7616 sec. 3.9.1: the same request answered with MD5 and with SHA-256.
@@ -600,6 +657,7 @@ mod tests {
         let md5 = Challenge::parse(RFC7616_CHALLENGE_MD5).expect("challenge");
         assert_eq!(md5.algorithm, Algorithm::Md5);
         assert!(md5.qop_auth);
+        assert_eq!(md5.qop, vec!["auth".to_owned(), "auth-int".to_owned()]);
         let value = authorization(&md5, &mufasa("Circle of Life"), get_request(RFC7616_CNONCE));
         assert!(
             value.contains(r#"response="8ca523f5e9506fed4657c9700eebdbec""#),
@@ -791,6 +849,24 @@ mod tests {
         let c = Challenge::parse(r#"Digest realm="a, \"b\"", nonce=xyz"#).expect("c");
         assert_eq!(c.realm, r#"a, "b""#);
         assert_eq!(c.nonce, "xyz");
+    }
+
+    #[test]
+    fn challenge_from_a_407() {
+        let text = "SIP/2.0 407 Proxy Authentication Required\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\
+Call-ID: x\r\nCSeq: 1 INVITE\r\n\
+Proxy-Authenticate: Digest realm=\"trunk\", nonce=\"n-md5\", algorithm=MD5, qop=\"auth\"\r\n\
+Proxy-Authenticate: Digest realm=\"trunk\", nonce=\"n-sha\", algorithm=SHA-256, qop=\"auth\"\r\n\
+Content-Length: 0\r\n\r\n";
+        let Ok(SipMessage::Response(res)) = parse(text.as_bytes()) else {
+            panic!("response expected");
+        };
+        let (kind, challenge) = challenge_in(&res).expect("challenge");
+        assert_eq!(kind, AuthKind::Proxy);
+        assert_eq!(kind.credentials_header(), Name::PROXY_AUTHORIZATION);
+        assert_eq!(challenge.nonce, "n-sha");
+        assert_eq!(challenge.algorithm, Algorithm::Sha256);
     }
 
     proptest::proptest! {

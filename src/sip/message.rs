@@ -17,14 +17,23 @@
 //! - a method that is not exactly one of the known names but would be confused with one by
 //!   the grammar (`invite`, `INVITEX`) is refused with `501 Not Implemented`;
 //! - printing always writes one `Content-Length` computed from the body, and long header
-//!   names.
+//!   names;
+//! - a quoted display name with escaped quotes (`"Joe \"J\" Smith"`), which ezk-sip-types'
+//!   grammar stops at, is read a second time with the escapes removed (the raw header stays
+//!   as received).
+//!
+//! Cost: ezk's `Headers` multimap compares names as strings on every insert and lookup, so
+//! validation reads the mandatory headers while the head is split instead of looking them up
+//! afterwards. Accessors (`top_via`, `cseq` ...) parse on demand; SIP is not a per-packet path
+//! (see `benches/sip_parse.rs` for the figures).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use ezk_sip_types::header::DecodeValues;
+use ezk_sip_types::header::HeaderParse;
 use ezk_sip_types::header::typed::{CSeq, Contact, FromTo, Routing, Via};
 use ezk_sip_types::host::HostPort;
 use ezk_sip_types::msg::{RequestLine, StatusLine};
@@ -279,37 +288,165 @@ pub fn parse_with(bytes: &[u8], framing: Framing) -> Result<SipMessage, ParseErr
         return Err(ParseError::Unanswerable(Defect::Incomplete));
     };
     let head = String::from_utf8_lossy(&bytes[..head_len]);
-    let mut lines = LogicalLines::new(&head);
-    let Some(start_line) = lines.next() else {
+    let lines: Vec<Cow<'_, str>> = LogicalLines::new(&head).collect();
+    let Some((start_line, header_lines)) = lines.split_first() else {
         return Err(ParseError::Unanswerable(Defect::StartLine));
     };
     let start_line = start_line.trim();
 
-    let mut headers = Headers::with_capacity(16);
-    let mut header_defect = None;
-    for line in lines {
-        match split_header_line(&line) {
-            Some((name, value)) => headers.insert(Name::from(name), value),
+    // One pass: fill the multimap and keep the values validation needs, so that checks do not
+    // search the multimap (ezk's name comparisons dominate otherwise).
+    let mut headers = Headers::with_capacity(header_lines.len());
+    let mut core = Core::default();
+    for line in header_lines {
+        match split_header_line(line) {
+            Some((name, value)) => {
+                core.note(name, value);
+                headers.insert(Name::from(name), value);
+            }
             None => {
-                header_defect.get_or_insert(Defect::HeaderLine);
+                core.header_defect.get_or_insert(Defect::HeaderLine);
             }
         }
     }
     let rest = &bytes[body_start..];
 
     if start_line.starts_with("SIP/") {
-        parse_response(start_line, headers, header_defect, rest, framing)
+        parse_response(start_line, headers, &core, rest, framing)
             .map(SipMessage::Response)
             .map_err(ParseError::Unanswerable)
     } else {
-        parse_request(start_line, headers, header_defect, rest, framing).map(SipMessage::Request)
+        parse_request(start_line, headers, &core, rest, framing).map(SipMessage::Request)
+    }
+}
+
+/// A header value seen while reading the head: the first one, and whether there were more.
+#[derive(Default)]
+struct Seen<'a> {
+    first: Option<&'a str>,
+    repeated: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn note(&mut self, value: &'a str) {
+        if self.first.is_some() {
+            self.repeated = true;
+        } else {
+            self.first = Some(value);
+        }
+    }
+}
+
+/// The raw values of the headers RFC 3261 makes mandatory, noted while reading the head.
+#[derive(Default)]
+struct Core<'a> {
+    via: Seen<'a>,
+    from: Seen<'a>,
+    to: Seen<'a>,
+    call_id: Seen<'a>,
+    cseq: Seen<'a>,
+    max_forwards: Seen<'a>,
+    content_length: Option<Result<usize, Defect>>,
+    header_defect: Option<Defect>,
+}
+
+impl<'a> Core<'a> {
+    fn note(&mut self, name: &str, value: &'a str) {
+        let is = |long: &str, compact: &str| {
+            name.eq_ignore_ascii_case(long)
+                || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
+        };
+        if is("via", "v") {
+            self.via.note(value);
+        } else if is("from", "f") {
+            self.from.note(value);
+        } else if is("to", "t") {
+            self.to.note(value);
+        } else if is("call-id", "i") {
+            self.call_id.note(value);
+        } else if is("cseq", "") {
+            self.cseq.note(value);
+        } else if is("max-forwards", "") {
+            self.max_forwards.note(value);
+        } else if is("content-length", "l") {
+            let parsed =
+                parse_decimal(value.as_bytes()).ok_or(Defect::Malformed(HeaderKind::ContentLength));
+            // Repeated Content-Length values must agree, or the framing is ambiguous.
+            self.content_length = Some(match (self.content_length, parsed) {
+                (None, parsed) => parsed,
+                (Some(Ok(a)), Ok(b)) if a == b => Ok(a),
+                (Some(Err(e)), _) => Err(e),
+                _ => Err(Defect::Malformed(HeaderKind::ContentLength)),
+            });
+        }
+    }
+
+    /// What a reply needs: the top Via readable, From, To and Call-ID present, the CSeq
+    /// readable.
+    fn answerable(&self) -> Result<(u32, &'a str), Defect> {
+        let via = self.via.first.ok_or(Defect::Missing(HeaderKind::Via))?;
+        parse_value::<Via>(via).ok_or(Defect::Malformed(HeaderKind::Via))?;
+        for (seen, kind) in [
+            (&self.from, HeaderKind::From),
+            (&self.to, HeaderKind::To),
+            (&self.call_id, HeaderKind::CallId),
+        ] {
+            if seen.first.is_none_or(str::is_empty) {
+                return Err(Defect::Missing(kind));
+            }
+        }
+        let cseq = self.cseq.first.ok_or(Defect::Missing(HeaderKind::CSeq))?;
+        if self.cseq.repeated {
+            return Err(Defect::Malformed(HeaderKind::CSeq));
+        }
+        parse_cseq(cseq).ok_or(Defect::Malformed(HeaderKind::CSeq))
+    }
+
+    fn check_from_to(&self) -> Result<(), Defect> {
+        for (seen, kind) in [(&self.from, HeaderKind::From), (&self.to, HeaderKind::To)] {
+            if seen.repeated || seen.first.and_then(parse_name_addr::<FromTo>).is_none() {
+                return Err(Defect::Malformed(kind));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_request(&self, method: &Method, cseq_method: &str) -> Result<(), Defect> {
+        self.check_from_to()?;
+        if cseq_method != method.to_string() {
+            return Err(Defect::CSeqMethodMismatch);
+        }
+        let max_forwards = self
+            .max_forwards
+            .first
+            .ok_or(Defect::Missing(HeaderKind::MaxForwards))?;
+        let ok = !max_forwards.is_empty()
+            && max_forwards.bytes().all(|b| b.is_ascii_digit())
+            && max_forwards.parse::<u8>().is_ok();
+        if !ok || self.max_forwards.repeated {
+            return Err(Defect::Malformed(HeaderKind::MaxForwards));
+        }
+        Ok(())
+    }
+
+    fn take_body(&self, rest: &[u8], framing: Framing) -> Result<Bytes, Defect> {
+        match (self.content_length.transpose()?, framing) {
+            (None, Framing::Stream) => Err(Defect::MissingContentLength),
+            (None, Framing::Datagram) => Ok(Bytes::copy_from_slice(rest)),
+            (Some(declared), _) if declared > rest.len() => Err(Defect::BodyTruncated {
+                declared,
+                received: rest.len(),
+            }),
+            // Extra datagram bytes after Content-Length are discarded (RFC 3261 sec. 18.3).
+            (Some(declared), _) => Ok(Bytes::copy_from_slice(&rest[..declared])),
+        }
     }
 }
 
 fn parse_request(
     start_line: &str,
     headers: Headers,
-    header_defect: Option<Defect>,
+    core: &Core<'_>,
     rest: &[u8],
     framing: Framing,
 ) -> Result<Request, ParseError> {
@@ -324,17 +461,16 @@ fn parse_request(
     }
     let method = exact_method(method);
 
-    // Before anything else: can we answer at all? That needs the top Via, From, To, Call-ID and
-    // a readable CSeq.
-    if let Err(defect) = answerable_core(&headers) {
-        return Err(ParseError::Unanswerable(defect));
-    }
+    // Before anything else: can we answer at all?
+    let (_, cseq_method) = core.answerable().map_err(ParseError::Unanswerable)?;
     let bad = |defect: Defect, headers: Headers, method: Method| ParseError::BadRequest {
         defect,
         head: Box::new(RequestHead { method, headers }),
     };
     let Some(method) = method else {
-        let placeholder = Method::from(method_placeholder(&headers).as_str());
+        // Answer the 501 under the CSeq method when that one is exact, else OPTIONS (only
+        // used to build the answer, never to dispatch).
+        let placeholder = exact_method(cseq_method).unwrap_or(Method::OPTIONS);
         return Err(bad(Defect::UnsupportedMethod, headers, placeholder));
     };
 
@@ -345,13 +481,13 @@ fn parse_request(
         Ok(uri) => uri,
         Err(defect) => return Err(bad(defect, headers, method)),
     };
-    if let Some(defect) = header_defect {
+    if let Some(defect) = core.header_defect {
         return Err(bad(defect, headers, method));
     }
-    if let Err(defect) = check_request_headers(&headers, &method) {
+    if let Err(defect) = core.check_request(&method, cseq_method) {
         return Err(bad(defect, headers, method));
     }
-    let body = match take_body(&headers, rest, framing) {
+    let body = match core.take_body(rest, framing) {
         Ok(body) => body,
         Err(defect) => return Err(bad(defect, headers, method)),
     };
@@ -365,7 +501,7 @@ fn parse_request(
 fn parse_response(
     start_line: &str,
     headers: Headers,
-    header_defect: Option<Defect>,
+    core: &Core<'_>,
     rest: &[u8],
     framing: Framing,
 ) -> Result<Response, Defect> {
@@ -387,12 +523,12 @@ fn parse_response(
     if !(100..=699).contains(&code) {
         return Err(Defect::StatusCode);
     }
-    answerable_core(&headers)?;
-    if let Some(defect) = header_defect {
+    core.answerable()?;
+    if let Some(defect) = core.header_defect {
         return Err(defect);
     }
-    check_from_to(&headers)?;
-    let body = take_body(&headers, rest, framing)?;
+    core.check_from_to()?;
+    let body = core.take_body(rest, framing)?;
     Ok(Response {
         line: StatusLine {
             code: StatusCode::from(code),
@@ -409,15 +545,6 @@ fn parse_response(
 fn exact_method(token: &str) -> Option<Method> {
     let method = Method::from(token);
     (method.to_string() == token).then_some(method)
-}
-
-/// A method to put in the head of a request whose own method we refuse: the CSeq method when
-/// it is exact, else `OPTIONS` (only used to build the 501, never to dispatch).
-fn method_placeholder(headers: &Headers) -> String {
-    match raw_cseq(headers) {
-        Some(Ok((_, method))) if exact_method(method).is_some() => method.to_owned(),
-        _ => "OPTIONS".to_owned(),
-    }
 }
 
 fn parse_request_uri(uri: &str) -> Result<SipUri, Defect> {
@@ -438,56 +565,26 @@ fn parse_request_uri(uri: &str) -> Result<SipUri, Defect> {
     uri.parse::<SipUri>().map_err(|_| Defect::RequestUri)
 }
 
-/// Checks what a reply needs: the top Via, From, To and Call-ID present, the CSeq readable.
-fn answerable_core(headers: &Headers) -> Result<(), Defect> {
-    match headers.try_get_named::<Via>() {
-        None => return Err(Defect::Missing(HeaderKind::Via)),
-        Some(Err(_)) => return Err(Defect::Malformed(HeaderKind::Via)),
-        Some(Ok(_)) => {}
-    }
-    for (name, kind) in [
-        (Name::FROM, HeaderKind::From),
-        (Name::TO, HeaderKind::To),
-        (Name::CALL_ID, HeaderKind::CallId),
-    ] {
-        match headers.get_raw(&name).next() {
-            Some(value) if !value.is_empty() => {}
-            _ => return Err(Defect::Missing(kind)),
-        }
-    }
-    match raw_cseq(headers) {
-        None => Err(Defect::Missing(HeaderKind::CSeq)),
-        Some(Err(())) => Err(Defect::Malformed(HeaderKind::CSeq)),
-        Some(Ok(_)) => Ok(()),
-    }
+/// Parses one header value with an ezk-sip-types header grammar.
+fn parse_value<H: HeaderParse>(value: &str) -> Option<H> {
+    // ezk's parsers slice their output out of a shared buffer, so the value gets its own.
+    let src = Bytes::copy_from_slice(value.as_bytes());
+    let text = std::str::from_utf8(&src).ok()?;
+    H::parse(&src, text).ok().map(|(_, parsed)| parsed)
 }
 
-fn check_from_to(headers: &Headers) -> Result<(), Defect> {
-    if name_addr_header::<FromTo>(headers, Name::FROM).is_none() {
-        return Err(Defect::Malformed(HeaderKind::From));
-    }
-    if name_addr_header::<FromTo>(headers, Name::TO).is_none() {
-        return Err(Defect::Malformed(HeaderKind::To));
-    }
-    Ok(())
-}
-
-/// Reads a name-addr header (From, To, Contact) with ezk-sip-types, retrying with a simplified
+/// Reads a name-addr value (From, To, Contact) with ezk-sip-types, retrying with a simplified
 /// display name when the first try fails: ezk's quoted-string grammar stops at an escaped
 /// quote (`"Joe \"J\" Smith"`), which RFC 3261 sec. 25.1 allows. The raw header value is
-/// untouched (responses copy it byte for byte); only the parsed display name loses its
-/// escaped characters.
-fn name_addr_header<H: DecodeValues>(headers: &Headers, name: Name) -> Option<H> {
-    match headers.try_get::<H>(name.clone())? {
-        Ok(value) => Some(value),
-        Err(_) => {
-            let raw = headers.get_raw(&name).next()?;
-            let simplified = simplify_display_name(raw)?;
-            let mut scratch = Headers::new();
-            scratch.insert(name.clone(), simplified);
-            scratch.get::<H>(name).ok()
-        }
-    }
+/// untouched (responses copy it byte for byte); only the parsed display name loses the
+/// escapes.
+fn parse_name_addr<H: HeaderParse>(value: &str) -> Option<H> {
+    parse_value(value).or_else(|| parse_value(&simplify_display_name(value)?))
+}
+
+/// The first value of a name-addr header, parsed leniently (see [`parse_name_addr`]).
+fn name_addr_header<H: HeaderParse>(headers: &Headers, name: Name) -> Option<H> {
+    parse_name_addr(headers.get_raw(&name).next()?)
 }
 
 /// `"a \"b\" c" <sip:..>;tag=x` -> `"a b c" <sip:..>;tag=x`; `None` when there is no quoted
@@ -515,66 +612,21 @@ fn simplify_display_name(raw: &str) -> Option<String> {
     None
 }
 
-fn check_request_headers(headers: &Headers, method: &Method) -> Result<(), Defect> {
-    check_from_to(headers)?;
-    if let Some(Ok((_, cseq_method))) = raw_cseq(headers) {
-        if cseq_method != method.to_string() {
-            return Err(Defect::CSeqMethodMismatch);
-        }
-    }
-    let mut max_forwards = headers.get_raw(&Name::MAX_FORWARDS);
-    match max_forwards.next() {
-        None => return Err(Defect::Missing(HeaderKind::MaxForwards)),
-        Some(value) => {
-            let ok = !value.is_empty()
-                && value.bytes().all(|b| b.is_ascii_digit())
-                && value.parse::<u8>().is_ok();
-            if !ok || max_forwards.next().is_some() {
-                return Err(Defect::Malformed(HeaderKind::MaxForwards));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `CSeq: <number> <method>` read strictly: number below 2^31 (RFC 3261 sec. 8.1.1.5), an
-/// exact method token, and only one CSeq value.
-fn raw_cseq(headers: &Headers) -> Option<Result<(u32, &str), ()>> {
-    let mut values = headers.get_raw(&Name::CSEQ);
-    let value = values.next()?;
-    if values.next().is_some() {
-        return Some(Err(()));
-    }
+/// `CSeq: <number> <method>` read strictly: number below 2^31 (RFC 3261 sec. 8.1.1.5) and a
+/// method token.
+fn parse_cseq(value: &str) -> Option<(u32, &str)> {
     let mut parts = value.split_ascii_whitespace();
     let (Some(number), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Some(Err(()));
+        return None;
     };
     if number.is_empty() || number.len() > 10 || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Err(()));
+        return None;
     }
-    let Ok(number) = number.parse::<u32>() else {
-        return Some(Err(()));
-    };
+    let number = number.parse::<u32>().ok()?;
     if number >= 1 << 31 || !method.bytes().all(is_token_byte) {
-        return Some(Err(()));
+        return None;
     }
-    Some(Ok((number, method)))
-}
-
-fn content_length(headers: &Headers) -> Result<Option<usize>, Defect> {
-    let mut values = headers.get_raw(&Name::CONTENT_LENGTH);
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    let parsed =
-        parse_decimal(value.as_bytes()).ok_or(Defect::Malformed(HeaderKind::ContentLength))?;
-    // Repeated Content-Length values must agree, or the framing is ambiguous.
-    for other in values {
-        if parse_decimal(other.as_bytes()) != Some(parsed) {
-            return Err(Defect::Malformed(HeaderKind::ContentLength));
-        }
-    }
-    Ok(Some(parsed))
+    Some((number, method))
 }
 
 fn parse_decimal(value: &[u8]) -> Option<usize> {
@@ -584,19 +636,6 @@ fn parse_decimal(value: &[u8]) -> Option<usize> {
     value.iter().try_fold(0usize, |acc, d| {
         acc.checked_mul(10)?.checked_add(usize::from(d - b'0'))
     })
-}
-
-fn take_body(headers: &Headers, rest: &[u8], framing: Framing) -> Result<Bytes, Defect> {
-    match (content_length(headers)?, framing) {
-        (None, Framing::Stream) => Err(Defect::MissingContentLength),
-        (None, Framing::Datagram) => Ok(Bytes::copy_from_slice(rest)),
-        (Some(declared), _) if declared > rest.len() => Err(Defect::BodyTruncated {
-            declared,
-            received: rest.len(),
-        }),
-        // Extra datagram bytes after Content-Length are discarded (RFC 3261 sec. 18.3).
-        (Some(declared), _) => Ok(Bytes::copy_from_slice(&rest[..declared])),
-    }
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -643,17 +682,26 @@ impl<'a> LogicalLines<'a> {
     }
 }
 
-impl Iterator for LogicalLines<'_> {
-    type Item = String;
+impl<'a> Iterator for LogicalLines<'a> {
+    type Item = Cow<'a, str>;
 
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<Cow<'a, str>> {
         loop {
             let first = self.physical.next()?;
             let first = first.strip_suffix('\r').unwrap_or(first);
             if first.is_empty() {
                 continue;
             }
-            let mut line = first.trim_end().to_owned();
+            let first = first.trim_end();
+            // Most lines are not folded: borrow them.
+            if !self
+                .physical
+                .peek()
+                .is_some_and(|next| next.starts_with([' ', '\t']))
+            {
+                return Some(Cow::Borrowed(first));
+            }
+            let mut line = first.to_owned();
             while let Some(next) = self.physical.peek() {
                 if !next.starts_with([' ', '\t']) {
                     break;
@@ -665,7 +713,7 @@ impl Iterator for LogicalLines<'_> {
                 }
                 self.physical.next();
             }
-            return Some(line);
+            return Some(Cow::Owned(line));
         }
     }
 }
@@ -964,10 +1012,8 @@ macro_rules! common_accessors {
 
             /// CSeq number and method.
             pub fn cseq(&self) -> Option<CSeq> {
-                match raw_cseq(&self.headers)? {
-                    Ok((number, method)) => Some(CSeq::new(number, Method::from(method))),
-                    Err(()) => None,
-                }
+                let (number, method) = parse_cseq(self.header(&Name::CSEQ)?)?;
+                Some(CSeq::new(number, Method::from(method)))
             }
 
             /// The Call-ID.
@@ -1042,9 +1088,11 @@ impl SipMessage {
 // Building responses, RFC 3581
 // ---------------------------------------------------------------------------------------------
 
-/// Builds a response to `req` (RFC 3261 sec. 8.2.6.2): all Via values, From, To (with
-/// `to_tag` added when the request's To has none), Call-ID and CSeq copied; no body. `reason`
-/// `None` uses the standard text for `code`. A `100 Trying` should pass no tag.
+/// Builds a response to `req` (RFC 3261 sec. 8.2.6): all Via values, From, To (with `to_tag`
+/// added when the request's To has none), Call-ID and CSeq copied; no body. `reason` `None`
+/// uses the standard text for `code`. A `100 Trying` should pass no tag and gets the
+/// request's `Timestamp` (sec. 8.2.6.1). Responses 101-299 also copy `Record-Route`, as a UAS
+/// must for any response that can create a dialog (sec. 12.1.1).
 pub fn response_to(
     req: &Request,
     code: u16,
@@ -1057,6 +1105,17 @@ pub fn response_to(
     let mut response = response_from_headers(&req.headers, code, reason);
     if let Some(tag) = to_tag {
         add_to_tag(&mut response.headers, tag);
+    }
+    // A missing header is simply not copied.
+    if code == 100 {
+        let _ = req
+            .headers
+            .clone_into(&mut response.headers, Name::TIMESTAMP);
+    }
+    if (101..300).contains(&code) {
+        let _ = req
+            .headers
+            .clone_into(&mut response.headers, Name::RECORD_ROUTE);
     }
     response
 }

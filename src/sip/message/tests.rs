@@ -137,6 +137,13 @@ fn response_to_copies_and_tags() {
     assert_eq!(res.from_tag().as_deref(), Some("abc"));
     assert_eq!(res.call_id(), Some("1-42@127.0.0.1"));
     assert_eq!(res.branch().as_deref(), Some("z9hG4bK-1-0"));
+    // A dialog-creating response carries the Record-Route set; a final error does not.
+    assert_eq!(res.record_route().len(), 2);
+    assert!(
+        response_to(&req, 486, None, Some("srv1"))
+            .record_route()
+            .is_empty()
+    );
     // A To tag that exists is kept, not replaced.
     let mut tagged = req.clone();
     add_to_tag(&mut tagged.headers, "first");
