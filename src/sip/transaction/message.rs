@@ -12,7 +12,6 @@ use ezk_sip_types::Headers;
 use ezk_sip_types::Method;
 use ezk_sip_types::Name;
 use ezk_sip_types::StatusCode;
-use ezk_sip_types::header::typed::FromTo;
 use ezk_sip_types::msg::{Line, MessageLine, PullParser, RequestLine, StatusLine};
 use ezk_sip_types::parse::Parse;
 use ezk_sip_types::print::{AppendCtx, PrintCtx, UriContext};
@@ -121,16 +120,22 @@ impl Response {
     /// CSeq; if `to_tag` is given and the To header has no tag yet, adds it.
     pub fn for_request(code: StatusCode, request: &Request, to_tag: Option<&str>) -> Self {
         let mut response = Response::new(code);
-        for name in [Name::VIA, Name::FROM, Name::TO, Name::CALL_ID, Name::CSEQ] {
+        for name in [Name::VIA, Name::FROM] {
             // A missing header is simply not copied; the caller validated what it needs.
             let _ = request.headers.clone_into(&mut response.headers, name);
         }
-        if let Some(tag) = to_tag {
-            let _ = response.headers.edit(Name::TO, |to: &mut FromTo| {
-                if to.tag.is_none() {
-                    to.tag = Some(tag.into());
+        if let Some(to) = request.headers.get_raw(&Name::TO).next() {
+            match to_tag {
+                Some(tag) if !has_tag(to) => {
+                    // Appending `;tag=` is right for both name-addr and addr-spec forms (a
+                    // param after an addr-spec is a header param) and avoids a parse-print.
+                    response.headers.insert(Name::TO, format!("{to};tag={tag}"));
                 }
-            });
+                _ => response.headers.insert(Name::TO, to.clone()),
+            }
+        }
+        for name in [Name::CALL_ID, Name::CSEQ] {
+            let _ = request.headers.clone_into(&mut response.headers, name);
         }
         response
     }
@@ -146,6 +151,21 @@ impl Response {
         let _ = write!(out, "{}\r\n", self.line);
         finish(out, &self.headers, &self.body)
     }
+}
+
+/// Whether a raw From/To value carries a `tag` header parameter (looked for after the `>` of
+/// a name-addr, so a URI parameter named tag does not count).
+fn has_tag(value: &str) -> bool {
+    let params = match value.rfind('>') {
+        Some(end) => &value[end..],
+        None => value,
+    };
+    params.split(';').skip(1).any(|p| {
+        p.trim()
+            .split('=')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case("tag"))
+    })
 }
 
 fn finish(mut out: String, headers: &Headers, body: &Bytes) -> Bytes {
@@ -291,6 +311,14 @@ abcdEXTRA";
         ] {
             assert!(SipMessage::parse(&Bytes::copy_from_slice(input)).is_err());
         }
+    }
+
+    #[test]
+    fn to_tag_detection_ignores_uri_params() {
+        assert!(has_tag("<sip:b@h>;tag=1"));
+        assert!(has_tag("sip:b@h ; TAG = 1"));
+        assert!(!has_tag("<sip:b@h;tag=1>"));
+        assert!(!has_tag("\"x;tag=y\" <sip:b@h>;tagx=1"));
     }
 
     #[test]
