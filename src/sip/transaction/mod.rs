@@ -8,6 +8,10 @@
 //! or spawns a timer; timers A to M are deadlines. After every `handle_*`/`send_*` call the
 //! driver drains `poll_transmit` and `poll_event` to `None`, then sleeps until `poll_timeout`.
 //!
+//! The driver feeds whole messages: one datagram on UDP, one Content-Length-framed message on
+//! TCP (framing is the transport's job). [`handle_datagram`](TransactionLayer::handle_datagram)
+//! takes `&Bytes` so that parsed header values share the received buffer instead of copying it.
+//!
 //! # Who does what
 //!
 //! - **100 Trying**: the layer sends it at once for every new INVITE (sec. 17.2.1 allows

@@ -117,10 +117,12 @@ impl TransactionLayer {
         request: Request,
     ) {
         let is_ack = request.line.method == Method::ACK;
+        // CSeq and Call-ID are parsed (the layer uses them); From and To only need to be
+        // present here, their syntax matters to the dialog layer, which reports it.
         let complete = key::cseq(&request.headers).is_some()
             && key::call_id(&request.headers).is_some()
-            && key::from(&request.headers).is_some()
-            && key::to(&request.headers).is_some();
+            && request.headers.contains(&Name::FROM)
+            && request.headers.contains(&Name::TO);
         let key = match TransactionKey::for_incoming_request(&request) {
             Some(key) if complete => key,
             _ => {
