@@ -7,7 +7,8 @@
 # Loss is measured on the caller's media socket, which SIPp never reads: echoed packets queue
 # there and, once its buffer is full, are counted as drops by the kernel (/proc/net/udp), so
 #   received = drops + rx_queue / truesize,  sent = ok calls x T x 50,  loss = 1 - received/sent.
-# Prints ONE machine-readable line:
+# cpu_pct_per_call = 100 x server CPU seconds / (ok calls x T): the share of one core a call
+# costs while it carries media (signalling included). Prints ONE machine-readable line:
 #   result kind=concurrent target=.. calls=.. seconds=.. ok=.. failed=.. rtp_sent=..
 #          rtp_received=.. loss_pct=.. server_cpu_pct=.. cpu_pct_per_call=..
 #          server_rss_kb=.. rss_kb_per_100_calls=.. sipp_cpu_pct=.. duration_s=..
@@ -70,7 +71,8 @@ received=$((drops + rxq / TRUESIZE))
 loss=$(awk -v s="$sent" -v r="$received" 'BEGIN{ if (s > 0) { l = 100 * (s - r) / s; if (l < 0) l = 0; printf "%.3f", l } else print "n/a" }')
 server_ticks=$(last_ticks "$WORK/server.samples")
 server_cpu=$(cpu_pct "$server_ticks" "$dur")
-per_call=$(awk -v c="$server_cpu" -v n="$CALLS" 'BEGIN{printf "%.4f", c / n}')
+# Share of one core per call while it carries media: CPU seconds over call-seconds of RTP.
+per_call=$(awk -v t="${server_ticks:-0}" -v hz="$CLK_TCK" -v n="$ok" -v s="$SECS" 'BEGIN{ if (n > 0) printf "%.4f", 100 * t / hz / (n * s); else print "n/a" }')
 sipp_cpu=$(cpu_pct "$(last_ticks "$WORK/uac.samples")" "$dur")
 rss=$(max_rss "$WORK/server.samples")
 rss_per_100=$(awk -v p="$rss" -v i="$IDLE_RSS" -v n="$CALLS" 'BEGIN{printf "%.0f", (p - i) * 100 / n}')

@@ -31,8 +31,10 @@
 //!   dump (SIGUSR2, [`SippProcess::dump_screens`]) as "N Total echo RTP pckts 1st stream",
 //!   parsed into [`SippReport::echo_packets`].
 //!
-//! The pcap shipped with Debian's sip-tester (`g711a.pcap`) carries about 7 s of A-law
-//! (payload type 8), sent at a steady pace from the moment of `play_pcap_audio`.
+//! The pcap shipped with Debian's sip-tester (`g711a.pcap`) holds 236 RTP packets of A-law
+//! (payload type 8) over 7.05 s: 240-byte payloads, i.e. 30 ms packets, not 20 ms. An echo
+//! that re-frames into 20 ms frames sends back 354 packets of 160 bytes for it; count bytes
+//! or use `scripts/load/lib.sh` `make_pcap` (20 ms, any length) when packet counts matter.
 
 use super::{now, poll_until, signal, tail_of_file, wait_timeout};
 use std::collections::HashMap;
