@@ -11,7 +11,8 @@
 # costs while it carries media (signalling included). Prints ONE machine-readable line:
 #   result kind=concurrent target=.. calls=.. seconds=.. ok=.. failed=.. rtp_sent=..
 #          rtp_received=.. loss_pct=.. server_cpu_pct=.. cpu_pct_per_call=..
-#          server_rss_kb=.. rss_kb_per_100_calls=.. sipp_cpu_pct=.. duration_s=..
+#          server_rss_kb=.. rss_kb_per_100_calls=.. sipp_cpu_pct=.. far_drops=.. duration_s=..
+# (far_drops: with --target sipp, packets the SIPp echo's own socket dropped; n/a otherwise)
 #
 # usage: scripts/load/concurrent.sh [--target trunkline|sipp] [--calls N] [--seconds T] [--ramp CPS]
 source "$(dirname "$0")/lib.sh"
@@ -37,7 +38,7 @@ TRUESIZE=$(udp_truesize 172)
 
 case "$TARGET" in
   trunkline) start_trunkline $((CALLS * 2 + 200)) ;;
-  sipp) start_sipp_uas "-rtp_echo" ;;
+  sipp) start_sipp_uas "-rtp_echo"; sample_udp "$SERVER_MP" "$WORK/far_udp.samples" ;;
   *) die "--target is trunkline or sipp" ;;
 esac
 sleep 0.3
@@ -66,6 +67,9 @@ sleep 0.3
 ok=$(stat_col "$WORK/uac.csv" 'SuccessfulCall(C)')
 failed=$(stat_col "$WORK/uac.csv" 'FailedCall(C)')
 read -r rxq drops < "$WORK/udp.samples" || { rxq=0; drops=0; }
+# With --target sipp: packets the SIPp echo itself dropped (its socket buffer overflowed).
+far_drops=n/a
+[ -f "$WORK/far_udp.samples" ] && read -r _ far_drops < "$WORK/far_udp.samples"
 sent=$((ok * PKTS_PER_CALL))
 received=$((drops + rxq / TRUESIZE))
 loss=$(awk -v s="$sent" -v r="$received" 'BEGIN{ if (s > 0) { l = 100 * (s - r) / s; if (l < 0) l = 0; printf "%.3f", l } else print "n/a" }')
@@ -79,4 +83,4 @@ rss_per_100=$(awk -v p="$rss" -v i="$IDLE_RSS" -v n="$CALLS" 'BEGIN{printf "%.0f
 if [ "$rc" != 0 ]; then
   log "sipp caller exit code $rc; last errors:"; tail -c 1500 "$WORK/uac_errors.log" >&2 2>/dev/null || true
 fi
-echo "result kind=concurrent target=$TARGET calls=$CALLS seconds=$SECS ok=$ok failed=$failed rtp_sent=$sent rtp_received=$received loss_pct=$loss server_cpu_pct=$server_cpu cpu_pct_per_call=$per_call server_rss_kb=$rss rss_kb_per_100_calls=$rss_per_100 sipp_cpu_pct=$sipp_cpu duration_s=$dur sipp_exit=$rc"
+echo "result kind=concurrent target=$TARGET calls=$CALLS seconds=$SECS ok=$ok failed=$failed rtp_sent=$sent rtp_received=$received loss_pct=$loss server_cpu_pct=$server_cpu cpu_pct_per_call=$per_call server_rss_kb=$rss rss_kb_per_100_calls=$rss_per_100 sipp_cpu_pct=$sipp_cpu far_drops=$far_drops duration_s=$dur sipp_exit=$rc"

@@ -170,10 +170,10 @@ TOML
 }
 
 # Starts a SIPp far end (uas_load.xml, optionally -rtp_echo) as the reference server; sets
-# SERVER_PID, SERVER_SIP_PORT.
+# SERVER_PID, SERVER_SIP_PORT, SERVER_MP (its media port).
 start_sipp_uas() {
   local echo_flag="${1:-}" mp
-  SERVER_SIP_PORT=$(free_ports 1); mp=$(free_ports 4)
+  SERVER_SIP_PORT=$(free_ports 1); mp=$(free_ports 4); SERVER_MP=$mp
   (cd "$WORK" && exec sipp -sf "$SCENARIOS/uas_load.xml" -i 127.0.0.1 -p "$SERVER_SIP_PORT" -mp "$mp" \
       $echo_flag -buff_size 8388608 -nostdin -trace_err -error_file "$WORK/uas_errors.log" \
       > "$WORK/uas.out" 2>&1) &
