@@ -12,6 +12,7 @@
 //! in parallel with each other and with other users of the machine.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod audio;
 pub mod baresip;
 pub mod sipp;
@@ -195,7 +196,7 @@ impl Default for ServerOptions {
             ],
             trunks: Vec::new(),
             server_extra: String::new(),
-            database_url: None,
+            database_url: backend_database_url(),
             rtp_ports: 200,
             rust_log: "info".into(),
             start_timeout: Duration::from_secs(30),
@@ -241,6 +242,24 @@ impl ServerOptions {
         self.database_url = Some(url.into());
         self
     }
+}
+
+/// The database every [`Server`] uses by default: with `TRUNKLINE_IT_DB=postgres` a fresh
+/// PostgreSQL database (from `TRUNKLINE_TEST_PG`) per server, else the server's own SQLite.
+/// `scripts/test.sh` runs the integration suites once each way.
+pub fn backend_database_url() -> Option<String> {
+    if std::env::var("TRUNKLINE_IT_DB").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let base = test_pg_url().expect("TRUNKLINE_IT_DB=postgres needs TRUNKLINE_TEST_PG");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    Some(
+        rt.block_on(trunkline::store::testing::fresh_postgres_url(&base))
+            .expect("create a fresh PostgreSQL database"),
+    )
 }
 
 /// The real `trunkline` binary on loopback: SIP on `sip`, HTTP on `http`, RTP in `rtp_ports`,
@@ -400,6 +419,11 @@ impl Server {
         self.launch();
     }
 
+    /// The database URL given to the server, if not its default SQLite.
+    pub fn database_url(&self) -> Option<&str> {
+        self.options.database_url.as_deref()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
@@ -409,6 +433,18 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        // A fresh PostgreSQL database made for this server is dropped with it.
+        if let (Some(url), Some(base)) = (self.options.database_url.clone(), test_pg_url())
+            && url.starts_with("postgres")
+            && url != base
+            && let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        {
+            let _ = rt.block_on(trunkline::store::testing::drop_postgres_database(
+                &base, &url,
+            ));
+        }
     }
 }
 

@@ -1,0 +1,230 @@
+//! Inbound calls against the real binary with real peers (SIPp) over loopback.
+//!
+//! Issue 2, "Done when": SIPp's built-in `uac` places 200 calls at 20 calls/s to a number routed
+//! to `answer+echo`: 200 successful, 0 failed; with RTP from SIPp's pcap the echoed packets
+//! come back. Also the "Bad input" rules for SIP: 404, 488, 400, never a panic, calls in
+//! progress undisturbed.
+
+mod common;
+
+use common::Server;
+use common::api::request;
+use common::sipp::{Scenario, Sipp, udp_truesize};
+use std::net::UdpSocket;
+use std::time::Duration;
+
+#[test]
+fn sipp_uac_200_calls_at_20_cps_to_echo_all_succeed_and_are_stored() {
+    let server = Server::start();
+    let report = Sipp::uac(Scenario::built_in("uac"), server.sip)
+        .service("echo")
+        .calls(Some(200))
+        .rate(20.0)
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .run()
+        .expect("sipp runs");
+    assert_eq!(
+        report.successful,
+        200,
+        "{report:#?}\n--- server ---\n{}",
+        server.log()
+    );
+    assert_eq!(report.failed, 0, "{report:#?}");
+    assert_eq!(report.exit_code, Some(0), "{report:#?}");
+
+    let key = server.api_key();
+    // Rows are written right after each call ends; allow the writer a moment.
+    let calls = common::poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let c = server.all_calls(&key, "&direction=inbound");
+        (c.len() >= 200).then_some(c)
+    })
+    .expect("200 call rows");
+    assert_eq!(calls.len(), 200);
+    for c in &calls {
+        assert_eq!(c["status"], "completed", "{c}");
+        assert_eq!(c["final_status"], "completed", "{c}");
+        assert_eq!(c["ended_by"], "caller", "{c}");
+        assert_eq!(c["to"], "echo", "{c}");
+        for t in ["created_at", "ringing_at", "answered_at", "ended_at"] {
+            assert!(c[t].is_string(), "{t} missing in {c}");
+        }
+    }
+}
+
+#[test]
+fn rtp_from_sipp_pcap_is_echoed_back() {
+    let server = Server::start();
+    // uac_echo.xml plays SIPp's g711a.pcap (A-law, 7 s) from its media port for 4 s per call.
+    let report = Sipp::uac(Scenario::ours("uac_echo"), server.sip)
+        .service("echo")
+        .calls(Some(2))
+        .rate(2.0)
+        .pause(Duration::from_millis(4_000))
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .run()
+        .expect("sipp runs");
+    assert_eq!(
+        report.successful,
+        2,
+        "{report:#?}\n--- server ---\n{}",
+        server.log()
+    );
+    assert!(
+        report.media.received_any(),
+        "no echoed RTP reached SIPp: {report:#?}"
+    );
+    // 4 s of audio per call at 20 ms packets is ~200 echoed packets per call; ask for most.
+    let echoed = report.media.estimated_packets(udp_truesize(172));
+    assert!(
+        echoed >= 250,
+        "only ~{echoed} echoed packets came back: {:?}",
+        report.media
+    );
+
+    let key = server.api_key();
+    let calls = common::poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let c = server.all_calls(&key, "");
+        (c.len() >= 2 && c.iter().all(|c| c["final_status"].is_string())).then_some(c)
+    })
+    .expect("2 finished call rows");
+    for c in &calls {
+        let rtp = &c["rtp"];
+        assert!(rtp["packets_in"].as_u64().unwrap_or(0) > 100, "{c}");
+        assert!(rtp["packets_out"].as_u64().unwrap_or(0) > 100, "{c}");
+    }
+}
+
+/// Sends one datagram from a fresh socket and returns the first reply (if any) within `wait`.
+fn exchange(server: &Server, text: &[u8], wait: Duration) -> Option<String> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(wait)).ok();
+    sock.send_to(text, server.sip).expect("send");
+    let mut buf = [0u8; 65_536];
+    let mut replies = String::new();
+    // Collect replies until quiet (100 Trying may precede the final response).
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        replies.push_str(&String::from_utf8_lossy(&buf[..n]));
+        replies.push_str("\n---\n");
+        sock.set_read_timeout(Some(Duration::from_millis(300))).ok();
+    }
+    (!replies.is_empty()).then_some(replies)
+}
+
+fn invite(server: &Server, user: &str, call_id: &str, sdp: &str) -> String {
+    let port = server.sip.port();
+    format!(
+        "INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{call_id};rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:tester@127.0.0.1:9>;tag=t{call_id}\r\n\
+To: <sip:{user}@127.0.0.1:{port}>\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:tester@127.0.0.1:9>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+const G729_ONLY: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+
+#[test]
+fn bad_sip_gets_the_right_answers_and_never_disturbs_a_call_in_progress() {
+    let server = Server::start();
+    // A long call in progress the whole time (uac_echo with a 12 s pause).
+    let call = Sipp::uac(Scenario::ours("uac_echo"), server.sip)
+        .service("echo")
+        .calls(Some(1))
+        .pause(Duration::from_secs(12))
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .start()
+        .expect("sipp starts");
+
+    // Unknown number: 404.
+    let r = exchange(
+        &server,
+        invite(&server, "nobody", "c404", "").as_bytes(),
+        Duration::from_secs(3),
+    )
+    .expect("an answer to an INVITE for an unknown number");
+    assert!(r.contains("SIP/2.0 404"), "{r}");
+    // No common codec: 488.
+    let r = exchange(
+        &server,
+        invite(&server, "echo", "c488", G729_ONLY).as_bytes(),
+        Duration::from_secs(3),
+    )
+    .expect("an answer to a G.729-only offer");
+    assert!(r.contains("SIP/2.0 488"), "{r}");
+    // Missing Max-Forwards but answerable: 400 naming the reason.
+    let no_mf = invite(&server, "echo", "c400", "").replace("Max-Forwards: 70\r\n", "");
+    let r = exchange(&server, no_mf.as_bytes(), Duration::from_secs(3)).expect("a 400");
+    assert!(r.contains("SIP/2.0 400"), "{r}");
+    // Wrong Content-Length (longer than the body): 400 or dropped, never a crash.
+    let bad_len = invite(&server, "echo", "clen", "v=0\r\n")
+        .replace("Content-Length: 5", "Content-Length: 500");
+    if let Some(r) = exchange(&server, bad_len.as_bytes(), Duration::from_secs(2)) {
+        assert!(r.contains("SIP/2.0 400"), "{r}");
+    }
+    // Garbage, truncated, binary: dropped (no answer possible), server stays up.
+    for junk in [
+        &b"hello"[..],
+        b"INVITE sip:echo@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP",
+        b"\x00\xff\x10\x80garbage\r\n\r\n",
+    ] {
+        assert!(exchange(&server, junk, Duration::from_millis(500)).is_none());
+    }
+    // Unknown and unsupported methods.
+    let foo = invite(&server, "echo", "cfoo", "")
+        .replace("INVITE sip:", "FOO sip:")
+        .replace("1 INVITE", "1 FOO");
+    let r = exchange(&server, foo.as_bytes(), Duration::from_secs(3)).expect("an answer to FOO");
+    assert!(r.contains("SIP/2.0 501"), "{r}");
+    let sub = invite(&server, "echo", "csub", "")
+        .replace("INVITE sip:", "SUBSCRIBE sip:")
+        .replace("1 INVITE", "1 SUBSCRIBE");
+    let r =
+        exchange(&server, sub.as_bytes(), Duration::from_secs(3)).expect("an answer to SUBSCRIBE");
+    assert!(r.contains("SIP/2.0 405") && r.contains("Allow:"), "{r}");
+    let opt = invite(&server, "echo", "copt", "")
+        .replace("INVITE sip:", "OPTIONS sip:")
+        .replace("1 INVITE", "1 OPTIONS");
+    let r =
+        exchange(&server, opt.as_bytes(), Duration::from_secs(3)).expect("an answer to OPTIONS");
+    assert!(r.contains("SIP/2.0 200") && r.contains("Allow:"), "{r}");
+
+    // The call in progress was not disturbed: it completes normally with its RTP echoed.
+    let report = call.wait();
+    assert_eq!(
+        report.successful,
+        1,
+        "{report:#?}\n--- server ---\n{}",
+        server.log()
+    );
+    assert!(report.media.received_any(), "{report:#?}");
+    // And the server is still serving.
+    let (code, _) =
+        common::http_get(server.http, "/healthz", Duration::from_secs(2)).expect("healthz");
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn reject_route_answers_its_code_and_records_a_busy_call() {
+    let server = Server::start();
+    let report = Sipp::uac(Scenario::ours("uac_reject"), server.sip)
+        .service("busy")
+        .calls(Some(1))
+        .timeout(Duration::from_secs(30), Duration::from_secs(5))
+        .run()
+        .expect("sipp runs");
+    assert_eq!(report.successful, 1, "{report:#?}");
+    let key = server.api_key();
+    let calls = common::poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let c = server.all_calls(&key, "&status=busy");
+        (!c.is_empty()).then_some(c)
+    })
+    .expect("a busy call row");
+    assert_eq!(calls[0]["end_sip_code"], 486);
+    let _ = request(server.http, "GET", "/healthz", None, &[], None);
+}
