@@ -22,8 +22,8 @@ pub const RTP_LATE: &str = "trunkline_rtp_late_packets_total";
 pub const RTP_LOST: &str = "trunkline_rtp_lost_packets_total";
 /// Counter: RTP packets dropped as malformed or from an unexpected source.
 pub const RTP_DROPPED: &str = "trunkline_rtp_dropped_packets_total";
-/// Counter: webhook deliveries, label `result` (delivered, retry, given_up).
-pub const WEBHOOKS: &str = "trunkline_webhook_deliveries_total";
+/// Counter: webhook delivery attempts, label `outcome` (kept by the outbox driver).
+pub const WEBHOOKS: &str = crate::events::outbox::DELIVERIES_METRIC;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -64,5 +64,17 @@ fn describe() {
         Unit::Count,
         "RTP packets dropped (malformed, wrong source)"
     );
-    describe_counter!(WEBHOOKS, Unit::Count, "webhook delivery attempts by result");
+    describe_counter!(
+        WEBHOOKS,
+        Unit::Count,
+        "webhook delivery attempts by outcome"
+    );
+    // Present every series from the start, so a scrape of an idle server shows them at 0.
+    metrics::gauge!(ACTIVE_CALLS).set(0.0);
+    for d in ["in", "out"] {
+        metrics::counter!(RTP_PACKETS, "direction" => d).increment(0);
+    }
+    for c in [RTP_LATE, RTP_LOST, RTP_DROPPED] {
+        metrics::counter!(c).increment(0);
+    }
 }

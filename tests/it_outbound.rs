@@ -1,0 +1,301 @@
+//! Outbound calls placed through the HTTP API toward SIPp far ends, with a real webhook receiver.
+//!
+//! Issue 2, "Done when":
+//! - `POST /v1/calls` to a SIPp far end: rings, is answered, carries RTP both ways, is hung up
+//!   through the API; the row holds every time, the final status and the RTP counters; the
+//!   receiver gets `initiated`, `ringing`, `answered`, `completed` in order, each signed, and
+//!   exactly one final status.
+//! - A far end that challenges with 401, and one with 407, receives correctly authenticated
+//!   INVITEs (SIPp's `verifyauth` answers 200 only then).
+//! - A far end that never answers: CANCEL at the ring timeout, `no-answer`; 486: `busy`;
+//!   503: `failed`.
+//! Also the API's "Bad input" rules (400, 401, 422).
+
+mod common;
+
+use common::api::request;
+use common::sipp::{Scenario, Sipp, SippProcess};
+use common::webhook::WebhookReceiver;
+use common::{Server, ServerOptions};
+use std::time::Duration;
+
+const SECRET: &str = "it-webhook-secret";
+
+fn server_for(far: &SippProcess, extra: &str) -> Server {
+    let mut o = ServerOptions::default().trunk("far", far.sip_addr());
+    o.server_extra = format!("[webhooks]\nsecret = \"{SECRET}\"\n{extra}");
+    Server::start_with(o)
+}
+
+fn place_call(server: &Server, key: &str, body: &str) -> serde_json::Value {
+    let r = request(server.http, "POST", "/v1/calls", Some(key), &[], Some(body));
+    assert_eq!(
+        r.status,
+        201,
+        "POST /v1/calls: {}\n--- server ---\n{}",
+        r.body,
+        server.log()
+    );
+    r.json()
+}
+
+fn wait_final(server: &Server, key: &str, id: &str) -> serde_json::Value {
+    common::poll_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let c = server.call(key, id);
+        c["final_status"].is_string().then_some(c)
+    })
+    .unwrap_or_else(|| panic!("call {id} never ended\n--- server ---\n{}", server.log()))
+}
+
+#[test]
+fn api_call_to_sipp_rings_answers_carries_rtp_hangs_up_and_signed_webhooks_arrive_in_order() {
+    let far = Sipp::uas(Scenario::ours("uas_answer"))
+        .calls(Some(1))
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .start()
+        .expect("far end");
+    let server = server_for(&far, "");
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let key = server.api_key();
+    let body = format!(
+        r#"{{"to": "+15551230001", "trunk": "far", "status_callback": "{}", "metadata": {{"ticket": 42}}}}"#,
+        hook.url("/hook")
+    );
+    let created = place_call(&server, &key, &body);
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(created["direction"], "outbound");
+
+    // Answered, then RTP flows for a while (SIPp plays its pcap to us; we send to it).
+    common::poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        (server.call(&key, &id)["status"] == "in-progress").then_some(())
+    })
+    .expect("call answered");
+    assert!(
+        far.wait_media(8_000, Duration::from_secs(10)),
+        "no RTP from trunkline reached SIPp"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/hangup"),
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    let c = wait_final(&server, &key, &id);
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["ended_by"], "api", "{c}");
+    for t in ["created_at", "ringing_at", "answered_at", "ended_at"] {
+        assert!(c[t].is_string(), "{t} missing: {c}");
+    }
+    assert!(c["duration_ms"].as_i64().unwrap_or(0) >= 1_500, "{c}");
+    assert!(c["rtp"]["packets_in"].as_u64().unwrap_or(0) > 50, "{c}");
+    assert!(c["rtp"]["packets_out"].as_u64().unwrap_or(0) > 50, "{c}");
+    assert_eq!(c["metadata"]["ticket"], 42);
+    let report = far.wait();
+    assert_eq!(report.successful, 1, "{report:#?}");
+
+    let got = hook
+        .wait_for(4, Duration::from_secs(20))
+        .unwrap_or_else(|got| {
+            panic!(
+                "only {} webhooks arrived: {got:#?}\n--- server ---\n{}",
+                got.len(),
+                server.log()
+            )
+        });
+    // Give a duplicate final status a chance to show up before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    let got = hook.requests();
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| {
+            r.json().expect("json")["type"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "call.initiated",
+            "call.ringing",
+            "call.answered",
+            "call.completed"
+        ],
+        "{kinds:?}"
+    );
+    for r in &got {
+        let ts = r.header("x-trunkline-timestamp").expect("timestamp header");
+        let sig = r.header("x-trunkline-signature").expect("signature header");
+        assert!(
+            trunkline::events::signature::verify_signature(SECRET, ts, &r.body, sig),
+            "bad signature on {}",
+            r.text()
+        );
+        assert!(r.header("x-trunkline-event-id").is_some());
+        assert_eq!(r.json().expect("json")["call_id"], id.as_str());
+    }
+    let last = got.last().expect("final").json().expect("json");
+    assert_eq!(last["payload"]["final_status"], "completed");
+}
+
+fn auth_test(scenario: &str) {
+    let far = Sipp::uas(Scenario::ours(scenario))
+        .key("user", "alice")
+        .key("password", "s3cret")
+        .calls(Some(1))
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .start()
+        .expect("far end");
+    let mut o = ServerOptions::default().trunk_with_auth("far", far.sip_addr(), "alice", "s3cret");
+    o.server_extra = String::new();
+    let server = Server::start_with(o);
+    let key = server.api_key();
+    let created = place_call(&server, &key, r#"{"to": "+15551230002", "trunk": "far"}"#);
+    let id = created["id"].as_str().expect("id").to_string();
+    // The far end answers only a correctly authenticated INVITE (else 403 -> failed).
+    common::poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        let c = server.call(&key, &id);
+        (c["status"] == "in-progress" || c["final_status"].is_string()).then_some(())
+    })
+    .expect("call progressed");
+    let c = server.call(&key, &id);
+    assert_eq!(
+        c["status"],
+        "in-progress",
+        "{scenario}: {c}\n--- server ---\n{}",
+        server.log()
+    );
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/hangup"),
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 202);
+    let c = wait_final(&server, &key, &id);
+    assert_eq!(c["final_status"], "completed", "{c}");
+    let report = far.wait();
+    assert_eq!(
+        report.successful, 1,
+        "{scenario}: far end did not accept the credentials: {report:#?}"
+    );
+}
+
+#[test]
+fn far_end_challenging_with_401_gets_an_authenticated_invite() {
+    auth_test("uas_auth_401");
+}
+
+#[test]
+fn far_end_challenging_with_407_gets_an_authenticated_invite() {
+    auth_test("uas_auth_407");
+}
+
+fn outcome_of(
+    scenario: &str,
+    ring_timeout_secs: u64,
+) -> (serde_json::Value, common::sipp::SippReport) {
+    let far = Sipp::uas(Scenario::ours(scenario))
+        .calls(Some(1))
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .start()
+        .expect("far end");
+    let server = server_for(&far, "");
+    let key = server.api_key();
+    let body = format!(
+        r#"{{"to": "+15551230003", "trunk": "far", "ring_timeout_secs": {ring_timeout_secs}}}"#
+    );
+    let created = place_call(&server, &key, &body);
+    let id = created["id"].as_str().expect("id").to_string();
+    let c = wait_final(&server, &key, &id);
+    (c, far.wait())
+}
+
+#[test]
+fn far_end_that_never_answers_is_cancelled_at_the_ring_timeout_as_no_answer() {
+    let (c, far) = outcome_of("uas_noanswer", 3);
+    assert_eq!(c["final_status"], "no-answer", "{c}");
+    assert_eq!(c["ended_by"], "system", "{c}");
+    assert!(c["ringing_at"].is_string(), "{c}");
+    // Ended about 3 s after it was created (not asserted tightly: shared machine).
+    let created = chrono::DateTime::parse_from_rfc3339(c["created_at"].as_str().unwrap_or(""))
+        .expect("created");
+    let ended =
+        chrono::DateTime::parse_from_rfc3339(c["ended_at"].as_str().unwrap_or("")).expect("ended");
+    let secs = (ended - created).num_milliseconds() as f64 / 1000.0;
+    assert!((2.5..15.0).contains(&secs), "ended after {secs} s: {c}");
+    // The far end saw our CANCEL (its scenario completes only with CANCEL, 487, ACK).
+    assert_eq!(far.successful, 1, "{far:#?}");
+}
+
+#[test]
+fn busy_far_end_gives_busy_and_503_gives_failed() {
+    let (c, _) = outcome_of("uas_busy", 30);
+    assert_eq!(c["final_status"], "busy", "{c}");
+    assert_eq!(c["end_sip_code"], 486, "{c}");
+    assert_eq!(c["ended_by"], "callee", "{c}");
+    let (c, _) = outcome_of("uas_503", 30);
+    assert_eq!(c["final_status"], "failed", "{c}");
+    assert_eq!(c["end_sip_code"], 503, "{c}");
+}
+
+#[test]
+fn api_rejects_bad_requests_with_clear_errors() {
+    let server = Server::start();
+    let key = server.api_key();
+    // No key, wrong key.
+    let r = request(server.http, "GET", "/v1/calls", None, &[], None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    let r = request(server.http, "GET", "/v1/calls", Some("tl_wrong"), &[], None);
+    assert_eq!(r.status, 401);
+    // Malformed JSON.
+    let r = request(
+        server.http,
+        "POST",
+        "/v1/calls",
+        Some(&key),
+        &[],
+        Some("{not json"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "bad_request");
+    // `to` neither E.164 nor a SIP URI.
+    let r = request(
+        server.http,
+        "POST",
+        "/v1/calls",
+        Some(&key),
+        &[],
+        Some(r#"{"to": "5551234"}"#),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["details"]["field"], "to");
+    // Unknown call; unknown route.
+    let r = request(
+        server.http,
+        "GET",
+        "/v1/calls/01890000-0000-7000-8000-000000000000",
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 404);
+    let r = request(server.http, "GET", "/v1/nope", Some(&key), &[], None);
+    assert_eq!(r.status, 404);
+    // The OpenAPI document and metrics are served.
+    let r = request(server.http, "GET", "/v1/openapi.json", None, &[], None);
+    assert_eq!(r.status, 200);
+    assert!(r.json()["paths"]["/v1/calls"].is_object());
+    let r = request(server.http, "GET", "/metrics", None, &[], None);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("trunkline_active_calls"), "{}", r.body);
+}
