@@ -9,6 +9,7 @@
 //!   INVITEs (SIPp's `verifyauth` answers 200 only then).
 //! - A far end that never answers: CANCEL at the ring timeout, `no-answer`; 486: `busy`;
 //!   503: `failed`.
+//!
 //! Also the API's "Bad input" rules (400, 401, 422).
 
 mod common;
@@ -98,8 +99,7 @@ fn api_call_to_sipp_rings_answers_carries_rtp_hangs_up_and_signed_webhooks_arriv
     let report = far.wait();
     assert_eq!(report.successful, 1, "{report:#?}");
 
-    let got = hook
-        .wait_for(4, Duration::from_secs(20))
+    hook.wait_for(4, Duration::from_secs(20))
         .unwrap_or_else(|got| {
             panic!(
                 "only {} webhooks arrived: {got:#?}\n--- server ---\n{}",
