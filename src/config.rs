@@ -181,6 +181,10 @@ pub struct WebhooksConfig {
     pub secret: String,
     /// Give up on an event after retrying this long, seconds.
     pub max_retry_secs: u64,
+    /// Delay after the first failed delivery, milliseconds; doubles with each failure.
+    pub retry_base_ms: u64,
+    /// Longest delay between two delivery attempts, seconds.
+    pub retry_max_secs: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -188,6 +192,8 @@ impl Default for WebhooksConfig {
         Self {
             secret: String::new(),
             max_retry_secs: 24 * 3600,
+            retry_base_ms: 1_000,
+            retry_max_secs: 900,
         }
     }
 }

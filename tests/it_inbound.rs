@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::Server;
 use common::api::request;
 use common::sipp::{Scenario, Sipp, udp_truesize};
-use std::net::UdpSocket;
+use common::{Server, exchange, invite};
 use std::time::Duration;
 
 #[test]
@@ -92,39 +91,6 @@ fn rtp_from_sipp_pcap_is_echoed_back() {
         assert!(rtp["packets_in"].as_u64().unwrap_or(0) > 100, "{c}");
         assert!(rtp["packets_out"].as_u64().unwrap_or(0) > 100, "{c}");
     }
-}
-
-/// Sends one datagram from a fresh socket and returns the first reply (if any) within `wait`.
-fn exchange(server: &Server, text: &[u8], wait: Duration) -> Option<String> {
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(wait)).ok();
-    sock.send_to(text, server.sip).expect("send");
-    let mut buf = [0u8; 65_536];
-    let mut replies = String::new();
-    // Collect replies until quiet (100 Trying may precede the final response).
-    while let Ok((n, _)) = sock.recv_from(&mut buf) {
-        replies.push_str(&String::from_utf8_lossy(&buf[..n]));
-        replies.push_str("\n---\n");
-        sock.set_read_timeout(Some(Duration::from_millis(300))).ok();
-    }
-    (!replies.is_empty()).then_some(replies)
-}
-
-fn invite(server: &Server, user: &str, call_id: &str, sdp: &str) -> String {
-    let port = server.sip.port();
-    format!(
-        "INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
-Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{call_id};rport\r\n\
-Max-Forwards: 70\r\n\
-From: <sip:tester@127.0.0.1:9>;tag=t{call_id}\r\n\
-To: <sip:{user}@127.0.0.1:{port}>\r\n\
-Call-ID: {call_id}\r\n\
-CSeq: 1 INVITE\r\n\
-Contact: <sip:tester@127.0.0.1:9>\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    )
 }
 
 const G729_ONLY: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";

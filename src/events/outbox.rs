@@ -78,10 +78,13 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
-    /// Defaults with `[webhooks]` applied (`secret` if not empty, `max_retry_secs`).
+    /// Defaults with `[webhooks]` applied (`secret` if not empty, `max_retry_secs`,
+    /// `retry_base_ms`, `retry_max_secs`).
     pub fn from_config(w: &WebhooksConfig) -> Self {
         Self {
             give_up_after: Duration::from_secs(w.max_retry_secs),
+            base_backoff: Duration::from_millis(w.retry_base_ms.max(1)),
+            max_backoff: Duration::from_secs(w.retry_max_secs.max(1)),
             secret: (!w.secret.is_empty()).then(|| w.secret.clone()),
             ..Self::default()
         }
