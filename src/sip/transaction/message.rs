@@ -7,6 +7,7 @@
 //! the response builders live in `sip::message` (another branch); when it lands, these types are
 //! meant to be replaced by it (same shape: line, headers, body).
 
+use super::key::{copy_header, first_value};
 use bytes::Bytes;
 use ezk_sip_types::Headers;
 use ezk_sip_types::Method;
@@ -120,23 +121,22 @@ impl Response {
     /// CSeq; if `to_tag` is given and the To header has no tag yet, adds it.
     pub fn for_request(code: StatusCode, request: &Request, to_tag: Option<&str>) -> Self {
         let mut response = Response::new(code);
-        for name in [Name::VIA, Name::FROM] {
-            // A missing header is simply not copied; the caller validated what it needs.
-            let _ = request.headers.clone_into(&mut response.headers, name);
-        }
-        if let Some(to) = request.headers.get_raw(&Name::TO).next() {
+        // A missing header is simply not copied; the caller validated what it needs.
+        copy_header(&request.headers, &mut response.headers, &Name::VIA);
+        copy_header(&request.headers, &mut response.headers, &Name::FROM);
+        let to = first_value(&request.headers, &Name::TO, |_, s| Some(s.to_string()));
+        if let Some(to) = to {
             match to_tag {
-                Some(tag) if !has_tag(to) => {
+                Some(tag) if !has_tag(&to) => {
                     // Appending `;tag=` is right for both name-addr and addr-spec forms (a
                     // param after an addr-spec is a header param) and avoids a parse-print.
                     response.headers.insert(Name::TO, format!("{to};tag={tag}"));
                 }
-                _ => response.headers.insert(Name::TO, to.clone()),
+                _ => response.headers.insert(Name::TO, to),
             }
         }
-        for name in [Name::CALL_ID, Name::CSEQ] {
-            let _ = request.headers.clone_into(&mut response.headers, name);
-        }
+        copy_header(&request.headers, &mut response.headers, &Name::CALL_ID);
+        copy_header(&request.headers, &mut response.headers, &Name::CSEQ);
         response
     }
 
@@ -223,12 +223,12 @@ impl SipMessage {
             return Err(MessageError::Incomplete);
         }
         let available = src.len() - head_end;
-        let body_len = match headers.get_raw(&Name::CONTENT_LENGTH).next() {
-            Some(value) => {
-                let len: usize = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| MessageError::ContentLength)?;
+        let declared = first_value(&headers, &Name::CONTENT_LENGTH, |_, s| {
+            Some(s.trim().parse::<usize>())
+        });
+        let body_len = match declared {
+            Some(len) => {
+                let len = len.map_err(|_| MessageError::ContentLength)?;
                 if len > available {
                     return Err(MessageError::ContentLength);
                 }
