@@ -11,10 +11,12 @@
 //! layers; `sip::message` will replace them.
 
 use super::message::{Request, Response};
+use bytes::Bytes;
 use ezk_sip_types::Headers;
 use ezk_sip_types::Method;
 use ezk_sip_types::Name;
-use ezk_sip_types::header::typed::{CSeq, CallID, FromTo, Via};
+use ezk_sip_types::header::HeaderParse;
+use ezk_sip_types::header::typed::{CSeq, FromTo, Via};
 
 /// The RFC 3261 magic cookie that starts every branch we generate (sec. 8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -110,9 +112,49 @@ impl HostPortText for ezk_sip_types::host::HostPort {
     }
 }
 
+/// Whether two canonical header names are the same. Parsed names, compact forms included, are
+/// canonicalised by ezk to their full print name, so one comparison per header is enough (ezk's
+/// alias-aware `Name` equality costs about ten string comparisons and dominated profiles).
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.eq_ignore_ascii_case(b)
+}
+
+/// Runs `parse` on the first value of header `name`.
+pub(crate) fn first_value<T>(
+    headers: &Headers,
+    name: &Name,
+    parse: impl FnOnce(&Bytes, &str) -> Option<T>,
+) -> Option<T> {
+    let want = name.as_print_str();
+    let (_, value) = headers
+        .iter()
+        .find(|(n, _)| same_name(n.as_print_str(), want))?;
+    parse(value.as_ref(), value.as_str())
+}
+
+/// Whether header `name` is present.
+pub(crate) fn has_header(headers: &Headers, name: &Name) -> bool {
+    let want = name.as_print_str();
+    headers
+        .iter()
+        .any(|(n, _)| same_name(n.as_print_str(), want))
+}
+
+/// Appends every value of header `name` in `from` to `to`, in order.
+pub(crate) fn copy_header(from: &Headers, to: &mut Headers, name: &Name) {
+    let want = name.as_print_str();
+    for (n, value) in from.iter() {
+        if same_name(n.as_print_str(), want) {
+            to.insert(n.clone(), value.clone());
+        }
+    }
+}
+
 /// The first Via value, parsed.
 pub(crate) fn top_via(headers: &Headers) -> Option<Via> {
-    headers.get_named::<Via>().ok()
+    first_value(headers, &Name::VIA, |src, s| {
+        Via::parse(src, s).ok().map(|(_, via)| via)
+    })
 }
 
 /// The branch of the top Via, if any.
@@ -125,22 +167,31 @@ pub(crate) fn top_branch(headers: &Headers) -> Option<String> {
 
 /// The CSeq header, parsed.
 pub(crate) fn cseq(headers: &Headers) -> Option<CSeq> {
-    headers.get_named::<CSeq>().ok()
+    first_value(headers, &Name::CSEQ, |src, s| {
+        CSeq::parse(src, s.trim()).ok().map(|(_, cseq)| cseq)
+    })
 }
 
 /// The Call-ID value.
 pub(crate) fn call_id(headers: &Headers) -> Option<String> {
-    headers.get_named::<CallID>().ok().map(|c| c.0.to_string())
+    first_value(headers, &Name::CALL_ID, |_, s| {
+        let id = s.trim();
+        (!id.is_empty()).then(|| id.to_string())
+    })
 }
 
 /// The From header, parsed.
 pub(crate) fn from(headers: &Headers) -> Option<FromTo> {
-    headers.get::<FromTo>(Name::FROM).ok()
+    first_value(headers, &Name::FROM, |src, s| {
+        FromTo::parse(src, s.trim()).ok().map(|(_, v)| v)
+    })
 }
 
 /// The To header, parsed.
 pub(crate) fn to(headers: &Headers) -> Option<FromTo> {
-    headers.get::<FromTo>(Name::TO).ok()
+    first_value(headers, &Name::TO, |src, s| {
+        FromTo::parse(src, s.trim()).ok().map(|(_, v)| v)
+    })
 }
 
 /// The tag of the From header, if any.
@@ -157,7 +208,6 @@ pub(crate) fn to_tag(headers: &Headers) -> Option<String> {
 mod tests {
     use super::super::message::SipMessage;
     use super::*;
-    use bytes::Bytes;
 
     fn request(text: &str) -> Request {
         match crate::sip::message::parse_lenient(&Bytes::copy_from_slice(text.as_bytes())) {

@@ -528,13 +528,13 @@ impl TransactionLayer {
     /// Makes sure the top Via is ours-with-branch: inserts one if missing, adds a branch if the
     /// top Via has none. Returns the branch.
     fn ensure_via(&mut self, transport: Transport, request: &mut Request) -> String {
-        let raw: Vec<_> = request.headers.get_raw(&Name::VIA).cloned().collect();
         if let Some(branch) = key::top_branch(&request.headers) {
             return branch;
         }
         let branch = self.new_branch();
         match key::top_via(&request.headers) {
             Some(mut top) => {
+                let raw: Vec<_> = request.headers.get_raw(&Name::VIA).cloned().collect();
                 // The TU gave a Via without a branch: keep it, add the branch.
                 top.params.push(Param::value("branch", branch.clone()));
                 request.headers.remove(&Name::VIA);

@@ -121,8 +121,8 @@ impl TransactionLayer {
         // present here, their syntax matters to the dialog layer, which reports it.
         let complete = key::cseq(&request.headers).is_some()
             && key::call_id(&request.headers).is_some()
-            && request.headers.contains(&Name::FROM)
-            && request.headers.contains(&Name::TO);
+            && key::has_header(&request.headers, &Name::FROM)
+            && key::has_header(&request.headers, &Name::TO);
         let key = match TransactionKey::for_incoming_request(&request) {
             Some(key) if complete => key,
             _ => {

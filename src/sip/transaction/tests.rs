@@ -560,6 +560,40 @@ fn non_invite_client_over_tcp_has_no_e_and_zero_k() {
 }
 
 #[test]
+fn a_top_via_without_branch_gets_one_and_a_given_branch_is_kept() {
+    let t0 = test_origin();
+    let mut l = layer(UAC);
+    let mut request = outgoing("OPTIONS", 1);
+    request
+        .headers
+        .insert(Name::VIA, "SIP/2.0/UDP 192.0.2.1:5070;rport");
+    let key = l
+        .send_request(t0, addr(UAS), Transport::Udp, request)
+        .expect("send");
+    let sent = request_of(&transmits(&mut l)[0].payload);
+    let vias: Vec<String> = sent
+        .headers
+        .get_raw(&Name::VIA)
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(vias.len(), 1);
+    assert!(
+        vias[0].starts_with("SIP/2.0/UDP 192.0.2.1:5070;rport;branch=z9hG4bK"),
+        "{vias:?}"
+    );
+    assert_eq!(key::top_branch(&sent.headers), Some(key.branch.clone()));
+
+    let mut request = outgoing("OPTIONS", 2);
+    request
+        .headers
+        .insert(Name::VIA, "SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKmine");
+    let key = l
+        .send_request(t0, addr(UAS), Transport::Udp, request)
+        .expect("send");
+    assert_eq!(key.branch, "z9hG4bKmine");
+}
+
+#[test]
 fn ack_cannot_be_sent_in_a_transaction_and_cseq_must_match() {
     let t0 = test_origin();
     let mut l = layer(UAC);
