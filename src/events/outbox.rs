@@ -385,10 +385,14 @@ mod tests {
         let w = WebhooksConfig {
             secret: "k".into(),
             max_retry_secs: 60,
+            retry_base_ms: 250,
+            retry_max_secs: 5,
         };
         let c = OutboxConfig::from_config(&w);
         assert_eq!(c.secret.as_deref(), Some("k"));
         assert_eq!(c.give_up_after, Duration::from_secs(60));
+        assert_eq!(c.base_backoff, Duration::from_millis(250));
+        assert_eq!(c.max_backoff, Duration::from_secs(5));
         assert_eq!(
             OutboxConfig::from_config(&WebhooksConfig::default()).secret,
             None
