@@ -140,16 +140,6 @@ pub(crate) fn has_header(headers: &Headers, name: &Name) -> bool {
         .any(|(n, _)| same_name(n.as_print_str(), want))
 }
 
-/// Appends every value of header `name` in `from` to `to`, in order.
-pub(crate) fn copy_header(from: &Headers, to: &mut Headers, name: &Name) {
-    let want = name.as_print_str();
-    for (n, value) in from.iter() {
-        if same_name(n.as_print_str(), want) {
-            to.insert(n.clone(), value.clone());
-        }
-    }
-}
-
 /// The first Via value, parsed.
 pub(crate) fn top_via(headers: &Headers) -> Option<Via> {
     first_value(headers, &Name::VIA, |src, s| {
