@@ -400,6 +400,23 @@ impl Server {
         self.launch();
     }
 
+    /// Runs another subcommand of the same binary on the same config, data and database
+    /// (e.g. `["apikey", "create"]`) and returns its output.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trunkline"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config_dir)
+            .arg("--data")
+            .arg(&self.data_dir)
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null());
+        if let Some(url) = &self.options.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        cmd.output().expect("run trunkline")
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
