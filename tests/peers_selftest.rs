@@ -305,15 +305,15 @@ fn baresip_calls_baresip_and_the_callee_records_the_440_hz_tone() {
     let mut alice = Baresip::start("alice", Some(&tone)).expect("alice");
     let uri = bob.uri();
     alice.dial(&uri).expect("dial");
-    bob.wait_incoming(1, Duration::from_secs(10)).expect("ring");
+    bob.wait_incoming(1, Duration::from_secs(20)).expect("ring");
     bob.answer().expect("answer");
     alice
         .wait_established(1, Duration::from_secs(10))
         .expect("alice established");
-    bob.wait_established(1, Duration::from_secs(10))
+    bob.wait_established(1, Duration::from_secs(20))
         .expect("bob established");
     // The caller's file ends after 3 s and it hangs up; the callee sees the call close.
-    bob.wait_closed(1, Duration::from_secs(15)).expect("closed");
+    bob.wait_closed(1, Duration::from_secs(20)).expect("closed");
     alice
         .wait_closed(1, Duration::from_secs(5))
         .expect("alice closed");

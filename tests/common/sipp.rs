@@ -356,6 +356,12 @@ impl Sipp {
                 }
             })
         };
+        // Wait (bounded) until SIPp has bound its SIP port, so a caller started right after a
+        // far end does not send into nothing; a SIPp that fails to start is reported by wait().
+        let sip_port = self.sip_port;
+        poll_until(Duration::from_secs(5), Duration::from_millis(10), || {
+            read_proc_udp(sip_port).map(|_| ())
+        });
         Ok(SippProcess {
             child: Some(child),
             deadline: now() + self.timeout + self.kill_grace,
