@@ -308,14 +308,14 @@ fn baresip_calls_baresip_and_the_callee_records_the_440_hz_tone() {
     bob.wait_incoming(1, Duration::from_secs(20)).expect("ring");
     bob.answer().expect("answer");
     alice
-        .wait_established(1, Duration::from_secs(10))
+        .wait_established(1, Duration::from_secs(20))
         .expect("alice established");
     bob.wait_established(1, Duration::from_secs(20))
         .expect("bob established");
     // The caller's file ends after 3 s and it hangs up; the callee sees the call close.
     bob.wait_closed(1, Duration::from_secs(20)).expect("closed");
     alice
-        .wait_closed(1, Duration::from_secs(5))
+        .wait_closed(1, Duration::from_secs(10))
         .expect("alice closed");
     let heard = bob.heard_wav().expect("bob recorded what he heard");
     // After quit the recording's WAV header is final; the folder lives until `bob` drops.

@@ -8,6 +8,33 @@
 //! - [`Server`] (here): the real `trunkline` binary on loopback ports, killed on drop.
 //!
 //! Every child process is ended by its PID (on drop at the latest); every wait has a deadline.
+//!
+//! Shapes of the tests this is for (each test file starts with `mod common;`):
+//!
+//! ```ignore
+//! // SIPp calls the echo number with RTP; the echo comes back to SIPp's -mp socket.
+//! let server = common::Server::start();
+//! let r = Sipp::uac(Scenario::ours("uac_echo"), server.sip)
+//!     .service("echo").calls(Some(200)).rate(20.0).pause(Duration::from_secs(2))
+//!     .continue_on_unexpected()
+//!     .timeout(Duration::from_secs(40), Duration::from_secs(10))
+//!     .run()?;
+//! r.assert_success(200);
+//! assert!(r.media.received_any(), "{}", r.describe());
+//!
+//! // The server calls a SIPp far end that demands digest auth.
+//! let far = Sipp::uas(Scenario::ours("uas_auth_407")).credentials("alice", "secret").start()?;
+//! let server = common::Server::start_with(
+//!     ServerOptions::default().trunk_with_auth("t", far.sip_addr(), "alice", "secret"));
+//! // ... POST /v1/calls with trunk "t" ...
+//! far.wait().assert_success(1); // fails unless the credentials were right
+//!
+//! // baresip hears the tone prompt.
+//! let mut phone = Baresip::start("alice", None)?;
+//! phone.dial(&format!("sip:tone@{}", server.sip))?;
+//! phone.wait_closed(1, Duration::from_secs(20))?;
+//! let heard = audio::read_wav(&phone.heard_wav().unwrap())?;
+//! ```
 //! Ports come from the OS (`bind 127.0.0.1:0`), checked free in blocks, so test binaries can run
 //! in parallel with each other and with other users of the machine.
 #![allow(dead_code)]
