@@ -18,7 +18,7 @@
 //! echoed packets arrived. What works is the kernel's view of SIPp's media socket:
 //!
 //! - A SIPp caller that plays a pcap (`uac_echo.xml`, built-in `uac_pcap`) sends from its `-mp`
-//!   port (a raw socket forging that source port; SIPp runs as root here) and binds a UDP socket
+//!   port (the packets carry that source port, so an echo comes back to it) and binds a UDP socket
 //!   on `-mp` (and `-mp + 2`) that it never reads. Everything sent back to it (an echo) queues
 //!   on that socket: `/proc/net/udp` shows the queued bytes (`rx_queue`) and, once the buffer is
 //!   full, the packets dropped (`drops`). [`MediaSocketStats`] samples this every 50 ms while
