@@ -73,8 +73,7 @@ fn webhooks_queued_while_the_receiver_is_down_all_arrive_after_a_trunkline_resta
     server.restart();
     // The receiver comes back on the same port.
     hook.restart().expect("receiver restarts on its port");
-    let got = hook
-        .wait_for(8, Duration::from_secs(60))
+    hook.wait_for(8, Duration::from_secs(60))
         .unwrap_or_else(|got| {
             panic!(
                 "{} of 8 webhooks arrived: {got:#?}\n--- server ---\n{}",
@@ -121,8 +120,10 @@ fn webhooks_queued_while_the_receiver_is_down_all_arrive_after_a_trunkline_resta
 
 #[test]
 fn sigterm_refuses_new_calls_then_hangs_up_live_ones_after_the_grace_period() {
-    let mut o = ServerOptions::default();
-    o.server_extra = "[calls]\nshutdown_grace_secs = 2\n".into();
+    let o = ServerOptions {
+        server_extra: "[calls]\nshutdown_grace_secs = 2\n".into(),
+        ..Default::default()
+    };
     let mut server = Server::start_with(o);
     // A caller that would stay 20 s; the server must hang it up (BYE) after ~2 s of grace.
     let call = Sipp::uac(Scenario::ours("uac_wait_bye"), server.sip)

@@ -81,6 +81,6 @@ sipp_cpu=$(cpu_pct "$(last_ticks "$WORK/uac.samples")" "$dur")
 rss=$(max_rss "$WORK/server.samples")
 rss_per_100=$(awk -v p="$rss" -v i="$IDLE_RSS" -v n="$CALLS" 'BEGIN{printf "%.0f", (p - i) * 100 / n}')
 if [ "$rc" != 0 ]; then
-  log "sipp caller exit code $rc; last errors:"; tail -c 1500 "$WORK/uac_errors.log" >&2 2>/dev/null || true
+  log "sipp caller exit code $rc; last errors:"; show_errors "$WORK/uac_errors.log"
 fi
 echo "result kind=concurrent target=$TARGET calls=$CALLS seconds=$SECS ok=$ok failed=$failed rtp_sent=$sent rtp_received=$received loss_pct=$loss server_cpu_pct=$server_cpu cpu_pct_per_call=$per_call server_rss_kb=$rss rss_kb_per_100_calls=$rss_per_100 sipp_cpu_pct=$sipp_cpu far_drops=$far_drops duration_s=$dur sipp_exit=$rc"

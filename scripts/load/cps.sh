@@ -53,8 +53,8 @@ server_cpu=$(cpu_pct "$(last_ticks "$WORK/server.samples")" "$dur")
 sipp_cpu=$(cpu_pct "$(last_ticks "$WORK/uac.samples")" "$dur")
 rss=$(max_rss "$WORK/server.samples")
 if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
-  log "sipp caller exit code $rc; last errors:"; tail -c 1500 "$WORK/uac_errors.log" >&2 2>/dev/null || true
+  log "sipp caller exit code $rc; last errors:"; show_errors "$WORK/uac_errors.log"
 elif [ "${failed:-0}" != 0 ]; then
-  log "failed calls; last errors:"; tail -c 1500 "$WORK/uac_errors.log" >&2 2>/dev/null || true
+  log "failed calls; last errors:"; show_errors "$WORK/uac_errors.log"
 fi
 echo "result kind=cps target=$TARGET rate=$RATE calls=$CALLS ok=$ok failed=$failed duration_s=$dur achieved_cps=$achieved server_cpu_pct=$server_cpu sipp_cpu_pct=$sipp_cpu server_rss_kb=$rss sipp_exit=$rc"

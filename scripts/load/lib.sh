@@ -26,14 +26,14 @@ trap 'exit 130' INT TERM
 
 # A port (even) with PORT..PORT+LEN-1 free for UDP and TCP on 127.0.0.1, from the dynamic range.
 free_ports() {
-  local len="${1:-1}" try p q busy
+  local len="${1:-1}" try p used
+  used=$(ss -Hlnua 2>/dev/null | awk '{n=split($4, a, ":"); print a[n]}'; ss -Hlnt 2>/dev/null | awk '{n=split($4, a, ":"); print a[n]}')
   for try in $(seq 1 200); do
     p=$(( (RANDOM * 32768 + RANDOM) % 20000 * 2 + 20000 ))
-    busy=0
-    for q in $(seq "$p" $((p + len - 1))); do
-      if [ -n "$(ss -Hlnu "sport = :$q" 2>/dev/null)$(ss -Hlnt "sport = :$q" 2>/dev/null)" ]; then busy=1; break; fi
-    done
-    [ "$busy" = 0 ] && { echo "$p"; return 0; }
+    [ $((p + len)) -le 65000 ] || continue
+    if ! echo "$used" | awk -v lo="$p" -v hi="$((p + len - 1))" '$1 >= lo && $1 <= hi { found=1 } END { exit !found }'; then
+      echo "$p"; return 0
+    fi
   done
   die "no free ports"
 }
@@ -206,3 +206,10 @@ wait_pid() {
 
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b - a}'; }
+
+# Last errors of a SIPp error log, one event per line (SIPp writes them without newlines).
+show_errors() {
+  [ -f "$1" ] || return 0
+  tail -c 2000 "$1" | sed 's/\(20[0-9][0-9]-[01][0-9]-[0-3][0-9]\t\)/\n\1/g' | tail -n 8 >&2
+  echo >&2
+}

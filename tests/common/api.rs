@@ -4,7 +4,6 @@
 use super::Server;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::Duration;
 
 /// A response: status, headers (lower-case names) and body.
@@ -107,18 +106,7 @@ fn dechunk(mut s: &str) -> String {
 impl Server {
     /// Creates an API key with the real binary on this server's data and database.
     pub fn api_key(&self) -> String {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trunkline"));
-        cmd.arg("apikey")
-            .arg("create")
-            .arg("--config")
-            .arg(&self.config_dir)
-            .arg("--data")
-            .arg(&self.data_dir);
-        cmd.env_remove("DATABASE_URL");
-        if let Some(url) = self.database_url() {
-            cmd.arg("--database-url").arg(url);
-        }
-        let out = cmd.output().expect("run trunkline apikey create");
+        let out = self.command(&["apikey", "create"]);
         assert!(
             out.status.success(),
             "apikey create failed: {}",

@@ -21,6 +21,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// baresip's module folder as installed by the Debian package `baresip`.
+pub const MODULE_DIR: &str = "/usr/lib/baresip/modules";
+
 /// Errors starting or driving baresip.
 #[derive(Debug, thiserror::Error)]
 pub enum BaresipError {
@@ -123,7 +126,7 @@ impl Baresip {
              audio_buffer 20-160\n\
              rtp_ports {}-{}\n\
              jitter_buffer_delay 1-10\n\
-             module_path /usr/lib/baresip/modules\n\
+             module_path {MODULE_DIR}\n\
              module stdio.so\n\
              module g711.so\n\
              module sndfile.so\n\

@@ -8,6 +8,33 @@
 //! - [`Server`] (here): the real `trunkline` binary on loopback ports, killed on drop.
 //!
 //! Every child process is ended by its PID (on drop at the latest); every wait has a deadline.
+//!
+//! Shapes of the tests this is for (each test file starts with `mod common;`):
+//!
+//! ```ignore
+//! // SIPp calls the echo number with RTP; the echo comes back to SIPp's -mp socket.
+//! let server = common::Server::start();
+//! let r = Sipp::uac(Scenario::ours("uac_echo"), server.sip)
+//!     .service("echo").calls(Some(200)).rate(20.0).pause(Duration::from_secs(2))
+//!     .continue_on_unexpected()
+//!     .timeout(Duration::from_secs(40), Duration::from_secs(10))
+//!     .run()?;
+//! r.assert_success(200);
+//! assert!(r.media.received_any(), "{}", r.describe());
+//!
+//! // The server calls a SIPp far end that demands digest auth.
+//! let far = Sipp::uas(Scenario::ours("uas_auth_407")).credentials("alice", "secret").start()?;
+//! let server = common::Server::start_with(
+//!     ServerOptions::default().trunk_with_auth("t", far.sip_addr(), "alice", "secret"));
+//! // ... POST /v1/calls with trunk "t" ...
+//! far.wait().assert_success(1); // fails unless the credentials were right
+//!
+//! // baresip hears the tone prompt.
+//! let mut phone = Baresip::start("alice", None)?;
+//! phone.dial(&format!("sip:tone@{}", server.sip))?;
+//! phone.wait_closed(1, Duration::from_secs(20))?;
+//! let heard = audio::read_wav(&phone.heard_wav().unwrap())?;
+//! ```
 //! Ports come from the OS (`bind 127.0.0.1:0`), checked free in blocks, so test binaries can run
 //! in parallel with each other and with other users of the machine.
 #![allow(dead_code)]
@@ -422,6 +449,23 @@ impl Server {
     /// The database URL given to the server, if not its default SQLite.
     pub fn database_url(&self) -> Option<&str> {
         self.options.database_url.as_deref()
+    }
+
+    /// Runs another subcommand of the same binary on the same config, data and database
+    /// (e.g. `["apikey", "create"]`) and returns its output.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trunkline"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config_dir)
+            .arg("--data")
+            .arg(&self.data_dir)
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null());
+        if let Some(url) = &self.options.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        cmd.output().expect("run trunkline")
     }
 
     /// Whether the process is still running.

@@ -18,7 +18,7 @@
 //! echoed packets arrived. What works is the kernel's view of SIPp's media socket:
 //!
 //! - A SIPp caller that plays a pcap (`uac_echo.xml`, built-in `uac_pcap`) sends from its `-mp`
-//!   port (a raw socket forging that source port; SIPp runs as root here) and binds a UDP socket
+//!   port (the packets carry that source port, so an echo comes back to it) and binds a UDP socket
 //!   on `-mp` (and `-mp + 2`) that it never reads. Everything sent back to it (an echo) queues
 //!   on that socket: `/proc/net/udp` shows the queued bytes (`rx_queue`) and, once the buffer is
 //!   full, the packets dropped (`drops`). [`MediaSocketStats`] samples this every 50 ms while
@@ -30,6 +30,36 @@
 //!   `-mp` to its sender); the count of echoed packets is printed only on a mid-run screen
 //!   dump (SIGUSR2, [`SippProcess::dump_screens`]) as "N Total echo RTP pckts 1st stream",
 //!   parsed into [`SippReport::echo_packets`].
+//!
+//! # Scenarios in `tests/sipp/`
+//!
+//! | file | role | notes |
+//! |---|---|---|
+//! | `uas_answer.xml` | far end | 100, 180, 200 (PCMA, PCMU, telephone-event), plays `g711a.pcap` after the ACK, takes re-INVITEs, ends on BYE |
+//! | `uas_hangup.xml` | far end | answers, sends BYE itself after `-key hangup_ms N` |
+//! | `uas_noanswer.xml` | far end | 100, 180, never answers; CANCEL gets 200 and the INVITE 487, takes the ACK |
+//! | `uas_busy.xml`, `uas_503.xml` | far end | 486 / 503 (Retry-After), takes the ACK |
+//! | `uas_auth_401.xml`, `uas_auth_407.xml` | far end | challenges the first INVITE; 200 only for valid credentials (`credentials(user, password)`), else 403 and a failed call |
+//! | `uas_load.xml` | far end | for load: absorbs INVITE retransmissions, ACK optional; add `rtp_echo()` to echo RTP |
+//! | `uac_load.xml` | caller | for load: `-d` call length, late 1xx with `continue_on_unexpected()` |
+//! | `uac_echo.xml` | caller | `uac_load.xml` plus `g711a.pcap` from `-mp`; echo shows in [`SippReport::media`] |
+//! | `uas_late1xx.xml`, `uac_inv_retrans.xml`, `uac_wait_bye.xml`, `uac_cancel.xml`, `uac_reject.xml`, `uac_auth.xml`, `uac_reinvite.xml` | test aids | the other side of each far end, for `tests/peers_selftest.rs` |
+//!
+//! Behaviour of SIPp 3.6.1 these scenarios work around:
+//! - Optional receives before a `<pause>` are refused at load time, so a message arriving
+//!   during a pause is "unexpected" and aborts the call unless `-default_behaviors
+//!   all,-abortunexp`. A far end cannot take a caller's BYE during its own pause either.
+//! - The built-in `uas` aborts a call on an INVITE retransmitted after its 200 ("while
+//!   expecting 'ACK'"), and the built-in `uac` aborts on a 180 arriving after the 200.
+//! - Jumping back (`next=`) to a `<send>` races with the next incoming message ("unexpected
+//!   while sending"); our far ends absorb retransmitted INVITEs with an optional `<recv>` and
+//!   let the 200's own retransmission answer them.
+//! - `verifyauth` reads only `Authorization`, never `Proxy-Authorization`, and only MD5.
+//! - `-key name value` substitutes `[name]` in messages and in `verifyauth` attributes, not in
+//!   `<pause>`; `uas_hangup.xml` converts it with `assignstr` + `todouble`.
+//! - `-timeout` starts a soft exit that waits for calls in progress: a stuck call keeps SIPp
+//!   running (and spinning) past it, hence the hard kill.
+//! - SIPp binds a UDP control socket on 0.0.0.0:8888 (the next free port when taken).
 //!
 //! The pcap shipped with Debian's sip-tester (`g711a.pcap`) holds 236 RTP packets of A-law
 //! (payload type 8) over 7.05 s: 240-byte payloads, i.e. 30 ms packets, not 20 ms. An echo
@@ -64,7 +94,7 @@ impl Scenario {
     }
 
     /// A built-in scenario. The built-in `uac_pcap` plays `pcap/g711a.pcap` relative to the
-    /// working folder, which does not exist here: use `uac_echo.xml` instead.
+    /// working folder: the harness links `pcap` there to the package's pcap folder.
     pub fn built_in(name: &str) -> Scenario {
         Scenario::BuiltIn(name.into())
     }
@@ -294,6 +324,10 @@ impl Sipp {
             .tempdir()
             .map_err(SippError::TempDir)?;
         let args = self.command_line(dir.path());
+        // The built-in uac_pcap plays "pcap/g711a.pcap" relative to the working folder.
+        if Path::new(PCAP_DIR).is_dir() {
+            let _ = std::os::unix::fs::symlink(PCAP_DIR, dir.path().join("pcap"));
+        }
         let out = std::fs::File::create(dir.path().join("stdout.log")).map_err(SippError::Spawn)?;
         let err = std::fs::File::create(dir.path().join("stderr.log")).map_err(SippError::Spawn)?;
         let child = Command::new("sipp")
@@ -322,6 +356,12 @@ impl Sipp {
                 }
             })
         };
+        // Wait (bounded) until SIPp has bound its SIP port, so a caller started right after a
+        // far end does not send into nothing; a SIPp that fails to start is reported by wait().
+        let sip_port = self.sip_port;
+        poll_until(Duration::from_secs(5), Duration::from_millis(10), || {
+            read_proc_udp(sip_port).map(|_| ())
+        });
         Ok(SippProcess {
             child: Some(child),
             deadline: now() + self.timeout + self.kill_grace,

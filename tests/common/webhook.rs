@@ -48,6 +48,18 @@ impl RecordedRequest {
     }
 }
 
+/// HMAC-SHA256 of the concatenated `parts` under `key`, lowercase hex: recompute a webhook
+/// signature (e.g. over timestamp, `.`, body) to compare with the header the server sent.
+pub fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("hmac takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
 #[derive(Default)]
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
