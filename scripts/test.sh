@@ -50,6 +50,14 @@ log "cargo doc"
 RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps --quiet
 
 # --- the suite --------------------------------------------------------------------------------
-log "cargo test"
+log "cargo test (integration suites on SQLite; store suites on SQLite and PostgreSQL)"
 cargo test --locked --all-targets
 cargo test --locked --doc
+# The integration suites (tests/it_*.rs: the real binary with real peers) once more, each
+# server on a fresh PostgreSQL database.
+if [ -n "$TRUNKLINE_TEST_PG" ]; then
+  its=()
+  for f in tests/it_*.rs; do its+=(--test "$(basename "$f" .rs)"); done
+  log "cargo test ${its[*]} on PostgreSQL"
+  TRUNKLINE_IT_DB=postgres cargo test --locked "${its[@]}"
+fi
