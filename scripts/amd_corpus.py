@@ -101,7 +101,7 @@ class Gen:
         out = os.path.join(self.tmp, "t%d_8k.wav" % self.n_tts)
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", raw,
                         text], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["sox", raw, "-r", str(SR), "-c", "1", "-b", "16", out], check=True,
+        subprocess.run(["sox", "-R", raw, "-r", str(SR), "-c", "1", "-b", "16", out], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         x = read_wav(out)
         os.remove(raw)
@@ -248,8 +248,8 @@ def write_wav(path, x):
 def g711(path_in, path_out, law):
     enc = "u-law" if law == "ulaw" else "a-law"
     tmp = path_out + ".g711.wav"
-    subprocess.run(["sox", path_in, "-e", enc, "-b", "8", tmp], check=True)
-    subprocess.run(["sox", tmp, "-e", "signed-integer", "-b", "16", path_out], check=True)
+    subprocess.run(["sox", "-R", path_in, "-e", enc, "-b", "8", tmp], check=True)
+    subprocess.run(["sox", "-R", tmp, "-e", "signed-integer", "-b", "16", path_out], check=True)
     os.remove(tmp)
 
 

@@ -261,7 +261,8 @@ impl AmdDetector {
             .tones
             .current_run()
             .is_some_and(|(_, len)| len > BEEP_MAX_RUN);
-        let feat = self.front.analyze(frame, self.vad.active(), absorb);
+        let learn = absorb || (!self.vad.active() && !self.tones.active());
+        let feat = self.front.analyze(frame, learn);
         let active = self.vad.push(feat.energy_db, feat.digital_silence);
         let event = self.tones.push(i, feat.tone.as_ref());
         tracing::trace!(i, feat.energy_db, floor = self.vad.floor_db(), active, tone = ?feat.tone, "amd frame");
@@ -439,7 +440,9 @@ impl AmdDetector {
         };
         self.pending = None;
         let mut v = self.verdict(answered, conf);
-        let end = time_of(seg.last_frame + 1);
+        // The analysis window reaches 12 ms back and a fading tail may go unseen: one frame
+        // more than the last tonal frame.
+        let end = time_of(seg.last_frame + 2);
         v.beep_onset = Some(time_of(seg.start_frame));
         v.beep_end = Some(end);
         v.message_start = Some((end + self.params.beep_guard).max(v.at));

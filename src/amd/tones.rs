@@ -190,10 +190,10 @@ impl SpectralFrontEnd {
         10.0 * (power / self.full_scale + 1e-12).log10()
     }
 
-    /// Analyses one frame. `voice_hint` says whether the previous frame was voice, so that the
-    /// noise spectrum is not learnt from speech; `absorb_tone` lets a long-lasting tone into
-    /// the noise spectrum.
-    pub fn analyze(&mut self, frame: &Frame, voice_hint: bool, absorb_tone: bool) -> FrameFeatures {
+    /// Analyses one frame. `learn` says whether the noise spectrum may learn from this frame
+    /// (the caller's judgement: not during voice, nor during a tone segment, unless that tone
+    /// has lasted far longer than any beep, like mains hum).
+    pub fn analyze(&mut self, frame: &Frame, learn: bool) -> FrameFeatures {
         // Windowed input: the last HOP_OVERLAP samples of the previous frame, then this one,
         // through a DC blocker (a DC offset would otherwise leak into the low bins).
         for (i, h) in self.history.iter().enumerate() {
@@ -231,10 +231,9 @@ impl SpectralFrontEnd {
             };
         }
         let tone = self.tone_observation();
-        // Noise spectrum: fast down everywhere, slow up only in frames that are neither voice
-        // nor tone (a tone that has lasted far longer than any beep, like mains hum, is
-        // background and is learnt too).
-        let learn = !voice_hint && (tone.is_none() || absorb_tone);
+        // Noise spectrum: fast down everywhere, slow up only where the caller allows it and
+        // this frame is not tonal itself.
+        let learn = learn && tone.is_none();
         for k in BAND.0.saturating_sub(PEAK_HALF)..=(BAND.1 + PEAK_HALF).min(FFT_SIZE / 2) {
             let p = self.power[k];
             let n = self.noise[k];
@@ -665,11 +664,7 @@ pub(crate) mod tests {
         let mut fe = SpectralFrontEnd::new();
         let mut last = FrameFeatures::default();
         for i in 0..5 {
-            last = fe.analyze(
-                &tone_frame(&[(1_000.0, 32_000.0)], i * FRAME_SAMPLES),
-                false,
-                false,
-            );
+            last = fe.analyze(&tone_frame(&[(1_000.0, 32_000.0)], i * FRAME_SAMPLES), true);
         }
         assert!((last.energy_db - 0.0).abs() < 1.0, "{}", last.energy_db);
         let tone = last.tone.expect("a sine is tonal");
@@ -683,7 +678,7 @@ pub(crate) mod tests {
         let mut last = FrameFeatures::default();
         for i in 0..5 {
             let f = tone_frame(&[(697.0, 8_000.0), (1_477.0, 8_000.0)], i * FRAME_SAMPLES);
-            last = fe.analyze(&f, false, false);
+            last = fe.analyze(&f, true);
         }
         let tone = last.tone.expect("dual tone is tonal");
         let mut fs = [tone.freq_hz, tone.freq2_hz.expect("second peak")];
@@ -705,7 +700,7 @@ pub(crate) mod tests {
             } else {
                 [0; FRAME_SAMPLES]
             };
-            let feat = fe.analyze(&frame, false, false);
+            let feat = fe.analyze(&frame, !tr.active());
             if let ToneEvent::Ended(seg) = tr.push(i, feat.tone.as_ref()) {
                 ended = Some(seg);
             }
