@@ -1339,15 +1339,18 @@ impl CallEngine {
             return;
         }
         match code {
-            100 => {}
-            101..=199 => {
+            100..=199 => {
                 if call.phase == Phase::Calling {
                     call.phase = Phase::Early;
                 }
+                // Any provisional, 100 Trying included, allows the CANCEL (sec. 9.1).
                 if call.cancel_pending {
                     call.cancel_pending = false;
                     let key = call.invite_key.clone();
                     self.send_cancel(now, id, &key);
+                    return;
+                }
+                if code == 100 {
                     return;
                 }
                 if !call.ringing_reported && call.end.is_none() {
