@@ -1388,3 +1388,293 @@ allowed_prefixes = ["+1555"]
     sim.advance(secs(100));
     sim.assert_all_settled();
 }
+
+// ---- interleavings: exactly one Finish --------------------------------------------------------
+
+/// An answered outbound call 1; returns its INVITE.
+fn answered_outbound(sim: &mut Sim) -> Request {
+    let inv = dial(sim, 1, secs(30));
+    let sent = answer_call(sim, &inv);
+    assert_eq!(methods(&sent), vec!["ACK"]);
+    inv
+}
+
+/// The far end's in-dialog request (BYE, re-INVITE) toward us for the outbound call `inv`.
+fn far_request(inv: &Request, method: &str, cseq: u32, body: &str) -> String {
+    let from_tag = inv.from_tag().expect("our tag");
+    let ctype = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "{method} sip:trunkline@{us} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {far};branch=z9hG4bK-far-{method}-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15551230000@{far}>;tag=far1\r\n\
+         To: <sip:+15550100000@{ip}>;tag={from_tag}\r\n\
+         Call-ID: {cid}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:far@{far}>\r\n\
+         {ctype}Content-Length: {len}\r\n\r\n{body}",
+        us = us(),
+        far = trunk_addr(),
+        ip = us().ip(),
+        cid = inv.call_id().expect("Call-ID"),
+        len = body.len(),
+    )
+}
+
+#[test]
+fn outbound_call_ended_by_the_far_end() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = answered_outbound(&mut sim);
+    let sent = sim.deliver(trunk_addr(), &far_request(&inv, "BYE", 1, ""));
+    assert_eq!(codes(&sent), vec![200]);
+    sim.stopped(id, stats(3));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    assert_eq!(f.end.ended_by, EndedBy::Callee);
+    sim.assert_all_settled();
+}
+
+#[test]
+fn bye_crossing_our_bye_gives_one_finish() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = answered_outbound(&mut sim);
+    sim.hangup(id).expect("hangup");
+    let our_bye = sim.take_sent()[0].req().expect("BYE").clone();
+    let sent = sim.deliver(trunk_addr(), &far_request(&inv, "BYE", 1, ""));
+    assert_eq!(codes(&sent), vec![200], "their BYE is answered");
+    sim.deliver(trunk_addr(), &reply(&our_bye, 481, None, "", ""));
+    sim.stopped(id, stats(4));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::Api, "the first decided end stays");
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn caller_bye_crossing_our_prompt_bye_gives_one_finish() {
+    let mut sim = Sim::new();
+    let (mut c, id) = inbound_answered(&mut sim, "tone", 1);
+    sim.media_event(MediaEvent::PlayFinished { call_id: id });
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![200]);
+    // A late media event changes nothing.
+    sim.media_event(MediaEvent::NoMedia { call_id: id });
+    sim.stopped(id, stats(2));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn cancel_crossing_a_200_acks_and_byes_and_keeps_canceled() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    sim.hangup(id).expect("hangup");
+    let cancel = sim.take_sent()[0].req().expect("CANCEL").clone();
+    // The far end answered before it saw the CANCEL.
+    let ok = reply(&inv, 200, Some("far1"), "", &far_sdp());
+    let sent = sim.deliver(trunk_addr(), &ok);
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    let bye = sent[1].req().expect("BYE").clone();
+    assert_eq!(bye.to_tag().as_deref(), Some("far1"));
+    // Its 200 to the CANCEL, the 200 to the BYE, and a retransmitted 200 to the INVITE.
+    sim.deliver(trunk_addr(), &reply(&cancel, 200, None, "", ""));
+    sim.deliver(trunk_addr(), &reply(&bye, 200, None, "", ""));
+    sim.deliver(trunk_addr(), &ok);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Canceled);
+    assert_eq!(f.end.ended_by, EndedBy::Api);
+    assert!(
+        !sim.kinds().contains(&"Answered") && !sim.kinds().contains(&"Start"),
+        "a cancelled call is never reported answered: {:?}",
+        sim.kinds()
+    );
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn ring_timeout_crossing_a_200_keeps_no_answer() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(10));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    sim.advance(secs(10));
+    assert_eq!(methods(&sim.take_sent()), vec!["CANCEL"]);
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("far1"), "", &far_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::NoAnswer);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn a_200_after_a_pending_cancel_is_acked_and_byed() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.hangup(id).expect("hangup");
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("far1"), "", &far_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    assert_eq!(sim.the_finish(id).end.status, FinalStatus::Canceled);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn cancel_never_answered_ends_on_the_guard() {
+    let mut sim = Sim::new().auto_stop();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(5));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    // Nothing answers the CANCEL nor the INVITE.
+    sim.advance_until(|s| !s.finish_of(id).is_empty());
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::NoAnswer);
+    assert!(
+        f.at - sim.t0 <= secs(5) + CANCEL_GUARD,
+        "{:?}",
+        f.at - sim.t0
+    );
+    sim.advance(secs(100));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn a_2xx_from_another_fork_is_acked_and_byed_without_touching_the_call() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = answered_outbound(&mut sim);
+    let before = sim.kinds().len();
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("fork2"), "", &far_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    assert!(
+        sent.iter()
+            .all(|s| s.req().and_then(Request::to_tag).as_deref() == Some("fork2"))
+    );
+    assert_eq!(sim.kinds().len(), before);
+    assert!(sim.finishes().is_empty());
+    sim.hangup(id).expect("call still up");
+}
+
+#[test]
+fn a_2xx_without_usable_sdp_fails_the_call_with_bye() {
+    let mut sim = Sim::new().auto_stop();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("far1"), "", &g729_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(488));
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn inbound_call_without_ack_is_hung_up_after_timer_l() {
+    let mut sim = Sim::new().auto_stop();
+    let mut c = Caller::new("echo", 1);
+    sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    let id = sim.inserted_ids()[0];
+    sim.advance_until(|s| !s.finish_of(id).is_empty());
+    let sent = sim.take_sent();
+    assert!(
+        codes(&sent).iter().all(|c| *c == 200),
+        "2xx retransmissions"
+    );
+    assert!(codes(&sent).len() >= 5, "2xx resent until Timer L");
+    assert_eq!(methods(&sent), vec!["BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(408));
+    assert_eq!(f.at - sim.t0, secs(32));
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn no_media_timeout_hangs_up() {
+    let mut sim = Sim::new();
+    let (_c, id) = inbound_answered(&mut sim, "echo", 1);
+    sim.media_event(MediaEvent::NoMedia { call_id: id });
+    assert_eq!(methods(&sim.take_sent()), vec!["BYE"]);
+    sim.stopped(id, stats(0));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+}
+
+#[test]
+fn a_leg_that_stops_on_its_own_ends_the_call_once() {
+    let mut sim = Sim::new();
+    let (mut c, id) = inbound_answered(&mut sim, "echo", 1);
+    // The media worker lost the leg (e.g. its socket failed) without being told to stop.
+    sim.stopped(id, stats(6));
+    assert_eq!(sim.ports_in_use(), 0);
+    let sent = sim.take_sent();
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    assert_eq!(f.end.status, FinalStatus::Failed, "a media failure");
+    assert_eq!(f.stats, stats(6));
+    assert_eq!(methods(&sent), vec!["BYE"], "the caller is told");
+    // The caller's own BYE later finds no call.
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![481]);
+    assert_eq!(sim.finish_of(id).len(), 1);
+}
+
+#[test]
+fn hangup_all_ends_every_call_once() {
+    let mut sim = Sim::new().auto_stop();
+    inbound_answered(&mut sim, "echo", 1);
+    inbound_answered(&mut sim, "tone", 2);
+    let ringing = dial(&mut sim, 10, secs(30));
+    sim.deliver(trunk_addr(), &reply(&ringing, 180, Some("r"), "", ""));
+    let _calling = dial(&mut sim, 11, secs(30));
+    let answered = dial(&mut sim, 12, secs(30));
+    answer_call(&mut sim, &answered);
+    sim.engine.stop_accepting();
+    sim.engine.hangup_all(sim.now);
+    sim.drain();
+    let sent = sim.take_sent();
+    let m = methods(&sent);
+    assert_eq!(m.iter().filter(|m| *m == "BYE").count(), 3, "{m:?}");
+    assert_eq!(m.iter().filter(|m| *m == "CANCEL").count(), 1, "{m:?}");
+    // The ringing one answers 487.
+    sim.deliver(trunk_addr(), &reply(&ringing, 487, Some("r"), "", ""));
+    sim.advance(secs(100));
+    sim.assert_all_settled();
+    assert_eq!(
+        sim.the_finish(Uuid::from_u128(10)).end.status,
+        FinalStatus::Canceled
+    );
+    assert_eq!(
+        sim.the_finish(Uuid::from_u128(12)).end.status,
+        FinalStatus::Completed
+    );
+}
