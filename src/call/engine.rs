@@ -821,9 +821,19 @@ impl CallEngine {
                 if let Some(c) = self.calls.get_mut(&call_id) {
                     c.media_running = false;
                     c.port = None;
-                    if c.end.is_some() {
-                        self.finish(now, call_id, stats);
+                    if c.end.is_none() {
+                        // The leg failed to start or died on its own: without media the call
+                        // cannot go on, so end it here (the far end gets a BYE).
+                        c.end = Some(EndInfo::new(
+                            FinalStatus::Failed,
+                            None,
+                            "media leg stopped",
+                            EndedBy::System,
+                        ));
+                        c.phase = Phase::Ending;
+                        self.send_bye(now, call_id);
                     }
+                    self.finish(now, call_id, stats);
                 }
             }
         }
@@ -1339,15 +1349,18 @@ impl CallEngine {
             return;
         }
         match code {
-            100 => {}
-            101..=199 => {
+            100..=199 => {
                 if call.phase == Phase::Calling {
                     call.phase = Phase::Early;
                 }
+                // Any provisional, 100 Trying included, allows the CANCEL (sec. 9.1).
                 if call.cancel_pending {
                     call.cancel_pending = false;
                     let key = call.invite_key.clone();
                     self.send_cancel(now, id, &key);
+                    return;
+                }
+                if code == 100 {
                     return;
                 }
                 if !call.ringing_reported && call.end.is_none() {

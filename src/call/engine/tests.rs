@@ -1,11 +1,1680 @@
 //! Simulated-time tests of the call engine: a scripted peer talks to the pure engine through
-//! datagrams; time jumps to the engine's deadlines.
+//! datagrams; time jumps to the engine's deadlines (STYLE.md sec. 9.2).
+//!
+//! [`Sim`] owns the engine, a fake port pool and everything the engine emitted; [`Caller`]
+//! scripts a far end that calls us (like SIPp's `uac`), [`reply`] answers the requests the
+//! engine sends toward a trunk (like SIPp's `uas`). Peer messages are written as text.
 
 use super::*;
+use crate::clock::test_origin;
+use crate::rtp::ports::PortPool;
+use crate::sip::digest::{self, Algorithm, DigestResponse, Secret};
+use crate::sip::message::{SipMessage, parse};
+
+use std::sync::Mutex;
+
+// ---- harness --------------------------------------------------------------------------------
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+/// Our SIP address.
+fn us() -> SocketAddr {
+    addr("127.0.0.1:5060")
+}
+
+/// The caller of inbound calls (its INVITEs come from here).
+fn caller_addr() -> SocketAddr {
+    addr("127.0.0.1:5080")
+}
+
+/// The `local` trunk of the embedded config.
+fn trunk_addr() -> SocketAddr {
+    addr("127.0.0.1:5070")
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A port pool the test can look into after handing it to the engine. A release of a port
+/// the engine does not hold panics: double releases are bugs.
+#[derive(Clone)]
+struct SharedPorts(Arc<Mutex<PortPool>>);
+
+impl MediaPorts for SharedPorts {
+    fn allocate(&mut self) -> Option<u16> {
+        self.0.lock().expect("pool lock").allocate().ok()
+    }
+
+    fn release(&mut self, port: u16) {
+        self.0
+            .lock()
+            .expect("pool lock")
+            .release(port)
+            .expect("the engine releases only ports it holds, once");
+    }
+}
+
+/// One message the engine put on the wire.
+#[derive(Debug, Clone)]
+struct Sent {
+    to: SocketAddr,
+    at: Instant,
+    msg: SipMessage,
+}
+
+impl Sent {
+    fn req(&self) -> Option<&Request> {
+        match &self.msg {
+            SipMessage::Request(r) => Some(r),
+            SipMessage::Response(_) => None,
+        }
+    }
+
+    fn resp(&self) -> Option<&Response> {
+        match &self.msg {
+            SipMessage::Response(r) => Some(r),
+            SipMessage::Request(_) => None,
+        }
+    }
+
+    fn method(&self) -> Option<String> {
+        self.req().map(|r| r.method().to_string())
+    }
+
+    fn code(&self) -> Option<u16> {
+        self.resp().map(Response::code)
+    }
+}
+
+fn codes(sent: &[Sent]) -> Vec<u16> {
+    sent.iter().filter_map(Sent::code).collect()
+}
+
+fn methods(sent: &[Sent]) -> Vec<String> {
+    sent.iter().filter_map(Sent::method).collect()
+}
+
+fn find_req<'a>(sent: &'a [Sent], method: &str) -> Option<&'a Request> {
+    sent.iter()
+        .filter_map(Sent::req)
+        .find(|r| r.method().to_string() == method)
+}
+
+fn find_resp(sent: &[Sent], code: u16) -> Option<&Response> {
+    sent.iter()
+        .filter_map(Sent::resp)
+        .find(|r| r.code() == code)
+}
+
+/// A finished call as the store writer would see it.
+#[derive(Debug, Clone)]
+struct Finished {
+    id: Uuid,
+    end: EndInfo,
+    stats: RtpStats,
+    at: Instant,
+}
+
+/// The engine in simulated time, with a media worker stand-in.
+struct Sim {
+    t0: Instant,
+    now: Instant,
+    engine: CallEngine,
+    ports: Arc<Mutex<PortPool>>,
+    wire: Vec<Sent>,
+    seen: usize,
+    actions: Vec<Action>,
+    /// Media legs started: call -> port.
+    legs: HashMap<Uuid, u16>,
+    /// When set, every `Stop` is answered at once with `Stopped` carrying these counters.
+    auto_stop: Option<RtpStats>,
+}
+
+fn tone_prompt() -> Prompt {
+    Prompt {
+        name: "tone".into(),
+        samples: vec![1000i16; 800].into(),
+    }
+}
+
+fn stats(n: u64) -> RtpStats {
+    RtpStats {
+        packets_in: n,
+        packets_out: n + 1,
+        packets_lost: 2,
+        packets_late: 1,
+        jitter_ms: 3.5,
+    }
+}
+
+impl Sim {
+    fn new() -> Self {
+        Sim::with(Config::embedded(), 100, 20)
+    }
+
+    /// An engine on `config` with `max_calls` and `port_pairs` RTP ports.
+    fn with(config: Config, max_calls: usize, port_pairs: u16) -> Self {
+        let pool = PortPool::new(20_000, 20_000 + 2 * port_pairs - 1).expect("port range");
+        let ports = Arc::new(Mutex::new(pool));
+        let cfg = EngineConfig {
+            sip_addr: us(),
+            media_ip: us().ip(),
+            user_agent: "trunkline-test".into(),
+            max_calls,
+        };
+        let mut prompts = HashMap::new();
+        prompts.insert("tone".to_string(), tone_prompt());
+        let engine = CallEngine::new(
+            cfg,
+            Arc::new(config),
+            Box::new(SharedPorts(ports.clone())),
+            prompts,
+            7,
+        );
+        let t0 = test_origin();
+        Sim {
+            t0,
+            now: t0,
+            engine,
+            ports,
+            wire: Vec::new(),
+            seen: 0,
+            actions: Vec::new(),
+            legs: HashMap::new(),
+            auto_stop: None,
+        }
+    }
+
+    fn auto_stop(mut self) -> Self {
+        self.auto_stop = Some(stats(0));
+        self
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Drains every output of the engine (the single-mutation invariant), playing the media
+    /// worker for `Stop` when `auto_stop` is set.
+    fn drain(&mut self) {
+        loop {
+            while let Some(t) = self.engine.poll_transmit() {
+                let msg = parse(&t.payload).unwrap_or_else(|e| {
+                    panic!(
+                        "engine sent unparseable SIP ({e}):\n{}",
+                        String::from_utf8_lossy(&t.payload)
+                    )
+                });
+                self.wire.push(Sent {
+                    to: t.destination,
+                    at: self.now,
+                    msg,
+                });
+            }
+            let mut stops = Vec::new();
+            while let Some(a) = self.engine.poll_action() {
+                match &a {
+                    Action::Media(MediaCommand::Start { call_id, port, .. }) => {
+                        self.legs.insert(*call_id, *port);
+                    }
+                    Action::Media(MediaCommand::Stop { call_id }) if self.auto_stop.is_some() => {
+                        stops.push(*call_id);
+                    }
+                    _ => {}
+                }
+                self.actions.push(a);
+            }
+            if stops.is_empty() {
+                break;
+            }
+            for id in stops {
+                let st = self.auto_stop.unwrap_or_default();
+                self.stopped(id, st);
+            }
+        }
+    }
+
+    /// The media worker reports the leg of `id` stopped.
+    fn stopped(&mut self, id: Uuid, stats: RtpStats) {
+        let port = *self.legs.get(&id).expect("a started leg");
+        self.engine.handle_media_event(
+            self.now,
+            MediaEvent::Stopped {
+                call_id: id,
+                port,
+                stats,
+            },
+        );
+        self.drain();
+    }
+
+    fn media_event(&mut self, ev: MediaEvent) {
+        self.engine.handle_media_event(self.now, ev);
+        self.drain();
+    }
+
+    /// Messages sent since the last call.
+    fn take_sent(&mut self) -> Vec<Sent> {
+        let out = self.wire[self.seen..].to_vec();
+        self.seen = self.wire.len();
+        out
+    }
+
+    /// Delivers `text` from `from` over UDP and returns what the engine sent in response.
+    fn deliver(&mut self, from: SocketAddr, text: &str) -> Vec<Sent> {
+        self.deliver_bytes(from, text.as_bytes())
+    }
+
+    fn deliver_bytes(&mut self, from: SocketAddr, bytes: &[u8]) -> Vec<Sent> {
+        self.engine
+            .handle_datagram(self.now, from, Transport::Udp, bytes);
+        self.drain();
+        self.take_sent()
+    }
+
+    fn originate(&mut self, o: Originate) -> Result<(), EngineError> {
+        let r = self.engine.originate(self.now, o);
+        self.drain();
+        r
+    }
+
+    fn hangup(&mut self, id: Uuid) -> Result<(), EngineError> {
+        let r = self.engine.hangup(self.now, id);
+        self.drain();
+        r
+    }
+
+    /// Jumps to the engine's next deadline and fires it; false when there is none.
+    fn step(&mut self) -> bool {
+        let Some(t) = self.engine.poll_timeout() else {
+            return false;
+        };
+        self.now = self.now.max(t);
+        self.engine.handle_timeout(self.now);
+        self.drain();
+        true
+    }
+
+    /// Fires every deadline up to `now + d`, then sets the time to `now + d`.
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(t) = self.engine.poll_timeout() {
+            if t > until {
+                break;
+            }
+            self.now = self.now.max(t);
+            self.engine.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = until;
+    }
+
+    /// Runs deadlines until `done` holds (at most `limit` steps).
+    fn advance_until(&mut self, mut done: impl FnMut(&Sim) -> bool) {
+        for _ in 0..10_000 {
+            if done(self) {
+                return;
+            }
+            assert!(
+                self.step(),
+                "no deadline left and the condition does not hold"
+            );
+        }
+        panic!("condition not reached in 10000 steps");
+    }
+
+    fn finishes(&self) -> Vec<Finished> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Store(StoreOp::Finish {
+                    call_id,
+                    end,
+                    stats,
+                    at,
+                }) => Some(Finished {
+                    id: *call_id,
+                    end: end.clone(),
+                    stats: *stats,
+                    at: *at,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn finish_of(&self, id: Uuid) -> Vec<Finished> {
+        self.finishes().into_iter().filter(|f| f.id == id).collect()
+    }
+
+    /// The one Finish of `id` (fails on none or several).
+    fn the_finish(&self, id: Uuid) -> Finished {
+        let f = self.finish_of(id);
+        assert_eq!(f.len(), 1, "exactly one Finish for {id}: {f:?}");
+        f[0].clone()
+    }
+
+    /// Kinds of every action, in order, e.g. `["Insert", "Ringing", "Answered", "Start"]`.
+    fn kinds(&self) -> Vec<&'static str> {
+        self.actions.iter().map(kind_of).collect()
+    }
+
+    fn inserted_ids(&self) -> Vec<Uuid> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Store(StoreOp::Insert { call, .. }) => Some(call.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn media_starts(&self) -> Vec<(Uuid, u16, SessionConfig, LegMode)> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Media(MediaCommand::Start {
+                    call_id,
+                    port,
+                    session,
+                    mode,
+                }) => Some((*call_id, *port, session.clone(), mode.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ports_in_use(&self) -> usize {
+        self.ports.lock().expect("pool lock").in_use()
+    }
+
+    /// Every call ended, once, and every port is back.
+    fn assert_all_settled(&self) {
+        let ids = self.inserted_ids();
+        for id in &ids {
+            self.the_finish(*id);
+        }
+        assert_eq!(self.finishes().len(), ids.len(), "no Finish without Insert");
+        assert_eq!(self.engine.active_calls(), 0, "no call left");
+        assert_eq!(self.ports_in_use(), 0, "every port released");
+    }
+}
+
+fn kind_of(a: &Action) -> &'static str {
+    match a {
+        Action::Store(StoreOp::Insert { .. }) => "Insert",
+        Action::Store(StoreOp::Ringing { .. }) => "Ringing",
+        Action::Store(StoreOp::Answered { .. }) => "Answered",
+        Action::Store(StoreOp::Finish { .. }) => "Finish",
+        Action::Store(StoreOp::Event { .. }) => "Event",
+        Action::Media(MediaCommand::Start { .. }) => "Start",
+        Action::Media(MediaCommand::Update { .. }) => "Update",
+        Action::Media(MediaCommand::Play { .. }) => "Play",
+        Action::Media(MediaCommand::Dtmf { .. }) => "Dtmf",
+        Action::Media(MediaCommand::Stop { .. }) => "Stop",
+    }
+}
+
+// ---- scripted peers -------------------------------------------------------------------------
+
+/// SDP of a SIPp-like peer: PCMU, PCMA and telephone-event on `port`.
+fn peer_sdp(port: u16, direction: &str) -> String {
+    format!(
+        "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na={direction}\r\n"
+    )
+}
+
+/// An offer with G.729 only.
+fn g729_sdp() -> String {
+    "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+     m=audio 6000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
+        .to_string()
+}
+
+/// A far end that calls us, like SIPp's `uac` scenario.
+struct Caller {
+    addr: SocketAddr,
+    user: String,
+    call_id: String,
+    from_tag: String,
+    to_tag: Option<String>,
+    cseq: u32,
+    invite_cseq: u32,
+    branches: u32,
+}
+
+impl Caller {
+    fn new(user: &str, n: u32) -> Self {
+        Caller {
+            addr: caller_addr(),
+            user: user.to_string(),
+            call_id: format!("call-{n}@127.0.0.1"),
+            from_tag: format!("ftag{n}"),
+            to_tag: None,
+            cseq: 0,
+            invite_cseq: 0,
+            branches: 0,
+        }
+    }
+
+    fn branch(&mut self) -> String {
+        self.branches += 1;
+        format!("z9hG4bK-{}-{}", self.from_tag, self.branches)
+    }
+
+    /// A request with explicit CSeq and branch.
+    fn text(&self, method: &str, cseq: u32, branch: &str, body: &str) -> String {
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let ctype = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_string()
+        };
+        format!(
+            "{method} sip:{user}@{us} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {a};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"sipp\" <sip:sipp@{a}>;tag={ftag}\r\n\
+             To: <sip:{user}@{us}>{to_tag}\r\n\
+             Call-ID: {cid}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:sipp@{a}>\r\n\
+             {ctype}Content-Length: {len}\r\n\r\n{body}",
+            user = self.user,
+            us = us(),
+            a = self.addr,
+            ftag = self.from_tag,
+            cid = self.call_id,
+            len = body.len(),
+        )
+    }
+
+    /// A new INVITE (or re-INVITE once the To tag is known) with `body`.
+    fn invite(&mut self, body: &str) -> String {
+        self.cseq += 1;
+        self.invite_cseq = self.cseq;
+        let b = self.branch();
+        self.text("INVITE", self.cseq, &b, body)
+    }
+
+    /// ACK for the 2xx of the last INVITE.
+    fn ack(&mut self) -> String {
+        let b = self.branch();
+        self.text("ACK", self.invite_cseq, &b, "")
+    }
+
+    /// Another in-dialog (or, without a To tag, out-of-dialog) request.
+    fn request(&mut self, method: &str) -> String {
+        self.cseq += 1;
+        let b = self.branch();
+        self.text(method, self.cseq, &b, "")
+    }
+
+    /// Learns the To tag from the engine's answer.
+    fn learn(&mut self, sent: &[Sent]) {
+        if let Some(t) = sent
+            .iter()
+            .filter_map(Sent::resp)
+            .filter(|r| r.code() >= 180)
+            .find_map(Response::to_tag)
+        {
+            self.to_tag = Some(t);
+        }
+    }
+}
+
+/// A response to `req` (Vias, From, To, Call-ID and CSeq copied), as a far end writes it.
+fn reply(req: &Request, code: u16, to_tag: Option<&str>, extra: &str, body: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} {}\r\n", reason(code));
+    for v in req.headers.get_raw(&Name::VIA) {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "From: {}\r\n",
+        req.header(&Name::FROM).unwrap_or("")
+    ));
+    let to = req.header(&Name::TO).unwrap_or("").to_string();
+    match to_tag {
+        Some(t) if !to.contains("tag=") => out.push_str(&format!("To: {to};tag={t}\r\n")),
+        _ => out.push_str(&format!("To: {to}\r\n")),
+    }
+    out.push_str(&format!(
+        "Call-ID: {}\r\n",
+        req.header(&Name::CALL_ID).unwrap_or("")
+    ));
+    out.push_str(&format!(
+        "CSeq: {}\r\n",
+        req.header(&Name::CSEQ).unwrap_or("")
+    ));
+    if (200..300).contains(&code) || (101..200).contains(&code) {
+        out.push_str(&format!("Contact: <sip:far@{}>\r\n", trunk_addr()));
+    }
+    out.push_str(extra);
+    if !body.is_empty() {
+        out.push_str("Content-Type: application/sdp\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        407 => "Proxy Authentication Required",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        503 => "Service Unavailable",
+        603 => "Decline",
+        _ => "Whatever",
+    }
+}
+
+/// An SDP answer from the trunk's far end.
+fn far_sdp() -> String {
+    "v=0\r\no=far 5 5 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+     m=audio 7000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+     a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+        .to_string()
+}
+
+fn outbound(n: u128, to: &str, trunk: &str, ring_timeout: Duration) -> Originate {
+    Originate {
+        call: NewCall {
+            id: Uuid::from_u128(n),
+            direction: Direction::Outbound,
+            from: "+15550100000".into(),
+            to: to.into(),
+            trunk: Some(trunk.into()),
+            sip_call_id: None,
+            status: CallStatus::Queued,
+            status_callback: None,
+            metadata: serde_json::json!({}),
+            idempotency_key: None,
+            api_key_id: None,
+            created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        },
+        ring_timeout,
+    }
+}
+
+/// A config with the embedded server and numbers and the given trunks text.
+fn config_with_trunks(trunks: &str) -> Config {
+    Config::from_texts(
+        crate::config::embedded::SERVER,
+        trunks,
+        crate::config::embedded::NUMBERS,
+    )
+    .expect("test config")
+}
+
+// ---- tests ----------------------------------------------------------------------------------
 
 #[test]
 fn final_status_mapping_follows_twilio_names() {
     assert_eq!(final_status_for(486), FinalStatus::Busy);
     assert_eq!(final_status_for(487), FinalStatus::NoAnswer);
     assert_eq!(final_status_for(503), FinalStatus::Failed);
+}
+
+/// Sets up an answered inbound call to `user`; returns the caller and the call id.
+fn inbound_answered(sim: &mut Sim, user: &str, n: u32) -> (Caller, Uuid) {
+    let mut c = Caller::new(user, n);
+    let inv = c.invite(&peer_sdp(6000 + 2 * n as u16, "sendrecv"));
+    let sent = sim.deliver(c.addr, &inv);
+    assert_eq!(codes(&sent), vec![100, 180, 200], "{sent:#?}");
+    c.learn(&sent);
+    let ack = c.ack();
+    let after_ack = sim.deliver(c.addr, &ack);
+    assert!(
+        after_ack.is_empty(),
+        "nothing answers an ACK: {after_ack:?}"
+    );
+    let id = *sim.inserted_ids().last().expect("an inserted call");
+    (c, id)
+}
+
+#[test]
+fn inbound_echo_call_answers_and_ends_on_peer_bye_with_one_finish() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    assert_eq!(codes(&sent), vec![100, 180, 200]);
+    assert!(
+        sent.iter().all(|s| s.to == c.addr),
+        "responses go to the source"
+    );
+    let ok = find_resp(&sent, 200).expect("200");
+    let ringing = find_resp(&sent, 180).expect("180");
+    assert!(ok.to_tag().is_some());
+    assert_eq!(ok.to_tag(), ringing.to_tag(), "one To tag for the dialog");
+    assert_eq!(ok.content_type(), Some("application/sdp"));
+    assert!(ok.contact_uri().is_some(), "2xx carries a Contact");
+    assert!(ok.header(&Name::ALLOW).is_some());
+    let answer = SessionDescription::parse(ok.body()).expect("SDP answer");
+    let m = &answer.media[0];
+    assert!(
+        m.port >= 20_000 && m.port < 20_040,
+        "our RTP port: {}",
+        m.port
+    );
+    assert_eq!(
+        m.payload_types().next(),
+        Some(0),
+        "first offered codec (PCMU)"
+    );
+    assert_eq!(m.telephone_event_pt(), Some(101));
+
+    assert_eq!(sim.kinds(), vec!["Insert", "Ringing", "Answered", "Start"]);
+    let id = sim.inserted_ids()[0];
+    let (sid, port, session, mode) = sim.media_starts()[0].clone();
+    assert_eq!(sid, id);
+    assert_eq!(port, m.port, "leg on the port in the SDP");
+    assert_eq!(session.law, Law::Ulaw);
+    assert_eq!(session.dtmf_pt, Some(101));
+    assert_eq!(session.remote, Some(addr("127.0.0.1:6000")));
+    assert!(matches!(mode, LegMode::Echo));
+    assert_eq!(sim.ports_in_use(), 1);
+
+    c.learn(&sent);
+    assert!(sim.deliver(c.addr, &c.ack()).is_empty());
+    // The 2xx is not retransmitted after the ACK.
+    sim.advance(secs(40));
+    assert!(
+        sim.take_sent().is_empty(),
+        "no 2xx retransmission after ACK"
+    );
+
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![200]);
+    assert_eq!(sim.kinds().last(), Some(&"Stop"));
+    assert!(
+        sim.finishes().is_empty(),
+        "Finish waits for the leg's counters"
+    );
+    sim.stopped(id, stats(500));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    assert_eq!(f.end.ended_by, EndedBy::Caller);
+    assert_eq!(f.stats, stats(500));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn tone_route_plays_and_hangs_up_when_the_prompt_ends() {
+    let mut sim = Sim::new();
+    let (_c, id) = inbound_answered(&mut sim, "tone", 1);
+    let (_, _, _, mode) = sim.media_starts()[0].clone();
+    match mode {
+        LegMode::Play { prompt, repeat } => {
+            assert_eq!(prompt.name, "tone");
+            assert!(!repeat);
+        }
+        other => panic!("expected Play, got {other:?}"),
+    }
+    sim.media_event(MediaEvent::PlayFinished { call_id: id });
+    let sent = sim.take_sent();
+    let bye = find_req(&sent, "BYE").expect("the engine sends BYE");
+    assert_eq!(sent[0].to, caller_addr());
+    assert_eq!(bye.call_id(), Some("call-1@127.0.0.1"));
+    assert_eq!(bye.to_tag().as_deref(), Some("ftag1"), "To is the caller");
+    assert_eq!(sim.kinds().last(), Some(&"Stop"));
+    sim.stopped(id, stats(7));
+    // The caller answers the BYE.
+    let bye = bye.clone();
+    assert!(
+        sim.deliver(caller_addr(), &reply(&bye, 200, None, "", ""))
+            .is_empty()
+    );
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    assert_eq!(f.stats, stats(7));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn unknown_number_gets_404_and_no_call() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("nobody", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    assert_eq!(codes(&sent), vec![100, 404]);
+    assert!(sim.actions.is_empty());
+    assert_eq!(sim.ports_in_use(), 0);
+    assert_eq!(sim.engine.stats().unknown_number, 1);
+}
+
+#[test]
+fn offer_without_common_codec_gets_488_and_releases_the_port() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&g729_sdp()));
+    assert_eq!(codes(&sent), vec![100, 488]);
+    assert!(sim.actions.is_empty(), "no call row for a refused offer");
+    assert_eq!(sim.ports_in_use(), 0, "port back in the pool");
+    assert_eq!(sim.engine.stats().no_common_codec, 1);
+    assert_eq!(sim.engine.active_calls(), 0);
+}
+
+#[test]
+fn busy_route_rejects_486_and_records_the_call() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("busy", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    assert_eq!(codes(&sent), vec![100, 486]);
+    assert_eq!(sim.kinds(), vec!["Insert", "Finish"]);
+    let id = sim.inserted_ids()[0];
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Busy);
+    assert_eq!(f.end.code, Some(486));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn exhausted_ports_get_503_with_retry_after() {
+    let mut sim = Sim::with(Config::embedded(), 100, 1);
+    let (_c1, _) = inbound_answered(&mut sim, "echo", 1);
+    let mut c2 = Caller::new("echo", 2);
+    let sent = sim.deliver(c2.addr, &c2.invite(&peer_sdp(6002, "sendrecv")));
+    assert_eq!(codes(&sent), vec![100, 503]);
+    let r = find_resp(&sent, 503).expect("503");
+    assert!(r.header(&Name::RETRY_AFTER).is_some(), "Retry-After on 503");
+    assert_eq!(sim.engine.active_calls(), 1);
+    assert_eq!(sim.engine.stats().refused_capacity, 1);
+}
+
+#[test]
+fn over_max_calls_gets_503() {
+    let mut sim = Sim::with(Config::embedded(), 1, 10);
+    inbound_answered(&mut sim, "echo", 1);
+    let mut c2 = Caller::new("echo", 2);
+    let sent = sim.deliver(c2.addr, &c2.invite(&peer_sdp(6002, "sendrecv")));
+    assert_eq!(codes(&sent), vec![100, 503]);
+    assert!(
+        find_resp(&sent, 503)
+            .and_then(|r| r.header(&Name::RETRY_AFTER))
+            .is_some()
+    );
+    assert_eq!(sim.ports_in_use(), 1);
+    // Originate is refused too.
+    let r = sim.originate(outbound(9, "+15551230000", "local", secs(30)));
+    assert!(matches!(r, Err(EngineError::OverCapacity(_))), "{r:?}");
+}
+
+#[test]
+fn after_stop_accepting_new_calls_get_503() {
+    let mut sim = Sim::new();
+    sim.engine.stop_accepting();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    assert_eq!(codes(&sent), vec![100, 503]);
+    assert!(sim.actions.is_empty());
+    let r = sim.originate(outbound(9, "+15551230000", "local", secs(30)));
+    assert_eq!(r, Err(EngineError::ShuttingDown));
+}
+
+#[test]
+fn options_subscribe_unknown_method_and_stray_bye() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.request("OPTIONS"));
+    assert_eq!(codes(&sent), vec![200]);
+    let allow = find_resp(&sent, 200)
+        .and_then(|r| r.header(&Name::ALLOW))
+        .expect("Allow on OPTIONS 200");
+    assert!(allow.contains("INVITE") && allow.contains("BYE"));
+
+    let sent = sim.deliver(c.addr, &c.request("SUBSCRIBE"));
+    assert_eq!(codes(&sent), vec![405]);
+    assert!(
+        find_resp(&sent, 405)
+            .and_then(|r| r.header(&Name::ALLOW))
+            .is_some()
+    );
+
+    let sent = sim.deliver(c.addr, &c.request("FROBNICATE"));
+    assert_eq!(codes(&sent), vec![501]);
+
+    c.to_tag = Some("nosuchtag".into());
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![481]);
+    assert!(sim.actions.is_empty());
+}
+
+#[test]
+fn garbage_and_damaged_invites_get_400_or_nothing() {
+    let mut sim = Sim::new();
+    assert!(
+        sim.deliver_bytes(caller_addr(), b"\x00\x01garbage\xff")
+            .is_empty()
+    );
+    let mut c = Caller::new("echo", 1);
+    let inv = c.invite(&peer_sdp(6000, "sendrecv"));
+    // Truncated in the head: unanswerable or 400, never a call.
+    let cut = &inv[..inv.find("Call-ID").expect("header")];
+    let sent = sim.deliver(c.addr, cut);
+    assert!(codes(&sent).iter().all(|c| *c == 400), "{sent:?}");
+    // Missing Call-ID.
+    let no_cid: String = inv
+        .lines()
+        .filter(|l| !l.starts_with("Call-ID"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let sent = sim.deliver(c.addr, &no_cid);
+    assert!(codes(&sent).iter().all(|c| *c == 400), "{sent:?}");
+    // Content-Length larger than the body.
+    let bad_len = inv.replace("Content-Length: ", "Content-Length: 9");
+    let sent = sim.deliver(c.addr, &bad_len);
+    assert!(codes(&sent).iter().all(|c| *c == 400), "{sent:?}");
+    assert!(sim.actions.is_empty());
+    assert_eq!(sim.ports_in_use(), 0);
+}
+
+#[test]
+fn reinvite_hold_and_resume_update_the_leg() {
+    let mut sim = Sim::new();
+    let (mut c, id) = inbound_answered(&mut sim, "echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendonly")));
+    assert_eq!(codes(&sent), vec![100, 200]);
+    let ok = find_resp(&sent, 200).expect("200");
+    let answer = SessionDescription::parse(ok.body()).expect("SDP");
+    assert_eq!(
+        answer.direction_of(&answer.media[0]),
+        sdp::Direction::RecvOnly,
+        "hold: we answer recvonly"
+    );
+    match sim.actions.last() {
+        Some(Action::Media(MediaCommand::Update {
+            call_id,
+            send,
+            remote,
+            ..
+        })) => {
+            assert_eq!(*call_id, id);
+            assert!(!send, "we stop sending while held");
+            assert_eq!(*remote, Some(addr("127.0.0.1:6000")));
+        }
+        other => panic!("expected Update, got {other:?}"),
+    }
+    assert!(sim.deliver(c.addr, &c.ack()).is_empty());
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    assert_eq!(codes(&sent), vec![100, 200]);
+    let answer = SessionDescription::parse(find_resp(&sent, 200).expect("200").body()).unwrap();
+    assert_eq!(
+        answer.direction_of(&answer.media[0]),
+        sdp::Direction::SendRecv
+    );
+    assert!(matches!(
+        sim.actions.last(),
+        Some(Action::Media(MediaCommand::Update { send: true, .. }))
+    ));
+    assert!(sim.deliver(c.addr, &c.ack()).is_empty());
+    assert!(sim.finishes().is_empty());
+    assert_eq!(sim.kinds().iter().filter(|k| **k == "Start").count(), 1);
+}
+
+// ---- outbound -------------------------------------------------------------------------------
+
+/// Originates call `n` on `local` and returns the INVITE the trunk got.
+fn dial(sim: &mut Sim, n: u128, ring_timeout: Duration) -> Request {
+    sim.originate(outbound(n, "+15551230000", "local", ring_timeout))
+        .expect("originate");
+    let sent = sim.take_sent();
+    assert_eq!(methods(&sent), vec!["INVITE"]);
+    assert_eq!(sent[0].to, trunk_addr());
+    sent[0].req().expect("INVITE").clone()
+}
+
+/// Answers `invite` with 180 then 200 from the far end; returns what the engine sent.
+fn answer_call(sim: &mut Sim, invite: &Request) -> Vec<Sent> {
+    let mut sent = sim.deliver(trunk_addr(), &reply(invite, 180, Some("far1"), "", ""));
+    sent.extend(sim.deliver(
+        trunk_addr(),
+        &reply(invite, 200, Some("far1"), "", &far_sdp()),
+    ));
+    sent
+}
+
+#[test]
+fn outbound_call_rings_answers_and_hangs_up_by_api() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    assert_eq!(inv.request_uri_user(), Some("+15551230000"));
+    assert_eq!(inv.header(&Name::MAX_FORWARDS), Some("70"));
+    assert!(inv.from_tag().is_some(), "From tag");
+    assert!(inv.contact_uri().is_some(), "Contact");
+    assert!(inv.branch().is_some_and(|b| b.starts_with("z9hG4bK")));
+    let offer = SessionDescription::parse(inv.body()).expect("SDP offer");
+    let codecs: Vec<u8> = offer.media[0].payload_types().collect();
+    assert!(codecs.contains(&0) && codecs.contains(&8), "{codecs:?}");
+    assert_eq!(sim.kinds(), vec!["Insert"]);
+    match &sim.actions[0] {
+        Action::Store(StoreOp::Insert { call, .. }) => {
+            assert_eq!(call.sip_call_id.as_deref(), inv.call_id());
+            assert_eq!(call.status, CallStatus::Initiated);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let sent = sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    assert!(sent.is_empty());
+    let sent = sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    assert!(sent.is_empty());
+    assert_eq!(
+        sim.kinds(),
+        vec!["Insert", "Ringing"],
+        "two 180s, one Ringing"
+    );
+
+    let ok = reply(&inv, 200, Some("far1"), "", &far_sdp());
+    let sent = sim.deliver(trunk_addr(), &ok);
+    assert_eq!(methods(&sent), vec!["ACK"]);
+    let ack = sent[0].req().expect("ACK");
+    assert_eq!(sent[0].to, trunk_addr());
+    assert_eq!(ack.cseq().map(|c| c.cseq), inv.cseq().map(|c| c.cseq));
+    assert_eq!(ack.to_tag().as_deref(), Some("far1"));
+    assert_eq!(sim.kinds(), vec!["Insert", "Ringing", "Answered", "Start"]);
+    let (_, _, session, mode) = sim.media_starts()[0].clone();
+    assert!(matches!(mode, LegMode::Silence));
+    assert_eq!(session.law, Law::Alaw, "the far end chose PCMA");
+    assert_eq!(session.remote, Some(addr("127.0.0.1:7000")));
+    assert_eq!(session.dtmf_pt, Some(101));
+
+    // A retransmitted 200 (lost ACK) is ACKed again, now and after the transaction ended.
+    let sent = sim.deliver(trunk_addr(), &ok);
+    assert_eq!(methods(&sent), vec!["ACK"]);
+    sim.advance(secs(40));
+    let sent = sim.deliver(trunk_addr(), &ok);
+    assert_eq!(methods(&sent), vec!["ACK"], "ACK after Timer M too");
+    assert_eq!(sim.kinds().len(), 4, "no new action for a retransmission");
+
+    sim.hangup(id).expect("hangup");
+    let sent = sim.take_sent();
+    assert_eq!(methods(&sent), vec!["BYE"]);
+    let bye = sent[0].req().expect("BYE").clone();
+    assert_eq!(bye.call_id(), inv.call_id());
+    assert!(bye.cseq().expect("cseq").cseq > inv.cseq().expect("cseq").cseq);
+    assert_eq!(sim.kinds().last(), Some(&"Stop"));
+    assert!(
+        sim.deliver(trunk_addr(), &reply(&bye, 200, None, "", ""))
+            .is_empty()
+    );
+    sim.stopped(id, stats(9));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    assert_eq!(f.end.ended_by, EndedBy::Api);
+    assert_eq!(f.stats, stats(9));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn ring_timeout_cancels_at_exactly_the_timeout() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(20));
+    sim.advance(ms(300));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    sim.advance_until(|s| {
+        s.wire
+            .iter()
+            .any(|w| w.method().as_deref() == Some("CANCEL"))
+    });
+    let cancel = sim
+        .wire
+        .iter()
+        .find(|w| w.method().as_deref() == Some("CANCEL"))
+        .expect("CANCEL")
+        .clone();
+    assert_eq!(cancel.at - sim.t0, secs(20), "CANCEL at the ring timeout");
+    let creq = cancel.req().expect("req");
+    assert_eq!(
+        creq.branch(),
+        inv.branch(),
+        "CANCEL has the INVITE's branch"
+    );
+    assert_eq!(creq.cseq().map(|c| c.cseq), inv.cseq().map(|c| c.cseq));
+    assert!(sim.finishes().is_empty());
+    sim.take_sent();
+    sim.deliver(trunk_addr(), &reply(creq, 200, None, "", ""));
+    let sent = sim.deliver(trunk_addr(), &reply(&inv, 487, Some("far1"), "", ""));
+    assert_eq!(methods(&sent), vec!["ACK"], "the 487 is ACKed");
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::NoAnswer);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn hangup_while_ringing_cancels_and_finishes_canceled() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    sim.hangup(id).expect("hangup");
+    let sent = sim.take_sent();
+    assert_eq!(methods(&sent), vec!["CANCEL"]);
+    assert_eq!(
+        sim.hangup(id)
+            .map_err(|e| matches!(e, EngineError::Conflict(_))),
+        Err(true),
+        "a second hangup is a conflict"
+    );
+    let creq = sent[0].req().expect("CANCEL").clone();
+    sim.deliver(trunk_addr(), &reply(&creq, 200, None, "", ""));
+    sim.deliver(trunk_addr(), &reply(&inv, 487, Some("far1"), "", ""));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Canceled);
+    assert_eq!(f.end.ended_by, EndedBy::Api);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn hangup_before_any_provisional_waits_for_the_first_1xx() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.hangup(id).expect("hangup");
+    assert!(
+        methods(&sim.take_sent()).is_empty(),
+        "no CANCEL before a provisional (RFC 3261 sec. 9.1)"
+    );
+    sim.advance(ms(200));
+    let sent = sim.deliver(trunk_addr(), &reply(&inv, 100, None, "", ""));
+    assert_eq!(
+        methods(&sent),
+        vec!["CANCEL"],
+        "100 Trying is a provisional"
+    );
+    let creq = sent[0].req().expect("CANCEL").clone();
+    sim.deliver(trunk_addr(), &reply(&creq, 200, None, "", ""));
+    sim.deliver(trunk_addr(), &reply(&inv, 487, Some("far1"), "", ""));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Canceled);
+    assert_eq!(f.end.ended_by, EndedBy::Api);
+    assert!(sim.kinds().iter().all(|k| *k != "Ringing"));
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn hangup_before_any_provisional_cancels_on_a_later_180() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.hangup(id).expect("hangup");
+    assert!(sim.take_sent().is_empty());
+    let sent = sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    assert_eq!(methods(&sent), vec!["CANCEL"]);
+    sim.deliver(trunk_addr(), &reply(&inv, 487, Some("far1"), "", ""));
+    assert_eq!(sim.the_finish(id).end.status, FinalStatus::Canceled);
+}
+
+#[test]
+fn final_error_responses_map_to_statuses() {
+    for (n, code, status) in [
+        (1u128, 486u16, FinalStatus::Busy),
+        (2, 603, FinalStatus::Busy),
+        (3, 480, FinalStatus::NoAnswer),
+        (4, 503, FinalStatus::Failed),
+        (5, 404, FinalStatus::Failed),
+    ] {
+        let mut sim = Sim::new();
+        let inv = dial(&mut sim, n, secs(30));
+        sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+        let sent = sim.deliver(trunk_addr(), &reply(&inv, code, Some("far1"), "", ""));
+        assert_eq!(methods(&sent), vec!["ACK"], "non-2xx ACKed ({code})");
+        let ack = sent[0].req().expect("ACK");
+        assert_eq!(
+            ack.branch(),
+            inv.branch(),
+            "non-2xx ACK in the INVITE's transaction"
+        );
+        let f = sim.the_finish(Uuid::from_u128(n));
+        assert_eq!(f.end.status, status, "{code}");
+        assert_eq!(f.end.code, Some(code));
+        assert_eq!(f.end.ended_by, EndedBy::Callee);
+        sim.advance(secs(60));
+        sim.assert_all_settled();
+    }
+}
+
+#[test]
+fn invite_into_total_loss_fails_on_timer_b_at_32_s() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let _inv = dial(&mut sim, 1, secs(120));
+    sim.advance_until(|s| !s.finish_of(id).is_empty());
+    let f = sim.the_finish(id);
+    assert_eq!(f.at - sim.t0, secs(32), "Timer B = 64*T1");
+    assert_eq!(sim.elapsed(), secs(32));
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(408));
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    // Retransmissions double from T1 and are capped at T2 (RFC 3261 17.1.1.2: no cap for
+    // INVITE, the interval keeps doubling).
+    let times: Vec<u64> = sim
+        .wire
+        .iter()
+        .filter(|w| w.method().as_deref() == Some("INVITE"))
+        .map(|w| (w.at - sim.t0).as_millis() as u64)
+        .collect();
+    assert_eq!(times, vec![0, 500, 1500, 3500, 7500, 15500, 31500]);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+// ---- digest authentication ------------------------------------------------------------------
+
+const AUTH_TRUNK: &str = r#"
+[[trunk]]
+name = "auth"
+address = "127.0.0.1:5070"
+username = "alice"
+password = "s3cret"
+allowed_prefixes = ["*"]
+"#;
+
+/// Challenges the INVITE with `code` (401 or 407) and `algorithm`, and checks the retry.
+fn digest_round(code: u16, algorithm: Algorithm) {
+    let (challenge_header, answer_header) = if code == 407 {
+        ("Proxy-Authenticate", Name::PROXY_AUTHORIZATION)
+    } else {
+        ("WWW-Authenticate", Name::AUTHORIZATION)
+    };
+    let mut sim = Sim::with(config_with_trunks(AUTH_TRUNK), 100, 10);
+    let id = Uuid::from_u128(1);
+    sim.originate(outbound(1, "+15551230000", "auth", secs(30)))
+        .expect("originate");
+    let first = sim.take_sent()[0].req().expect("INVITE").clone();
+    assert!(first.header(&answer_header).is_none());
+    let challenge = digest::make_challenge("trunk.test", "nonce-1", algorithm, Some("op"), false);
+    let extra = format!("{challenge_header}: {challenge}\r\n");
+    let sent = sim.deliver(trunk_addr(), &reply(&first, code, Some("far1"), &extra, ""));
+    assert_eq!(
+        methods(&sent),
+        vec!["ACK", "INVITE"],
+        "ACK the {code}, then retry"
+    );
+    let second = sent[1].req().expect("INVITE").clone();
+    assert_eq!(second.call_id(), first.call_id(), "same Call-ID");
+    assert_eq!(second.from_tag(), first.from_tag(), "same From tag");
+    assert_eq!(second.to_tag(), None);
+    assert_ne!(second.branch(), first.branch(), "new transaction");
+    assert_eq!(
+        second.cseq().map(|c| c.cseq),
+        first.cseq().map(|c| c.cseq + 1),
+        "CSeq + 1"
+    );
+    assert_eq!(second.body(), first.body(), "same offer");
+    let value = second.header(&answer_header).expect("credentials");
+    let resp = DigestResponse::parse(value).expect("digest response");
+    assert_eq!(resp.username, "alice");
+    assert_eq!(resp.nonce, "nonce-1");
+    assert_eq!(resp.algorithm, algorithm);
+    assert_eq!(resp.opaque.as_deref(), Some("op"));
+    assert_eq!(resp.qop.as_deref(), Some("auth"));
+    assert_eq!(
+        resp.uri,
+        uri_string(&second.line.uri),
+        "digest uri = Request-URI"
+    );
+    assert!(
+        digest::verify(&resp, "INVITE", "trunk.test", Secret::Password("s3cret")),
+        "correct digest"
+    );
+    assert!(!digest::verify(
+        &resp,
+        "INVITE",
+        "trunk.test",
+        Secret::Password("wrong")
+    ));
+    // The authenticated INVITE is answered.
+    answer_call(&mut sim, &second);
+    assert_eq!(
+        sim.kinds(),
+        vec!["Insert", "Ringing", "Answered", "Start"],
+        "one call, answered"
+    );
+    sim.hangup(id).expect("hangup");
+    sim.stopped(id, stats(1));
+    assert_eq!(sim.the_finish(id).end.status, FinalStatus::Completed);
+}
+
+#[test]
+fn digest_401_md5_is_answered_with_authorization() {
+    digest_round(401, Algorithm::Md5);
+}
+
+#[test]
+fn digest_407_sha256_is_answered_with_proxy_authorization() {
+    digest_round(407, Algorithm::Sha256);
+}
+
+#[test]
+fn a_second_challenge_fails_the_call_without_a_loop() {
+    let mut sim = Sim::with(config_with_trunks(AUTH_TRUNK), 100, 10);
+    let id = Uuid::from_u128(1);
+    sim.originate(outbound(1, "+15551230000", "auth", secs(30)))
+        .expect("originate");
+    let first = sim.take_sent()[0].req().expect("INVITE").clone();
+    let ch = format!(
+        "WWW-Authenticate: {}\r\n",
+        digest::make_challenge("trunk.test", "n1", Algorithm::Md5, None, false)
+    );
+    let sent = sim.deliver(trunk_addr(), &reply(&first, 401, Some("t1"), &ch, ""));
+    let second = sent[1].req().expect("INVITE").clone();
+    let sent = sim.deliver(trunk_addr(), &reply(&second, 401, Some("t2"), &ch, ""));
+    assert_eq!(methods(&sent), vec!["ACK"], "no third INVITE");
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(401));
+    sim.advance(secs(60));
+    assert!(methods(&sim.take_sent()).iter().all(|m| m == "ACK"));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn a_challenge_on_a_trunk_without_credentials_fails() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    let ch = format!(
+        "WWW-Authenticate: {}\r\n",
+        digest::make_challenge("trunk.test", "n1", Algorithm::Md5, None, false)
+    );
+    let sent = sim.deliver(trunk_addr(), &reply(&inv, 401, Some("t1"), &ch, ""));
+    assert_eq!(methods(&sent), vec!["ACK"]);
+    assert_eq!(sim.the_finish(id).end.status, FinalStatus::Failed);
+}
+
+// ---- trunk caps -----------------------------------------------------------------------------
+
+#[test]
+fn trunk_caps_concurrency_rate_prefixes_and_names() {
+    let trunks = r#"
+[[trunk]]
+name = "one"
+address = "127.0.0.1:5070"
+max_concurrent = 1
+allowed_prefixes = ["*"]
+
+[[trunk]]
+name = "fast"
+address = "127.0.0.1:5070"
+max_cps = 2
+allowed_prefixes = ["*"]
+
+[[trunk]]
+name = "us"
+address = "127.0.0.1:5070"
+allowed_prefixes = ["+1555"]
+"#;
+    let mut sim = Sim::with(config_with_trunks(trunks), 100, 20).auto_stop();
+    // max_concurrent.
+    sim.originate(outbound(1, "+15551230000", "one", secs(30)))
+        .expect("first call");
+    let inv1 = sim.take_sent()[0].req().expect("INVITE").clone();
+    assert_eq!(
+        sim.originate(outbound(2, "+15551230000", "one", secs(30))),
+        Err(EngineError::TrunkAtCapacity("one".into()))
+    );
+    // Once the first call ends the trunk takes another.
+    sim.deliver(trunk_addr(), &reply(&inv1, 486, Some("x"), "", ""));
+    sim.the_finish(Uuid::from_u128(1));
+    sim.originate(outbound(3, "+15551230000", "one", secs(30)))
+        .expect("capacity back after the end");
+
+    // max_cps: two in one simulated second, the third refused, OK a second later.
+    sim.advance(secs(5));
+    sim.originate(outbound(10, "+15551230000", "fast", secs(30)))
+        .expect("1st");
+    sim.advance(ms(400));
+    sim.originate(outbound(11, "+15551230000", "fast", secs(30)))
+        .expect("2nd");
+    sim.advance(ms(500));
+    assert_eq!(
+        sim.originate(outbound(12, "+15551230000", "fast", secs(30))),
+        Err(EngineError::TrunkRateLimited("fast".into()))
+    );
+    sim.advance(ms(100));
+    sim.originate(outbound(13, "+15551230000", "fast", secs(30)))
+        .expect("a second after the first");
+    assert_eq!(
+        sim.originate(outbound(14, "+15551230000", "fast", secs(30))),
+        Err(EngineError::TrunkRateLimited("fast".into()))
+    );
+    sim.advance(secs(1));
+    sim.originate(outbound(15, "+15551230000", "fast", secs(30)))
+        .expect("next second");
+
+    // allowed_prefixes.
+    sim.originate(outbound(20, "+15559990000", "us", secs(30)))
+        .expect("allowed prefix");
+    assert!(matches!(
+        sim.originate(outbound(21, "+442071234567", "us", secs(30))),
+        Err(EngineError::DestinationNotAllowed { .. })
+    ));
+    // Unknown trunk.
+    assert_eq!(
+        sim.originate(outbound(30, "+15551230000", "nope", secs(30))),
+        Err(EngineError::UnknownTrunk("nope".into()))
+    );
+    // Refused originates leave no trace.
+    let refused = [2u128, 12, 14, 21, 30].map(Uuid::from_u128);
+    assert!(sim.inserted_ids().iter().all(|i| !refused.contains(i)));
+    // Everything placed ends (Timer B) and frees its port.
+    sim.advance(secs(100));
+    sim.assert_all_settled();
+}
+
+// ---- interleavings: exactly one Finish --------------------------------------------------------
+
+/// An answered outbound call 1; returns its INVITE.
+fn answered_outbound(sim: &mut Sim) -> Request {
+    let inv = dial(sim, 1, secs(30));
+    let sent = answer_call(sim, &inv);
+    assert_eq!(methods(&sent), vec!["ACK"]);
+    inv
+}
+
+/// The far end's in-dialog request (BYE, re-INVITE) toward us for the outbound call `inv`.
+fn far_request(inv: &Request, method: &str, cseq: u32, body: &str) -> String {
+    let from_tag = inv.from_tag().expect("our tag");
+    let ctype = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "{method} sip:trunkline@{us} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {far};branch=z9hG4bK-far-{method}-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15551230000@{far}>;tag=far1\r\n\
+         To: <sip:+15550100000@{ip}>;tag={from_tag}\r\n\
+         Call-ID: {cid}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:far@{far}>\r\n\
+         {ctype}Content-Length: {len}\r\n\r\n{body}",
+        us = us(),
+        far = trunk_addr(),
+        ip = us().ip(),
+        cid = inv.call_id().expect("Call-ID"),
+        len = body.len(),
+    )
+}
+
+#[test]
+fn outbound_call_ended_by_the_far_end() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = answered_outbound(&mut sim);
+    let sent = sim.deliver(trunk_addr(), &far_request(&inv, "BYE", 1, ""));
+    assert_eq!(codes(&sent), vec![200]);
+    sim.stopped(id, stats(3));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    assert_eq!(f.end.ended_by, EndedBy::Callee);
+    sim.assert_all_settled();
+}
+
+#[test]
+fn bye_crossing_our_bye_gives_one_finish() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = answered_outbound(&mut sim);
+    sim.hangup(id).expect("hangup");
+    let our_bye = sim.take_sent()[0].req().expect("BYE").clone();
+    let sent = sim.deliver(trunk_addr(), &far_request(&inv, "BYE", 1, ""));
+    assert_eq!(codes(&sent), vec![200], "their BYE is answered");
+    sim.deliver(trunk_addr(), &reply(&our_bye, 481, None, "", ""));
+    sim.stopped(id, stats(4));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::Api, "the first decided end stays");
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn caller_bye_crossing_our_prompt_bye_gives_one_finish() {
+    let mut sim = Sim::new();
+    let (mut c, id) = inbound_answered(&mut sim, "tone", 1);
+    sim.media_event(MediaEvent::PlayFinished { call_id: id });
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![200]);
+    // A late media event changes nothing.
+    sim.media_event(MediaEvent::NoMedia { call_id: id });
+    sim.stopped(id, stats(2));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn cancel_crossing_a_200_acks_and_byes_and_keeps_canceled() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    sim.hangup(id).expect("hangup");
+    let cancel = sim.take_sent()[0].req().expect("CANCEL").clone();
+    // The far end answered before it saw the CANCEL.
+    let ok = reply(&inv, 200, Some("far1"), "", &far_sdp());
+    let sent = sim.deliver(trunk_addr(), &ok);
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    let bye = sent[1].req().expect("BYE").clone();
+    assert_eq!(bye.to_tag().as_deref(), Some("far1"));
+    // Its 200 to the CANCEL, the 200 to the BYE, and a retransmitted 200 to the INVITE.
+    sim.deliver(trunk_addr(), &reply(&cancel, 200, None, "", ""));
+    sim.deliver(trunk_addr(), &reply(&bye, 200, None, "", ""));
+    sim.deliver(trunk_addr(), &ok);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Canceled);
+    assert_eq!(f.end.ended_by, EndedBy::Api);
+    assert!(
+        !sim.kinds().contains(&"Answered") && !sim.kinds().contains(&"Start"),
+        "a cancelled call is never reported answered: {:?}",
+        sim.kinds()
+    );
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn ring_timeout_crossing_a_200_keeps_no_answer() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(10));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    sim.advance(secs(10));
+    assert_eq!(methods(&sim.take_sent()), vec!["CANCEL"]);
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("far1"), "", &far_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::NoAnswer);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn a_200_after_a_pending_cancel_is_acked_and_byed() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.hangup(id).expect("hangup");
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("far1"), "", &far_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    assert_eq!(sim.the_finish(id).end.status, FinalStatus::Canceled);
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn cancel_never_answered_ends_on_the_guard() {
+    let mut sim = Sim::new().auto_stop();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(5));
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    // Nothing answers the CANCEL nor the INVITE.
+    sim.advance_until(|s| !s.finish_of(id).is_empty());
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::NoAnswer);
+    assert!(
+        f.at - sim.t0 <= secs(5) + CANCEL_GUARD,
+        "{:?}",
+        f.at - sim.t0
+    );
+    sim.advance(secs(100));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn a_2xx_from_another_fork_is_acked_and_byed_without_touching_the_call() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = answered_outbound(&mut sim);
+    let before = sim.kinds().len();
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("fork2"), "", &far_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    assert!(
+        sent.iter()
+            .all(|s| s.req().and_then(Request::to_tag).as_deref() == Some("fork2"))
+    );
+    assert_eq!(sim.kinds().len(), before);
+    assert!(sim.finishes().is_empty());
+    sim.hangup(id).expect("call still up");
+}
+
+#[test]
+fn a_2xx_without_usable_sdp_fails_the_call_with_bye() {
+    let mut sim = Sim::new().auto_stop();
+    let id = Uuid::from_u128(1);
+    let inv = dial(&mut sim, 1, secs(30));
+    let sent = sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("far1"), "", &g729_sdp()),
+    );
+    assert_eq!(methods(&sent), vec!["ACK", "BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(488));
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn inbound_call_without_ack_is_hung_up_after_timer_l() {
+    let mut sim = Sim::new().auto_stop();
+    let mut c = Caller::new("echo", 1);
+    sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    let id = sim.inserted_ids()[0];
+    sim.advance_until(|s| !s.finish_of(id).is_empty());
+    let sent = sim.take_sent();
+    assert!(
+        codes(&sent).iter().all(|c| *c == 200),
+        "2xx retransmissions"
+    );
+    assert!(codes(&sent).len() >= 5, "2xx resent until Timer L");
+    assert_eq!(methods(&sent), vec!["BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(408));
+    assert_eq!(f.at - sim.t0, secs(32));
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn no_media_timeout_hangs_up() {
+    let mut sim = Sim::new();
+    let (_c, id) = inbound_answered(&mut sim, "echo", 1);
+    sim.media_event(MediaEvent::NoMedia { call_id: id });
+    assert_eq!(methods(&sim.take_sent()), vec!["BYE"]);
+    sim.stopped(id, stats(0));
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+}
+
+#[test]
+fn a_leg_that_stops_on_its_own_ends_the_call_once() {
+    let mut sim = Sim::new();
+    let (mut c, id) = inbound_answered(&mut sim, "echo", 1);
+    // The media worker lost the leg (e.g. its socket failed) without being told to stop.
+    sim.stopped(id, stats(6));
+    assert_eq!(sim.ports_in_use(), 0);
+    let sent = sim.take_sent();
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    assert_eq!(f.end.status, FinalStatus::Failed, "a media failure");
+    assert_eq!(f.stats, stats(6));
+    assert_eq!(methods(&sent), vec!["BYE"], "the caller is told");
+    // The caller's own BYE later finds no call.
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![481]);
+    assert_eq!(sim.finish_of(id).len(), 1);
+}
+
+#[test]
+fn hangup_all_ends_every_call_once() {
+    let mut sim = Sim::new().auto_stop();
+    inbound_answered(&mut sim, "echo", 1);
+    inbound_answered(&mut sim, "tone", 2);
+    let ringing = dial(&mut sim, 10, secs(30));
+    sim.deliver(trunk_addr(), &reply(&ringing, 180, Some("r"), "", ""));
+    let _calling = dial(&mut sim, 11, secs(30));
+    let answered = dial(&mut sim, 12, secs(30));
+    answer_call(&mut sim, &answered);
+    sim.engine.stop_accepting();
+    sim.engine.hangup_all(sim.now);
+    sim.drain();
+    let sent = sim.take_sent();
+    let m = methods(&sent);
+    assert_eq!(m.iter().filter(|m| *m == "BYE").count(), 3, "{m:?}");
+    assert_eq!(m.iter().filter(|m| *m == "CANCEL").count(), 1, "{m:?}");
+    // The ringing one answers 487.
+    sim.deliver(trunk_addr(), &reply(&ringing, 487, Some("r"), "", ""));
+    sim.advance(secs(100));
+    sim.assert_all_settled();
+    assert_eq!(
+        sim.the_finish(Uuid::from_u128(10)).end.status,
+        FinalStatus::Canceled
+    );
+    assert_eq!(
+        sim.the_finish(Uuid::from_u128(12)).end.status,
+        FinalStatus::Completed
+    );
 }
