@@ -139,6 +139,8 @@ struct PendingBeep {
     seg: ToneSegment,
     deadline: u32,
     speech_frames: u32,
+    /// Frames added to the beep after the tracker lost it (its fading tail).
+    tail_frames: u32,
     /// Another tone started before the deadline: if it is not a beep itself, neither was
     /// this one (hum broken up by lost frames, music).
     interrupted: bool,
@@ -165,6 +167,14 @@ const BEEP_MIN_STEADY: f32 = 0.75;
 /// A steady run this long (300 ms) is a tone even if its two frequencies happen to sit in a
 /// harmonic ratio (a dual-tone beep at 4:3); voices do not hold a pitch that steadily.
 const LONG_STEADY_RUN: u32 = 15;
+/// Runs shorter than this (200 ms) need [`SHORT_RUN_PURITY`] and [`SHORT_RUN_STEADY`].
+const SHORT_RUN: u32 = 10;
+const SHORT_RUN_PURITY: f32 = 0.93;
+const SHORT_RUN_STEADY: f32 = 0.85;
+/// A beep's tail counts while the power at its frequency is this many times the noise (6 dB).
+const TAIL_PRESENCE: f32 = 4.0;
+/// At most this many tail frames (500 ms) are added to a beep.
+const MAX_TAIL_FRAMES: u32 = 25;
 /// Mean purity of a beep.
 const BEEP_MIN_PURITY: f32 = 0.8;
 /// Speech frames inside the post-tone window that cancel a beep candidate.
@@ -261,7 +271,8 @@ impl AmdDetector {
             .tones
             .current_run()
             .is_some_and(|(_, len)| len > BEEP_MAX_RUN);
-        let learn = absorb || (!self.vad.active() && !self.tones.active());
+        let learn =
+            absorb || (!self.vad.active() && !self.tones.active() && self.pending.is_none());
         let feat = self.front.analyze(frame, learn);
         let active = self.vad.push(feat.energy_db, feat.digital_silence);
         let event = self.tones.push(i, feat.tone.as_ref());
@@ -313,6 +324,18 @@ impl AmdDetector {
                 }
             }
         }
+        // A beep's fading tail: the beep has not ended while its frequency still stands out.
+        if let Some(p) = self.pending.as_mut() {
+            if !self.tones.active()
+                && p.tail_frames < MAX_TAIL_FRAMES
+                && p.seg.last_frame + 1 == i
+                && self.front.presence(p.seg.run_freq_hz) >= TAIL_PRESENCE
+            {
+                p.seg.last_frame = i;
+                p.deadline += 1;
+                p.tail_frames += 1;
+            }
+        }
         if let Some(p) = self.pending {
             if i >= p.deadline && !self.tones.active() {
                 return Some(self.beep_verdict(&p.seg));
@@ -354,6 +377,7 @@ impl AmdDetector {
                 seg: *seg,
                 deadline: seg.last_frame + post,
                 speech_frames: 0,
+                tail_frames: 0,
                 interrupted: false,
             });
         } else if seg.tonal_frames >= 4 && self.pending.is_some_and(|p| p.interrupted) {
@@ -495,6 +519,7 @@ impl AmdDetector {
                     seg,
                     deadline: 0,
                     speech_frames: 0,
+                    tail_frames: 0,
                     interrupted: false,
                 });
             }
@@ -527,7 +552,13 @@ fn is_beep(seg: &ToneSegment) -> bool {
     } else {
         BEEP_MIN_RUN
     };
-    (min_run..=BEEP_MAX_RUN).contains(&seg.longest_run)
+    // A short run must be cleaner: vowels of steady synthetic voices reach 7 or 8 frames.
+    let clean = seg.longest_run >= SHORT_RUN
+        || (seg.mean_purity >= SHORT_RUN_PURITY
+            && seg.run_freq_steady >= SHORT_RUN_STEADY
+            && seg.run_level_steady >= SHORT_RUN_STEADY);
+    clean
+        && (min_run..=BEEP_MAX_RUN).contains(&seg.longest_run)
         && seg.mean_purity >= BEEP_MIN_PURITY
         && is_steady(seg)
         && (seg.harmonic_frames * 2 < seg.tonal_frames || seg.longest_run >= LONG_STEADY_RUN)

@@ -41,7 +41,7 @@ pub const DIGITAL_SILENCE_DB: f32 = -85.0;
 /// learnt upwards from the first frames that are neither voice nor tone.
 const NOISE_INIT: f32 = 1e-11;
 /// Largest frame-to-frame frequency drift inside one stable run of a tone.
-pub const FREQ_TOLERANCE_HZ: f32 = 20.0;
+pub const FREQ_TOLERANCE_HZ: f32 = 12.0;
 /// Largest frame-to-frame level change inside one stable run (a lost frame costs up to ~8 dB).
 const LEVEL_TOLERANCE_DB: f32 = 10.0;
 /// Purity (share of the band's above-noise energy in the two main peaks) of a tonal frame.
@@ -252,6 +252,16 @@ impl SpectralFrontEnd {
             digital_silence,
             tone,
         }
+    }
+
+    /// How many times the noise spectrum the power around `freq_hz` is in the last frame
+    /// (3 bins): tells whether a tone's fading tail is still there after it stopped being
+    /// tonal enough to track.
+    pub fn presence(&self, freq_hz: f32) -> f32 {
+        let k = ((freq_hz / BIN_HZ).round() as usize).clamp(1, FFT_SIZE / 2 - 1);
+        let p: f32 = self.power[k - 1..=k + 1].iter().sum();
+        let n: f32 = self.noise[k - 1..=k + 1].iter().sum();
+        p / n.max(f32::MIN_POSITIVE)
     }
 
     fn excess(&self, k: usize) -> f32 {
@@ -523,7 +533,13 @@ impl ToneTracker {
             let db = &self.run_db[..n];
             self.seg.longest_run = self.run_len;
             self.seg.run_freq_steady = share_within(hz, median(hz), STEADY_HZ);
-            self.seg.run_level_steady = level_steadiness(db);
+            // The first and last frames of a run see the tone in part of their window only.
+            let inner = if db.len() >= 5 {
+                &db[1..db.len() - 1]
+            } else {
+                db
+            };
+            self.seg.run_level_steady = level_steadiness(inner);
             self.seg.run_freq_hz = self.run_sum_hz / self.run_len as f32;
             self.seg.run_freq2_hz = self.run_freq2_hz;
         }
@@ -557,8 +573,9 @@ impl ToneTracker {
         }
         self.run_len += 1;
         self.run_sum_hz += f;
-        // Keep the reference at the run's mean so slow drifts stay bounded.
-        self.run_ref_hz = self.run_sum_hz / self.run_len as f32;
+        // Frame to frame: two chime notes 20 Hz apart are two runs; a slow drift stays one run
+        // but fails the steadiness measure.
+        self.run_ref_hz = f;
         if self.run_freq2_hz.is_none() {
             self.run_freq2_hz = obs.freq2_hz;
         }
