@@ -1,7 +1,7 @@
 //! Spectral front end and tone tracker of the answering-machine detector (pure).
 //!
-//! Every 20 ms frame is analysed once: a 256-point FFT (rustfft, planned once per detector)
-//! over a Hann window of the last 256 samples (96 from the previous frame and the 160 new
+//! Every 20 ms frame is analysed once: a 256-point real FFT (a 128-point complex rustfft,
+//! planned once per detector, plus the even/odd split) over a Hann window of the last 256 samples (96 from the previous frame and the 160 new
 //! ones, 31.25 Hz per bin). From the power spectrum come:
 //!
 //! - the band energy of 250..3,440 Hz in dBFS (0 dBFS = a full-scale sine), which feeds the
@@ -121,6 +121,7 @@ pub struct SpectralFrontEnd {
     window: [f32; FFT_SIZE],
     history: [f32; HOP_OVERLAP],
     buf: Vec<Complex32>,
+    twiddle: [Complex32; FFT_SIZE / 2 + 1],
     scratch: Vec<Complex32>,
     power: [f32; FFT_SIZE / 2 + 1],
     prev_power: [f32; FFT_SIZE / 2 + 1],
@@ -151,7 +152,12 @@ impl Default for SpectralFrontEnd {
 impl SpectralFrontEnd {
     /// Plans the FFT and allocates every buffer (once, at call setup).
     pub fn new() -> Self {
-        let fft = FftPlanner::<f32>::new().plan_fft_forward(FFT_SIZE);
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(FFT_SIZE / 2);
+        let mut twiddle = [Complex32::default(); FFT_SIZE / 2 + 1];
+        for (k, t) in twiddle.iter_mut().enumerate() {
+            let a = -2.0 * std::f32::consts::PI * k as f32 / FFT_SIZE as f32;
+            *t = Complex32::new(a.cos(), a.sin());
+        }
         let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
         let mut window = [0.0f32; FFT_SIZE];
         for (n, w) in window.iter_mut().enumerate() {
@@ -165,7 +171,8 @@ impl SpectralFrontEnd {
             fft,
             window,
             history: [0.0; HOP_OVERLAP],
-            buf: vec![Complex32::default(); FFT_SIZE],
+            buf: vec![Complex32::default(); FFT_SIZE / 2],
+            twiddle,
             scratch,
             power: [0.0; FFT_SIZE / 2 + 1],
             prev_power: [0.0; FFT_SIZE / 2 + 1],
@@ -196,8 +203,9 @@ impl SpectralFrontEnd {
     pub fn analyze(&mut self, frame: &Frame, learn: bool) -> FrameFeatures {
         // Windowed input: the last HOP_OVERLAP samples of the previous frame, then this one,
         // through a DC blocker (a DC offset would otherwise leak into the low bins).
+        let mut xw = [0.0f32; FFT_SIZE];
         for (i, h) in self.history.iter().enumerate() {
-            self.buf[i] = Complex32::new(h * self.window[i], 0.0);
+            xw[i] = h * self.window[i];
         }
         for (i, &s) in frame.iter().enumerate() {
             let x = f32::from(s);
@@ -205,17 +213,37 @@ impl SpectralFrontEnd {
             self.dc_x1 = x;
             self.dc_y1 = y;
             let n = HOP_OVERLAP + i;
-            self.buf[n] = Complex32::new(y * self.window[n], 0.0);
+            xw[n] = y * self.window[n];
             if i >= FRAME_SAMPLES - HOP_OVERLAP {
                 self.history[i - (FRAME_SAMPLES - HOP_OVERLAP)] = y;
             }
         }
+        // Digital silence (a lost packet, a muted line): nothing to analyse.
+        if xw.iter().all(|v| v.abs() < 0.5) {
+            self.prev_power = self.power;
+            self.power = [0.0; FFT_SIZE / 2 + 1];
+            return FrameFeatures {
+                energy_db: self.to_db(0.0),
+                digital_silence: true,
+                tone: None,
+            };
+        }
+        // Real input through a half-size complex FFT: even samples as real parts, odd ones as
+        // imaginary parts, then split (the usual packing; halves the FFT's cost).
+        for (n, z) in self.buf.iter_mut().enumerate() {
+            *z = Complex32::new(xw[2 * n], xw[2 * n + 1]);
+        }
         self.fft
             .process_with_scratch(&mut self.buf, &mut self.scratch);
         self.prev_power = self.power;
+        let half = FFT_SIZE / 2;
         let mut band = 0.0f32;
-        for k in 0..=FFT_SIZE / 2 {
-            let p = self.buf[k].norm_sqr();
+        for k in 0..=half {
+            let zk = self.buf[k % half];
+            let zc = self.buf[(half - k) % half].conj();
+            let even = (zk + zc) * 0.5;
+            let odd = (zk - zc) * Complex32::new(0.0, -0.5);
+            let p = (even + self.twiddle[k] * odd).norm_sqr();
             self.power[k] = p;
             if (BAND.0..=BAND.1).contains(&k) {
                 band += p;
