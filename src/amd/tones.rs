@@ -42,6 +42,8 @@ pub const DIGITAL_SILENCE_DB: f32 = -85.0;
 const NOISE_INIT: f32 = 1e-11;
 /// Largest frame-to-frame frequency drift inside one stable run of a tone.
 pub const FREQ_TOLERANCE_HZ: f32 = 12.0;
+/// Largest distance from the run's mean frequency of a frame that continues it.
+pub const RUN_MEAN_TOLERANCE_HZ: f32 = 8.0;
 /// Largest frame-to-frame level change inside one stable run (a lost frame costs up to ~8 dB).
 const LEVEL_TOLERANCE_DB: f32 = 10.0;
 /// Purity (share of the band's above-noise energy in the two main peaks) of a tonal frame.
@@ -610,7 +612,13 @@ impl ToneTracker {
     }
 
     fn matches(&self, obs: &ToneObs) -> bool {
-        let near = |f: f32| (f - self.run_ref_hz).abs() <= FREQ_TOLERANCE_HZ;
+        // Near the last frame and near the run's mean: a glide of small steps (two chime notes
+        // a few hertz apart, a voice) does not chain into one run.
+        let mean = self.run_sum_hz / self.run_len.max(1) as f32;
+        let near = |f: f32| {
+            (f - self.run_ref_hz).abs() <= FREQ_TOLERANCE_HZ
+                && (f - mean).abs() <= RUN_MEAN_TOLERANCE_HZ
+        };
         // A dual tone's two peaks may swap places from frame to frame.
         let freq_ok = near(obs.freq_hz)
             || obs.freq2_hz.is_some_and(near)
