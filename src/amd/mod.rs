@@ -10,20 +10,24 @@
 //! Per frame ([`tones`], [`vad`]): band energy, an adaptive noise floor and voice activity; a
 //! 256-point spectrum whose two strongest peaks tell a tone (sine, dual, square-ish, chime
 //! note) from voiced speech by their *purity* and, over frames, by the stability of their
-//! frequency and level. Active frames that are not tonal are speech.
+//! frequency and level. Active frames that are not tonal are speech; a tonal stretch that is
+//! not steady (a high-pitched "Hi" can be tonal throughout) is speech too, unless all its
+//! energy sits where ringback lives.
 //!
 //! Over frames, with the parameters of [`AmdParams`]:
 //! - **human**: the first utterance (from the first speech to the last, gaps included) stays
 //!   shorter than `speech_threshold` and is followed by silence of `speech_end_threshold`
-//!   (scaled up to 1.8 times for utterances approaching `speech_threshold`: the longer
-//!   someone speaks, the more a pause looks like a sentence gap of a greeting);
+//!   after up to 0.7 s of speech, growing to twice that after 1.5 s (the longer someone
+//!   speaks, the more a pause looks like a sentence gap of a greeting);
 //! - **machine**: the utterance reaches `speech_threshold`, or a beep follows speech;
 //! - **beep**: a tone segment (300..2,600 Hz) with a stable run of at least 120 ms (200 ms
 //!   below 400 Hz, where voices have strong harmonics) whose frequency and level hold steady,
 //!   with high purity, followed by 200 ms of no speech (400 ms after a short tone, in case it
 //!   was one of the message-count beeps that precede the long tone; the latest beep wins, and
-//!   a tone that is not a beep cancels the candidate before it);
-//! - **fax**: CNG (1,100 Hz) or CED/ANSam (2,100 Hz) before any speech ([`fax`]);
+//!   a tone that is not a beep cancels the candidate before it). The beep ends when the power
+//!   at its frequency falls back to the noise, so that a fading tail is not talked over;
+//! - **fax**: CNG (1,100 Hz) or CED/ANSam (2,100 Hz, after 0.7 s of it) before any speech
+//!   ([`fax`]);
 //! - **end of greeting**: a beep, or `greeting_end_silence` of silence after the greeting.
 //!
 //! Tones heard before any speech (ringback, hum, special information tones) are ignored, except
@@ -36,6 +40,14 @@
 //! later as a final `machine_end_*`. Every other verdict is final, and after a final verdict
 //! `push_frame` returns `None` until [`AmdDetector::reset`]. [`AmdDetector::finish`] (the
 //! stream ended, e.g. a hang-up) always returns the final verdict.
+//!
+//! # Known limits
+//!
+//! Timing cannot tell a person who speaks for longer than `speech_threshold` and then waits
+//! from a short greeting that ends without a beep: both are machines here, as with Twilio.
+//! A greeting whose first phrase is short and followed by a pause longer than the human
+//! silence ("Hello. ... You have reached ...") is called human. Beeps quieter than the noise
+//! around them are missed and the greeting then ends by silence.
 
 pub mod cli;
 pub mod fax;
