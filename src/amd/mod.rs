@@ -173,9 +173,6 @@ const LOW_BEEP_MIN_RUN: u32 = 10;
 const LOW_BEEP_HZ: f32 = 400.0;
 /// Longest stable run of a beep, in frames (3 s); anything longer is background (hum).
 const BEEP_MAX_RUN: u32 = 150;
-/// Share of a beep's stable run that must be steady in frequency and in level (a beep is
-/// synthesised; a voice drifts in pitch and loudness).
-const BEEP_MIN_STEADY: f32 = 0.75;
 /// A steady run this long (300 ms) is a tone even if its two frequencies happen to sit in a
 /// harmonic ratio (a dual-tone beep at 4:3); voices do not hold a pitch that steadily.
 const LONG_STEADY_RUN: u32 = 15;
@@ -479,7 +476,9 @@ impl AmdDetector {
         // The analysis window reaches 12 ms back and a fading tail may go unseen: one frame
         // more than the last tonal frame.
         let end = time_of(seg.last_frame + 2);
-        v.beep_onset = Some(time_of(seg.start_frame));
+        // Speech that ran straight into the beep may have joined its segment: the beep starts
+        // with the first steady run.
+        v.beep_onset = Some(time_of(seg.steady_start_frame.unwrap_or(seg.start_frame)));
         v.beep_end = Some(end);
         v.message_start = Some((end + self.params.beep_guard).max(v.at));
         self.phase = Phase::Done;
@@ -554,7 +553,7 @@ impl AmdDetector {
 
 /// Whether a tone segment held its frequency and level like a generated tone.
 fn is_steady(seg: &ToneSegment) -> bool {
-    seg.run_freq_steady >= BEEP_MIN_STEADY && seg.run_level_steady >= BEEP_MIN_STEADY
+    seg.run_freq_steady >= tones::STEADY_SHARE && seg.run_level_steady >= tones::STEADY_SHARE
 }
 
 /// Whether a finished tone segment has the shape of a beep.
@@ -573,7 +572,12 @@ fn is_beep(seg: &ToneSegment) -> bool {
         && (min_run..=BEEP_MAX_RUN).contains(&seg.longest_run)
         && seg.mean_purity >= BEEP_MIN_PURITY
         && is_steady(seg)
-        && (seg.harmonic_frames * 2 < seg.tonal_frames || seg.longest_run >= LONG_STEADY_RUN)
+        && (seg.harmonic_frames * 2 < seg.tonal_frames
+            || seg.longest_run >= LONG_STEADY_RUN
+            || (seg.longest_run >= SHORT_RUN
+                && seg.mean_purity >= SHORT_RUN_PURITY
+                && seg.run_freq_steady >= 0.9
+                && seg.run_level_steady >= 0.9))
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub const RUN_MEAN_TOLERANCE_HZ: f32 = 8.0;
 const LEVEL_TOLERANCE_DB: f32 = 10.0;
 /// Purity (share of the band's above-noise energy in the two main peaks) of a tonal frame.
 const PURITY_MIN: f32 = 0.72;
+/// Share of a run's frames that must be steady in frequency and in level for the run to be
+/// steady.
+pub const STEADY_SHARE: f32 = 0.75;
 /// Frames of a run whose frequency and level are kept for the steadiness measures.
 const RUN_CAP: usize = 160;
 /// Frequency tolerance of a steady frame around the run's median, in Hz.
@@ -414,6 +417,9 @@ pub struct ToneSegment {
     /// Tonal frames whose two peaks look like two harmonics of a voice (see
     /// [`ToneObs::voice_harmonics`]).
     pub harmonic_frames: u32,
+    /// First frame of the segment's first steady run of at least 4 frames (the beep's onset
+    /// when speech ran straight into it).
+    pub steady_start_frame: Option<u32>,
     /// Tonal frames that look like ringback (see [`ToneObs::ringback_like`]).
     pub ringback_frames: u32,
     /// Number of distinct stable runs (notes) of at least 2 frames.
@@ -450,6 +456,7 @@ pub struct ToneTracker {
     gap: u32,
     purity_sum: f32,
     run_len: u32,
+    run_start: u32,
     run_ref_hz: f32,
     run_sum_hz: f32,
     run_hz: [f32; RUN_CAP],
@@ -466,6 +473,7 @@ impl Default for ToneTracker {
             gap: 0,
             purity_sum: 0.0,
             run_len: 0,
+            run_start: 0,
             run_ref_hz: 0.0,
             run_sum_hz: 0.0,
             run_freq2_hz: None,
@@ -557,19 +565,35 @@ impl ToneTracker {
         if self.run_len >= 2 {
             self.seg.notes += 1;
         }
-        if self.run_len > self.seg.longest_run {
+        if self.run_len >= 4 {
             let n = (self.run_len as usize).min(RUN_CAP);
             let hz = &self.run_hz[..n];
             let db = &self.run_db[..n];
-            self.seg.longest_run = self.run_len;
-            self.seg.run_freq_steady = share_within(hz, median(hz), STEADY_HZ);
+            let freq_steady = share_within(hz, median(hz), STEADY_HZ);
             // The first and last frames of a run see the tone in part of their window only.
             let inner = if db.len() >= 5 {
                 &db[1..db.len() - 1]
             } else {
                 db
             };
-            self.seg.run_level_steady = level_steadiness(inner);
+            let level_steady = level_steadiness(inner);
+            if self.seg.steady_start_frame.is_none()
+                && freq_steady >= STEADY_SHARE
+                && level_steady >= STEADY_SHARE
+            {
+                self.seg.steady_start_frame = Some(self.run_start);
+            }
+            if self.run_len > self.seg.longest_run {
+                self.seg.run_freq_steady = freq_steady;
+                self.seg.run_level_steady = level_steady;
+            }
+        }
+        if self.run_len > self.seg.longest_run {
+            if self.run_len < 4 {
+                self.seg.run_freq_steady = 0.0;
+                self.seg.run_level_steady = 0.0;
+            }
+            self.seg.longest_run = self.run_len;
             self.seg.run_freq_hz = self.run_sum_hz / self.run_len as f32;
             self.seg.run_freq2_hz = self.run_freq2_hz;
         }
@@ -646,6 +670,7 @@ impl ToneTracker {
                     };
                     self.purity_sum = obs.purity;
                     self.start_run(obs);
+                    self.run_start = frame;
                     self.last_level_db = obs.level_db;
                     return ToneEvent::Started;
                 }
@@ -655,6 +680,7 @@ impl ToneTracker {
                 } else {
                     self.close_run();
                     self.start_run(obs);
+                    self.run_start = frame;
                 }
                 self.gap = 0;
                 self.seg.last_frame = frame;
