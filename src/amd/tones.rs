@@ -131,8 +131,6 @@ pub struct SpectralFrontEnd {
     power: [f32; FFT_SIZE / 2 + 1],
     prev_power: [f32; FFT_SIZE / 2 + 1],
     noise: [f32; FFT_SIZE / 2 + 1],
-    dc_x1: f32,
-    dc_y1: f32,
     /// Power of a full-scale sine summed over the band, for dBFS.
     full_scale: f32,
 }
@@ -182,8 +180,6 @@ impl SpectralFrontEnd {
             power: [0.0; FFT_SIZE / 2 + 1],
             prev_power: [0.0; FFT_SIZE / 2 + 1],
             noise: [full_scale * NOISE_INIT; FFT_SIZE / 2 + 1],
-            dc_x1: 0.0,
-            dc_y1: 0.0,
             full_scale,
         }
     }
@@ -194,8 +190,6 @@ impl SpectralFrontEnd {
         self.power = [0.0; FFT_SIZE / 2 + 1];
         self.prev_power = [0.0; FFT_SIZE / 2 + 1];
         self.noise = [self.full_scale * NOISE_INIT; FFT_SIZE / 2 + 1];
-        self.dc_x1 = 0.0;
-        self.dc_y1 = 0.0;
     }
 
     fn to_db(&self, power: f32) -> f32 {
@@ -207,21 +201,18 @@ impl SpectralFrontEnd {
     /// has lasted far longer than any beep, like mains hum).
     pub fn analyze(&mut self, frame: &Frame, learn: bool) -> FrameFeatures {
         // Windowed input: the last HOP_OVERLAP samples of the previous frame, then this one,
-        // through a DC blocker (a DC offset would otherwise leak into the low bins).
-        let mut xw = [0.0f32; FFT_SIZE];
-        for (i, h) in self.history.iter().enumerate() {
-            xw[i] = h * self.window[i];
+        // less their mean (a DC offset would otherwise leak into the low bins; a recursive DC
+        // blocker cost more than the FFT, being one long dependency chain).
+        let mut raw = [0.0f32; FFT_SIZE];
+        raw[..HOP_OVERLAP].copy_from_slice(&self.history);
+        for (r, &s) in raw[HOP_OVERLAP..].iter_mut().zip(frame.iter()) {
+            *r = f32::from(s);
         }
-        for (i, &s) in frame.iter().enumerate() {
-            let x = f32::from(s);
-            let y = x - self.dc_x1 + 0.995 * self.dc_y1;
-            self.dc_x1 = x;
-            self.dc_y1 = y;
-            let n = HOP_OVERLAP + i;
-            xw[n] = y * self.window[n];
-            if i >= FRAME_SAMPLES - HOP_OVERLAP {
-                self.history[i - (FRAME_SAMPLES - HOP_OVERLAP)] = y;
-            }
+        self.history.copy_from_slice(&raw[FFT_SIZE - HOP_OVERLAP..]);
+        let mean = raw.iter().sum::<f32>() / FFT_SIZE as f32;
+        let mut xw = [0.0f32; FFT_SIZE];
+        for ((x, r), w) in xw.iter_mut().zip(raw.iter()).zip(self.window.iter()) {
+            *x = (r - mean) * w;
         }
         // Digital silence (a lost packet, a muted line): nothing to analyse.
         if xw.iter().all(|v| v.abs() < 0.5) {
