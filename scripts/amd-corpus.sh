@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Generates trunkline's labelled AMD evaluation corpus, deterministically (fixed seed).
 #
-#   scripts/amd-corpus.sh OUT_DIR [--small]
+#   scripts/amd-corpus.sh OUT_DIR [--small] [--seed N]
 #
 # Needs espeak-ng, sox and python3 (standard library only). Writes OUT_DIR/*.wav (8 kHz mono
 # 16-bit PCM) and OUT_DIR/labels.csv; see scripts/amd_corpus.py for the categories, variants
 # (clean, g711, impaired) and label columns. --small writes one clip per category, clean and
-# impaired only, for the regression test.
+# impaired only, for the regression test. --seed N draws another corpus of the same design
+# (the detector was tuned on the default seed; another seed is a held-out check).
 set -euo pipefail
 if [ $# -lt 1 ]; then
-  echo "usage: $0 OUT_DIR [--small]" >&2
+  echo "usage: $0 OUT_DIR [--small] [--seed N]" >&2
   exit 2
 fi
 for tool in espeak-ng sox python3; do

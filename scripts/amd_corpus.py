@@ -524,6 +524,8 @@ def main():
     small = "--small" in sys.argv[2:]
     per_cat = 1 if small else 12
     seed = 20261121
+    if "--seed" in sys.argv[2:]:
+        seed = int(sys.argv[sys.argv.index("--seed") + 1])
     os.makedirs(out, exist_ok=True)
     g = Gen(seed, tempfile.mkdtemp(prefix="amdcorpus"))
     plan = ([(human, c) for c in HUMAN_CATS] + [(machine, c) for c in MACHINE_CATS]

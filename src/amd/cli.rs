@@ -320,6 +320,15 @@ pub struct ResultLine<'a> {
     pub drop_ms: Option<u64>,
 }
 
+/// The JSON line for a file that could not be analysed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ErrorLine<'a> {
+    /// The file as given on the command line.
+    pub file: &'a str,
+    /// Why it could not be analysed.
+    pub error: String,
+}
+
 /// The JSON line for one analysed file.
 pub fn result_line<'a>(file: &'a str, r: &FileResult) -> ResultLine<'a> {
     ResultLine {
@@ -351,12 +360,18 @@ pub fn run(args: AmdArgs) -> ExitCode {
     for path in &args.files {
         let name = path.display().to_string();
         let line = match analyze_file(path, params, law) {
-            Ok(r) => serde_json::to_value(result_line(&name, &r)).unwrap_or_default(),
+            Ok(r) => serde_json::to_string(&result_line(&name, &r)),
             Err(e) => {
                 failed = true;
                 eprintln!("trunkline amd: {name}: {e}");
-                serde_json::json!({ "file": name, "error": e.to_string() })
+                serde_json::to_string(&ErrorLine {
+                    file: &name,
+                    error: e.to_string(),
+                })
             }
+        };
+        let Ok(line) = line else {
+            return ExitCode::FAILURE;
         };
         if writeln!(out, "{line}").is_err() {
             return ExitCode::FAILURE;

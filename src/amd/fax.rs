@@ -69,6 +69,7 @@ mod tests {
             run_level_steady: 1.0,
             harmonic_frames: 0,
             ringback_frames: 0,
+            steady_start_frame: None,
             notes: 1,
             mean_purity: 0.95,
             max_level_db: -20.0,

@@ -10,20 +10,24 @@
 //! Per frame ([`tones`], [`vad`]): band energy, an adaptive noise floor and voice activity; a
 //! 256-point spectrum whose two strongest peaks tell a tone (sine, dual, square-ish, chime
 //! note) from voiced speech by their *purity* and, over frames, by the stability of their
-//! frequency and level. Active frames that are not tonal are speech.
+//! frequency and level. Active frames that are not tonal are speech; a tonal stretch that is
+//! not steady (a high-pitched "Hi" can be tonal throughout) is speech too, unless all its
+//! energy sits where ringback lives.
 //!
 //! Over frames, with the parameters of [`AmdParams`]:
 //! - **human**: the first utterance (from the first speech to the last, gaps included) stays
 //!   shorter than `speech_threshold` and is followed by silence of `speech_end_threshold`
-//!   (scaled up to 1.8 times for utterances approaching `speech_threshold`: the longer
-//!   someone speaks, the more a pause looks like a sentence gap of a greeting);
+//!   after up to 0.7 s of speech, growing to twice that after 1.5 s (the longer someone
+//!   speaks, the more a pause looks like a sentence gap of a greeting);
 //! - **machine**: the utterance reaches `speech_threshold`, or a beep follows speech;
 //! - **beep**: a tone segment (300..2,600 Hz) with a stable run of at least 120 ms (200 ms
 //!   below 400 Hz, where voices have strong harmonics) whose frequency and level hold steady,
 //!   with high purity, followed by 200 ms of no speech (400 ms after a short tone, in case it
 //!   was one of the message-count beeps that precede the long tone; the latest beep wins, and
-//!   a tone that is not a beep cancels the candidate before it);
-//! - **fax**: CNG (1,100 Hz) or CED/ANSam (2,100 Hz) before any speech ([`fax`]);
+//!   a tone that is not a beep cancels the candidate before it). The beep ends when the power
+//!   at its frequency falls back to the noise, so that a fading tail is not talked over;
+//! - **fax**: CNG (1,100 Hz) or CED/ANSam (2,100 Hz, after 0.7 s of it) before any speech
+//!   ([`fax`]);
 //! - **end of greeting**: a beep, or `greeting_end_silence` of silence after the greeting.
 //!
 //! Tones heard before any speech (ringback, hum, special information tones) are ignored, except
@@ -36,6 +40,14 @@
 //! later as a final `machine_end_*`. Every other verdict is final, and after a final verdict
 //! `push_frame` returns `None` until [`AmdDetector::reset`]. [`AmdDetector::finish`] (the
 //! stream ended, e.g. a hang-up) always returns the final verdict.
+//!
+//! # Known limits
+//!
+//! Timing cannot tell a person who speaks for longer than `speech_threshold` and then waits
+//! from a short greeting that ends without a beep: both are machines here, as with Twilio.
+//! A greeting whose first phrase is short and followed by a pause longer than the human
+//! silence ("Hello. ... You have reached ...") is called human. Beeps quieter than the noise
+//! around them are missed and the greeting then ends by silence.
 
 pub mod cli;
 pub mod fax;
@@ -139,6 +151,8 @@ struct PendingBeep {
     seg: ToneSegment,
     deadline: u32,
     speech_frames: u32,
+    /// Frames added to the beep after the tracker lost it (its fading tail).
+    tail_frames: u32,
     /// Another tone started before the deadline: if it is not a beep itself, neither was
     /// this one (hum broken up by lost frames, music).
     interrupted: bool,
@@ -159,12 +173,17 @@ const LOW_BEEP_MIN_RUN: u32 = 10;
 const LOW_BEEP_HZ: f32 = 400.0;
 /// Longest stable run of a beep, in frames (3 s); anything longer is background (hum).
 const BEEP_MAX_RUN: u32 = 150;
-/// Share of a beep's stable run that must be steady in frequency and in level (a beep is
-/// synthesised; a voice drifts in pitch and loudness).
-const BEEP_MIN_STEADY: f32 = 0.75;
 /// A steady run this long (300 ms) is a tone even if its two frequencies happen to sit in a
 /// harmonic ratio (a dual-tone beep at 4:3); voices do not hold a pitch that steadily.
 const LONG_STEADY_RUN: u32 = 15;
+/// Runs shorter than this (200 ms) need [`SHORT_RUN_PURITY`] and [`SHORT_RUN_STEADY`].
+const SHORT_RUN: u32 = 10;
+const SHORT_RUN_PURITY: f32 = 0.93;
+const SHORT_RUN_STEADY: f32 = 0.85;
+/// A beep's tail counts while the power at its frequency is this many times the noise (6 dB).
+const TAIL_PRESENCE: f32 = 4.0;
+/// At most this many tail frames (500 ms) are added to a beep.
+const MAX_TAIL_FRAMES: u32 = 25;
 /// Mean purity of a beep.
 const BEEP_MIN_PURITY: f32 = 0.8;
 /// Speech frames inside the post-tone window that cancel a beep candidate.
@@ -261,7 +280,8 @@ impl AmdDetector {
             .tones
             .current_run()
             .is_some_and(|(_, len)| len > BEEP_MAX_RUN);
-        let learn = absorb || (!self.vad.active() && !self.tones.active());
+        let learn =
+            absorb || (!self.vad.active() && !self.tones.active() && self.pending.is_none());
         let feat = self.front.analyze(frame, learn);
         let active = self.vad.push(feat.energy_db, feat.digital_silence);
         let event = self.tones.push(i, feat.tone.as_ref());
@@ -313,6 +333,18 @@ impl AmdDetector {
                 }
             }
         }
+        // A beep's fading tail: the beep has not ended while its frequency still stands out.
+        if let Some(p) = self.pending.as_mut() {
+            if !self.tones.active()
+                && p.tail_frames < MAX_TAIL_FRAMES
+                && p.seg.last_frame + 1 == i
+                && self.front.presence(p.seg.run_freq_hz) >= TAIL_PRESENCE
+            {
+                p.seg.last_frame = i;
+                p.deadline += 1;
+                p.tail_frames += 1;
+            }
+        }
         if let Some(p) = self.pending {
             if i >= p.deadline && !self.tones.active() {
                 return Some(self.beep_verdict(&p.seg));
@@ -354,6 +386,7 @@ impl AmdDetector {
                 seg: *seg,
                 deadline: seg.last_frame + post,
                 speech_frames: 0,
+                tail_frames: 0,
                 interrupted: false,
             });
         } else if seg.tonal_frames >= 4 && self.pending.is_some_and(|p| p.interrupted) {
@@ -443,7 +476,9 @@ impl AmdDetector {
         // The analysis window reaches 12 ms back and a fading tail may go unseen: one frame
         // more than the last tonal frame.
         let end = time_of(seg.last_frame + 2);
-        v.beep_onset = Some(time_of(seg.start_frame));
+        // Speech that ran straight into the beep may have joined its segment: the beep starts
+        // with the first steady run.
+        v.beep_onset = Some(time_of(seg.steady_start_frame.unwrap_or(seg.start_frame)));
         v.beep_end = Some(end);
         v.message_start = Some((end + self.params.beep_guard).max(v.at));
         self.phase = Phase::Done;
@@ -495,6 +530,7 @@ impl AmdDetector {
                     seg,
                     deadline: 0,
                     speech_frames: 0,
+                    tail_frames: 0,
                     interrupted: false,
                 });
             }
@@ -517,7 +553,7 @@ impl AmdDetector {
 
 /// Whether a tone segment held its frequency and level like a generated tone.
 fn is_steady(seg: &ToneSegment) -> bool {
-    seg.run_freq_steady >= BEEP_MIN_STEADY && seg.run_level_steady >= BEEP_MIN_STEADY
+    seg.run_freq_steady >= tones::STEADY_SHARE && seg.run_level_steady >= tones::STEADY_SHARE
 }
 
 /// Whether a finished tone segment has the shape of a beep.
@@ -527,10 +563,21 @@ fn is_beep(seg: &ToneSegment) -> bool {
     } else {
         BEEP_MIN_RUN
     };
-    (min_run..=BEEP_MAX_RUN).contains(&seg.longest_run)
+    // A short run must be cleaner: vowels of steady synthetic voices reach 7 or 8 frames.
+    let clean = seg.longest_run >= SHORT_RUN
+        || (seg.mean_purity >= SHORT_RUN_PURITY
+            && seg.run_freq_steady >= SHORT_RUN_STEADY
+            && seg.run_level_steady >= SHORT_RUN_STEADY);
+    clean
+        && (min_run..=BEEP_MAX_RUN).contains(&seg.longest_run)
         && seg.mean_purity >= BEEP_MIN_PURITY
         && is_steady(seg)
-        && (seg.harmonic_frames * 2 < seg.tonal_frames || seg.longest_run >= LONG_STEADY_RUN)
+        && (seg.harmonic_frames * 2 < seg.tonal_frames
+            || seg.longest_run >= LONG_STEADY_RUN
+            || (seg.longest_run >= SHORT_RUN
+                && seg.mean_purity >= SHORT_RUN_PURITY
+                && seg.run_freq_steady >= 0.9
+                && seg.run_level_steady >= 0.9))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Spectral front end and tone tracker of the answering-machine detector (pure).
 //!
-//! Every 20 ms frame is analysed once: a 256-point FFT (rustfft, planned once per detector)
-//! over a Hann window of the last 256 samples (96 from the previous frame and the 160 new
+//! Every 20 ms frame is analysed once: a 256-point real FFT (a 128-point complex rustfft,
+//! planned once per detector, plus the even/odd split) over a Hann window of the last 256 samples (96 from the previous frame and the 160 new
 //! ones, 31.25 Hz per bin). From the power spectrum come:
 //!
 //! - the band energy of 250..3,440 Hz in dBFS (0 dBFS = a full-scale sine), which feeds the
@@ -41,11 +41,16 @@ pub const DIGITAL_SILENCE_DB: f32 = -85.0;
 /// learnt upwards from the first frames that are neither voice nor tone.
 const NOISE_INIT: f32 = 1e-11;
 /// Largest frame-to-frame frequency drift inside one stable run of a tone.
-pub const FREQ_TOLERANCE_HZ: f32 = 20.0;
+pub const FREQ_TOLERANCE_HZ: f32 = 12.0;
+/// Largest distance from the run's mean frequency of a frame that continues it.
+pub const RUN_MEAN_TOLERANCE_HZ: f32 = 8.0;
 /// Largest frame-to-frame level change inside one stable run (a lost frame costs up to ~8 dB).
 const LEVEL_TOLERANCE_DB: f32 = 10.0;
 /// Purity (share of the band's above-noise energy in the two main peaks) of a tonal frame.
 const PURITY_MIN: f32 = 0.72;
+/// Share of a run's frames that must be steady in frequency and in level for the run to be
+/// steady.
+pub const STEADY_SHARE: f32 = 0.75;
 /// Frames of a run whose frequency and level are kept for the steadiness measures.
 const RUN_CAP: usize = 160;
 /// Frequency tolerance of a steady frame around the run's median, in Hz.
@@ -121,12 +126,11 @@ pub struct SpectralFrontEnd {
     window: [f32; FFT_SIZE],
     history: [f32; HOP_OVERLAP],
     buf: Vec<Complex32>,
+    twiddle: [Complex32; FFT_SIZE / 2 + 1],
     scratch: Vec<Complex32>,
     power: [f32; FFT_SIZE / 2 + 1],
     prev_power: [f32; FFT_SIZE / 2 + 1],
     noise: [f32; FFT_SIZE / 2 + 1],
-    dc_x1: f32,
-    dc_y1: f32,
     /// Power of a full-scale sine summed over the band, for dBFS.
     full_scale: f32,
 }
@@ -151,7 +155,12 @@ impl Default for SpectralFrontEnd {
 impl SpectralFrontEnd {
     /// Plans the FFT and allocates every buffer (once, at call setup).
     pub fn new() -> Self {
-        let fft = FftPlanner::<f32>::new().plan_fft_forward(FFT_SIZE);
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(FFT_SIZE / 2);
+        let mut twiddle = [Complex32::default(); FFT_SIZE / 2 + 1];
+        for (k, t) in twiddle.iter_mut().enumerate() {
+            let a = -2.0 * std::f32::consts::PI * k as f32 / FFT_SIZE as f32;
+            *t = Complex32::new(a.cos(), a.sin());
+        }
         let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
         let mut window = [0.0f32; FFT_SIZE];
         for (n, w) in window.iter_mut().enumerate() {
@@ -165,13 +174,12 @@ impl SpectralFrontEnd {
             fft,
             window,
             history: [0.0; HOP_OVERLAP],
-            buf: vec![Complex32::default(); FFT_SIZE],
+            buf: vec![Complex32::default(); FFT_SIZE / 2],
+            twiddle,
             scratch,
             power: [0.0; FFT_SIZE / 2 + 1],
             prev_power: [0.0; FFT_SIZE / 2 + 1],
             noise: [full_scale * NOISE_INIT; FFT_SIZE / 2 + 1],
-            dc_x1: 0.0,
-            dc_y1: 0.0,
             full_scale,
         }
     }
@@ -182,8 +190,6 @@ impl SpectralFrontEnd {
         self.power = [0.0; FFT_SIZE / 2 + 1];
         self.prev_power = [0.0; FFT_SIZE / 2 + 1];
         self.noise = [self.full_scale * NOISE_INIT; FFT_SIZE / 2 + 1];
-        self.dc_x1 = 0.0;
-        self.dc_y1 = 0.0;
     }
 
     fn to_db(&self, power: f32) -> f32 {
@@ -195,27 +201,45 @@ impl SpectralFrontEnd {
     /// has lasted far longer than any beep, like mains hum).
     pub fn analyze(&mut self, frame: &Frame, learn: bool) -> FrameFeatures {
         // Windowed input: the last HOP_OVERLAP samples of the previous frame, then this one,
-        // through a DC blocker (a DC offset would otherwise leak into the low bins).
-        for (i, h) in self.history.iter().enumerate() {
-            self.buf[i] = Complex32::new(h * self.window[i], 0.0);
+        // less their mean (a DC offset would otherwise leak into the low bins; a recursive DC
+        // blocker cost more than the FFT, being one long dependency chain).
+        let mut raw = [0.0f32; FFT_SIZE];
+        raw[..HOP_OVERLAP].copy_from_slice(&self.history);
+        for (r, &s) in raw[HOP_OVERLAP..].iter_mut().zip(frame.iter()) {
+            *r = f32::from(s);
         }
-        for (i, &s) in frame.iter().enumerate() {
-            let x = f32::from(s);
-            let y = x - self.dc_x1 + 0.995 * self.dc_y1;
-            self.dc_x1 = x;
-            self.dc_y1 = y;
-            let n = HOP_OVERLAP + i;
-            self.buf[n] = Complex32::new(y * self.window[n], 0.0);
-            if i >= FRAME_SAMPLES - HOP_OVERLAP {
-                self.history[i - (FRAME_SAMPLES - HOP_OVERLAP)] = y;
-            }
+        self.history.copy_from_slice(&raw[FFT_SIZE - HOP_OVERLAP..]);
+        let mean = raw.iter().sum::<f32>() / FFT_SIZE as f32;
+        let mut xw = [0.0f32; FFT_SIZE];
+        for ((x, r), w) in xw.iter_mut().zip(raw.iter()).zip(self.window.iter()) {
+            *x = (r - mean) * w;
+        }
+        // Digital silence (a lost packet, a muted line): nothing to analyse.
+        if xw.iter().all(|v| v.abs() < 0.5) {
+            self.prev_power = self.power;
+            self.power = [0.0; FFT_SIZE / 2 + 1];
+            return FrameFeatures {
+                energy_db: self.to_db(0.0),
+                digital_silence: true,
+                tone: None,
+            };
+        }
+        // Real input through a half-size complex FFT: even samples as real parts, odd ones as
+        // imaginary parts, then split (the usual packing; halves the FFT's cost).
+        for (n, z) in self.buf.iter_mut().enumerate() {
+            *z = Complex32::new(xw[2 * n], xw[2 * n + 1]);
         }
         self.fft
             .process_with_scratch(&mut self.buf, &mut self.scratch);
         self.prev_power = self.power;
+        let half = FFT_SIZE / 2;
         let mut band = 0.0f32;
-        for k in 0..=FFT_SIZE / 2 {
-            let p = self.buf[k].norm_sqr();
+        for k in 0..=half {
+            let zk = self.buf[k % half];
+            let zc = self.buf[(half - k) % half].conj();
+            let even = (zk + zc) * 0.5;
+            let odd = (zk - zc) * Complex32::new(0.0, -0.5);
+            let p = (even + self.twiddle[k] * odd).norm_sqr();
             self.power[k] = p;
             if (BAND.0..=BAND.1).contains(&k) {
                 band += p;
@@ -252,6 +276,16 @@ impl SpectralFrontEnd {
             digital_silence,
             tone,
         }
+    }
+
+    /// How many times the noise spectrum the power around `freq_hz` is in the last frame
+    /// (3 bins): tells whether a tone's fading tail is still there after it stopped being
+    /// tonal enough to track.
+    pub fn presence(&self, freq_hz: f32) -> f32 {
+        let k = ((freq_hz / BIN_HZ).round() as usize).clamp(1, FFT_SIZE / 2 - 1);
+        let p: f32 = self.power[k - 1..=k + 1].iter().sum();
+        let n: f32 = self.noise[k - 1..=k + 1].iter().sum();
+        p / n.max(f32::MIN_POSITIVE)
     }
 
     fn excess(&self, k: usize) -> f32 {
@@ -374,6 +408,9 @@ pub struct ToneSegment {
     /// Tonal frames whose two peaks look like two harmonics of a voice (see
     /// [`ToneObs::voice_harmonics`]).
     pub harmonic_frames: u32,
+    /// First frame of the segment's first steady run of at least 4 frames (the beep's onset
+    /// when speech ran straight into it).
+    pub steady_start_frame: Option<u32>,
     /// Tonal frames that look like ringback (see [`ToneObs::ringback_like`]).
     pub ringback_frames: u32,
     /// Number of distinct stable runs (notes) of at least 2 frames.
@@ -410,6 +447,7 @@ pub struct ToneTracker {
     gap: u32,
     purity_sum: f32,
     run_len: u32,
+    run_start: u32,
     run_ref_hz: f32,
     run_sum_hz: f32,
     run_hz: [f32; RUN_CAP],
@@ -426,6 +464,7 @@ impl Default for ToneTracker {
             gap: 0,
             purity_sum: 0.0,
             run_len: 0,
+            run_start: 0,
             run_ref_hz: 0.0,
             run_sum_hz: 0.0,
             run_freq2_hz: None,
@@ -517,13 +556,35 @@ impl ToneTracker {
         if self.run_len >= 2 {
             self.seg.notes += 1;
         }
-        if self.run_len > self.seg.longest_run {
+        if self.run_len >= 4 {
             let n = (self.run_len as usize).min(RUN_CAP);
             let hz = &self.run_hz[..n];
             let db = &self.run_db[..n];
+            let freq_steady = share_within(hz, median(hz), STEADY_HZ);
+            // The first and last frames of a run see the tone in part of their window only.
+            let inner = if db.len() >= 5 {
+                &db[1..db.len() - 1]
+            } else {
+                db
+            };
+            let level_steady = level_steadiness(inner);
+            if self.seg.steady_start_frame.is_none()
+                && freq_steady >= STEADY_SHARE
+                && level_steady >= STEADY_SHARE
+            {
+                self.seg.steady_start_frame = Some(self.run_start);
+            }
+            if self.run_len > self.seg.longest_run {
+                self.seg.run_freq_steady = freq_steady;
+                self.seg.run_level_steady = level_steady;
+            }
+        }
+        if self.run_len > self.seg.longest_run {
+            if self.run_len < 4 {
+                self.seg.run_freq_steady = 0.0;
+                self.seg.run_level_steady = 0.0;
+            }
             self.seg.longest_run = self.run_len;
-            self.seg.run_freq_steady = share_within(hz, median(hz), STEADY_HZ);
-            self.seg.run_level_steady = level_steadiness(db);
             self.seg.run_freq_hz = self.run_sum_hz / self.run_len as f32;
             self.seg.run_freq2_hz = self.run_freq2_hz;
         }
@@ -557,15 +618,22 @@ impl ToneTracker {
         }
         self.run_len += 1;
         self.run_sum_hz += f;
-        // Keep the reference at the run's mean so slow drifts stay bounded.
-        self.run_ref_hz = self.run_sum_hz / self.run_len as f32;
+        // Frame to frame: two chime notes 20 Hz apart are two runs; a slow drift stays one run
+        // but fails the steadiness measure.
+        self.run_ref_hz = f;
         if self.run_freq2_hz.is_none() {
             self.run_freq2_hz = obs.freq2_hz;
         }
     }
 
     fn matches(&self, obs: &ToneObs) -> bool {
-        let near = |f: f32| (f - self.run_ref_hz).abs() <= FREQ_TOLERANCE_HZ;
+        // Near the last frame and near the run's mean: a glide of small steps (two chime notes
+        // a few hertz apart, a voice) does not chain into one run.
+        let mean = self.run_sum_hz / self.run_len.max(1) as f32;
+        let near = |f: f32| {
+            (f - self.run_ref_hz).abs() <= FREQ_TOLERANCE_HZ
+                && (f - mean).abs() <= RUN_MEAN_TOLERANCE_HZ
+        };
         // A dual tone's two peaks may swap places from frame to frame.
         let freq_ok = near(obs.freq_hz)
             || obs.freq2_hz.is_some_and(near)
@@ -593,6 +661,7 @@ impl ToneTracker {
                     };
                     self.purity_sum = obs.purity;
                     self.start_run(obs);
+                    self.run_start = frame;
                     self.last_level_db = obs.level_db;
                     return ToneEvent::Started;
                 }
@@ -602,6 +671,7 @@ impl ToneTracker {
                 } else {
                     self.close_run();
                     self.start_run(obs);
+                    self.run_start = frame;
                 }
                 self.gap = 0;
                 self.seg.last_frame = frame;
