@@ -963,11 +963,20 @@ impl CallEngine {
             self.respond(now, &key, r);
             return;
         }
-        // In-dialog BYE, re-INVITE or INFO.
+        // In-dialog BYE, re-INVITE or INFO: Call-ID and both tags must match (sec. 12.2.2).
+        let (to_tag, from_tag) = (req.to_tag(), req.from_tag());
         let found = req
             .call_id()
             .and_then(|cid| self.by_sip_call_id.get(cid).copied())
-            .filter(|id| self.calls.get(id).is_some_and(|c| c.dialog.is_some()));
+            .filter(|id| {
+                self.calls
+                    .get(id)
+                    .and_then(|c| c.dialog.as_ref())
+                    .is_some_and(|d| {
+                        to_tag.as_deref() == Some(d.id.local_tag.as_str())
+                            && from_tag.as_deref() == Some(d.id.remote_tag.as_str())
+                    })
+            });
         let Some(id) = found else {
             self.stats.no_dialog += 1;
             self.respond(now, &key, response_to(&req, 481, None, None));

@@ -2054,3 +2054,224 @@ proptest! {
         sim.assert_all_settled();
     }
 }
+
+// ---- more inbound behaviour -------------------------------------------------------------------
+
+#[test]
+fn in_dialog_requests_must_match_the_dialog_tags() {
+    let mut sim = Sim::new();
+    let (mut c, id) = inbound_answered(&mut sim, "echo", 1);
+    let good_tag = c.to_tag.clone();
+    // Right Call-ID, wrong To tag: another dialog, which does not exist (RFC 3261 12.2.2).
+    c.to_tag = Some("not-our-tag".into());
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![481]);
+    // Right To tag, wrong From tag.
+    c.to_tag = good_tag;
+    let real_from = std::mem::replace(&mut c.from_tag, "intruder".into());
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![481]);
+    assert!(sim.finishes().is_empty() && !sim.kinds().contains(&"Stop"));
+    c.from_tag = real_from;
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![200]);
+    sim.stopped(id, stats(1));
+    sim.the_finish(id);
+}
+
+#[test]
+fn invite_retransmissions_are_absorbed_and_a_second_branch_is_a_loop() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let inv = c.invite(&peer_sdp(6000, "sendrecv"));
+    assert_eq!(codes(&sim.deliver(c.addr, &inv)), vec![100, 180, 200]);
+    // Same branch: the layer resends the 2xx, no new call.
+    let sent = sim.deliver(c.addr, &inv);
+    assert!(codes(&sent).iter().all(|c| *c == 200), "{sent:?}");
+    // Same Call-ID, new branch, no To tag: a merged request.
+    let again = c.text("INVITE", 1, "z9hG4bK-other", &peer_sdp(6000, "sendrecv"));
+    assert_eq!(codes(&sim.deliver(c.addr, &again)), vec![100, 482]);
+    assert_eq!(sim.inserted_ids().len(), 1);
+    assert_eq!(sim.ports_in_use(), 1);
+}
+
+#[test]
+fn offerless_invite_gets_our_offer_and_media_starts_on_the_ack() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(""));
+    assert_eq!(codes(&sent), vec![100, 180, 200]);
+    let offer = SessionDescription::parse(find_resp(&sent, 200).expect("200").body())
+        .expect("our offer in the 200");
+    assert!(offer.media[0].payload_types().any(|p| p == 0));
+    assert!(
+        !sim.kinds().contains(&"Start"),
+        "no media before the answer"
+    );
+    c.learn(&sent);
+    let b = c.branch();
+    let ack = c.text("ACK", 1, &b, &far_sdp());
+    assert!(sim.deliver(c.addr, &ack).is_empty());
+    let (_, _, session, mode) = sim.media_starts()[0].clone();
+    assert_eq!(session.law, Law::Alaw);
+    assert_eq!(session.remote, Some(addr("127.0.0.1:7000")));
+    assert!(matches!(mode, LegMode::Echo));
+}
+
+#[test]
+fn offerless_invite_with_an_ack_without_answer_fails_with_bye() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(""));
+    c.learn(&sent);
+    let id = sim.inserted_ids()[0];
+    let sent = sim.deliver(c.addr, &c.ack());
+    assert_eq!(methods(&sent), vec!["BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(488));
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn in_dialog_cseq_out_of_order_gets_500_and_info_gets_200() {
+    let mut sim = Sim::new();
+    let (mut c, _id) = inbound_answered(&mut sim, "echo", 1);
+    c.cseq = 10;
+    assert_eq!(codes(&sim.deliver(c.addr, &c.request("INFO"))), vec![200]);
+    c.cseq = 3;
+    assert_eq!(codes(&sim.deliver(c.addr, &c.request("BYE"))), vec![500]);
+    assert!(sim.finishes().is_empty());
+}
+
+#[test]
+fn reinvite_without_common_codec_gets_488_and_the_call_goes_on() {
+    let mut sim = Sim::new();
+    let (mut c, id) = inbound_answered(&mut sim, "echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&g729_sdp()));
+    assert_eq!(codes(&sent), vec![100, 488]);
+    assert!(!sim.kinds().contains(&"Update"));
+    let sent = sim.deliver(c.addr, &c.request("BYE"));
+    assert_eq!(codes(&sent), vec![200]);
+    sim.stopped(id, stats(1));
+    assert_eq!(sim.the_finish(id).end.status, FinalStatus::Completed);
+}
+
+#[test]
+fn inbound_call_row_and_dtmf_and_api_play() {
+    let mut sim = Sim::new();
+    assert!(matches!(
+        sim.engine.play(Uuid::from_u128(5), tone_prompt(), false),
+        Err(EngineError::NotFound(_))
+    ));
+    let (mut c, id) = inbound_answered(&mut sim, "tone", 1);
+    match &sim.actions[0] {
+        Action::Store(StoreOp::Insert { call, .. }) => {
+            assert_eq!(call.direction, Direction::Inbound);
+            assert_eq!(call.to, "tone");
+            assert_eq!(call.sip_call_id.as_deref(), Some("call-1@127.0.0.1"));
+            assert!(call.from.contains("sipp"), "{}", call.from);
+        }
+        other => panic!("{other:?}"),
+    }
+    sim.media_event(MediaEvent::Dtmf {
+        call_id: id,
+        digit: '5',
+        duration: ms(120),
+    });
+    match sim.actions.last() {
+        Some(Action::Store(StoreOp::Event { kind, payload, .. })) => {
+            assert_eq!(*kind, "call.dtmf");
+            assert_eq!(payload["digit"], "5");
+            assert_eq!(payload["duration_ms"], 120);
+        }
+        other => panic!("{other:?}"),
+    }
+    sim.engine.dtmf(id, "12#".into()).expect("dtmf");
+    sim.engine.play(id, tone_prompt(), true).expect("play");
+    sim.drain();
+    assert_eq!(&sim.kinds()[sim.kinds().len() - 2..], ["Dtmf", "Play"]);
+    // An API prompt ending does not hang up (only the route's prompt does).
+    sim.media_event(MediaEvent::PlayFinished { call_id: id });
+    assert!(sim.take_sent().is_empty());
+    assert!(sim.finishes().is_empty());
+    assert_eq!(codes(&sim.deliver(c.addr, &c.request("BYE"))), vec![200]);
+    sim.stopped(id, stats(1));
+    assert_eq!(sim.the_finish(id).end.ended_by, EndedBy::Caller);
+    assert!(matches!(
+        sim.engine.dtmf(id, "1".into()),
+        Err(EngineError::NotFound(_))
+    ));
+}
+
+#[test]
+fn inbound_call_over_tcp_answers_on_tcp_without_retransmissions() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let inv = c
+        .invite(&peer_sdp(6000, "sendrecv"))
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    sim.engine
+        .handle_datagram(sim.now, c.addr, Transport::Tcp, inv.as_bytes());
+    sim.drain();
+    let sent = sim.take_sent();
+    assert_eq!(codes(&sent), vec![100, 180, 200]);
+    let ok = find_resp(&sent, 200).expect("200");
+    let contact = ok.header(&Name::CONTACT).expect("Contact");
+    assert!(contact.contains("transport=tcp"), "{contact}");
+    // No ACK yet, but TCP is reliable: the 2xx is not retransmitted by timer.
+    // (RFC 3261 13.3.1.4 still asks the UAS core to retransmit the 2xx on any transport,
+    // so at most the Timer L end is expected here.)
+    sim.advance(secs(10));
+    let resent = codes(&sim.take_sent());
+    assert!(resent.len() <= 5, "{resent:?}");
+}
+
+// ---- more outbound behaviour ------------------------------------------------------------------
+
+#[test]
+fn session_progress_counts_as_ringing_and_a_sip_uri_destination_is_used_as_is() {
+    let mut sim = Sim::new();
+    sim.originate(outbound(1, "sip:alice@127.0.0.1:5070", "local", secs(30)))
+        .expect("originate");
+    let inv = sim.take_sent()[0].req().expect("INVITE").clone();
+    assert_eq!(uri_string(&inv.line.uri), "sip:alice@127.0.0.1:5070");
+    sim.deliver(trunk_addr(), &reply(&inv, 183, Some("far1"), "", ""));
+    assert_eq!(sim.kinds(), vec!["Insert", "Ringing"]);
+    sim.deliver(trunk_addr(), &reply(&inv, 180, Some("far1"), "", ""));
+    assert_eq!(sim.kinds(), vec!["Insert", "Ringing"]);
+}
+
+#[test]
+fn a_transport_error_fails_the_call() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    dial(&mut sim, 1, secs(30));
+    sim.engine
+        .handle_transport_error(sim.now, trunk_addr(), Transport::Udp);
+    sim.drain();
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Failed);
+    assert_eq!(f.end.code, Some(503));
+    sim.assert_all_settled();
+}
+
+#[test]
+fn api_commands_on_unanswered_or_unknown_calls() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    dial(&mut sim, 1, secs(30));
+    assert!(matches!(
+        sim.engine.dtmf(id, "1".into()),
+        Err(EngineError::Conflict(_))
+    ));
+    assert!(matches!(
+        sim.engine.play(id, tone_prompt(), false),
+        Err(EngineError::Conflict(_))
+    ));
+    assert_eq!(
+        sim.hangup(Uuid::from_u128(77)),
+        Err(EngineError::NotFound(Uuid::from_u128(77)))
+    );
+}
