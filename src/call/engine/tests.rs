@@ -1828,67 +1828,85 @@ fn out_op() -> impl Strategy<Value = OutOp> {
     ]
 }
 
-/// Runs `ops` against outbound call 1 on the `auth` trunk (so 401 is answered once).
-fn run_outbound(ops: &[OutOp]) {
-    let mut sim = Sim::with(config_with_trunks(AUTH_TRUNK), 100, 4);
-    let id = Uuid::from_u128(1);
-    sim.originate(outbound(1, "+15551230000", "auth", secs(20)))
+/// One outbound call under a random script.
+struct OutCall {
+    id: Uuid,
+    sip_call_id: String,
+    far_cseq: u32,
+}
+
+/// Originates call `n` on the `auth` trunk (so a 401 is answered once).
+fn start_out(sim: &mut Sim, n: u128) -> OutCall {
+    sim.originate(outbound(n, "+15551230000", "auth", secs(20)))
         .expect("originate");
-    let mut far_cseq = 0;
-    for op in ops {
-        let last = |sim: &Sim, m: &str| {
-            sim.wire
-                .iter()
-                .rev()
-                .filter_map(Sent::req)
-                .find(|r| r.method().to_string() == m)
-                .cloned()
-        };
-        match op {
-            OutOp::Respond(code) => {
-                let inv = last(&sim, "INVITE").expect("an INVITE");
-                let extra = if *code == 401 {
-                    format!(
-                        "WWW-Authenticate: {}\r\n",
-                        digest::make_challenge("r", "n", Algorithm::Md5, None, false)
-                    )
-                } else {
-                    String::new()
-                };
-                let body = if *code == 200 {
-                    far_sdp()
-                } else {
-                    String::new()
-                };
-                let tag = (*code != 100).then_some("far1");
-                sim.deliver(trunk_addr(), &reply(&inv, *code, tag, &extra, &body));
-            }
-            OutOp::AnswerOurs => {
-                for m in ["CANCEL", "BYE"] {
-                    if let Some(r) = last(&sim, m) {
-                        sim.deliver(trunk_addr(), &reply(&r, 200, None, "", ""));
-                    }
+    let inv = sim.take_sent()[0].req().expect("INVITE").clone();
+    OutCall {
+        id: Uuid::from_u128(n),
+        sip_call_id: inv.call_id().expect("Call-ID").to_string(),
+        far_cseq: 0,
+    }
+}
+
+/// The last `method` request the engine sent in the SIP call `sip_call_id`.
+fn last_req(sim: &Sim, sip_call_id: &str, method: &str) -> Option<Request> {
+    sim.wire
+        .iter()
+        .rev()
+        .filter_map(Sent::req)
+        .find(|r| r.method().to_string() == method && r.call_id() == Some(sip_call_id))
+        .cloned()
+}
+
+fn apply_out(sim: &mut Sim, call: &mut OutCall, op: &OutOp) {
+    let cid = call.sip_call_id.clone();
+    match op {
+        OutOp::Respond(code) => {
+            let inv = last_req(sim, &cid, "INVITE").expect("an INVITE");
+            let extra = if *code == 401 {
+                format!(
+                    "WWW-Authenticate: {}\r\n",
+                    digest::make_challenge("r", "n", Algorithm::Md5, None, false)
+                )
+            } else {
+                String::new()
+            };
+            let body = if *code == 200 {
+                far_sdp()
+            } else {
+                String::new()
+            };
+            let tag = (*code != 100).then_some("far1");
+            sim.deliver(trunk_addr(), &reply(&inv, *code, tag, &extra, &body));
+        }
+        OutOp::AnswerOurs => {
+            for m in ["CANCEL", "BYE"] {
+                if let Some(r) = last_req(sim, &cid, m) {
+                    sim.deliver(trunk_addr(), &reply(&r, 200, None, "", ""));
                 }
             }
-            OutOp::FarBye => {
-                let inv = last(&sim, "INVITE").expect("an INVITE");
-                far_cseq += 1;
-                sim.deliver(trunk_addr(), &far_request(&inv, "BYE", far_cseq, ""));
-            }
-            OutOp::Hangup => {
-                let _ = sim.hangup(id);
-            }
-            OutOp::NoMedia => sim.media_event(MediaEvent::NoMedia { call_id: id }),
-            OutOp::WorkerStops => sim.answer_stops(),
-            OutOp::Wait(n) => sim.advance(ms(*n)),
-            OutOp::Replay => sim.replay(),
         }
-        sim.assert_orderly();
-        assert!(sim.finish_of(id).len() <= 1);
+        OutOp::FarBye => {
+            let inv = last_req(sim, &cid, "INVITE").expect("an INVITE");
+            call.far_cseq += 1;
+            sim.deliver(trunk_addr(), &far_request(&inv, "BYE", call.far_cseq, ""));
+        }
+        OutOp::Hangup => {
+            let _ = sim.hangup(call.id);
+        }
+        OutOp::NoMedia => sim.media_event(MediaEvent::NoMedia { call_id: call.id }),
+        OutOp::WorkerStops => sim.answer_stops(),
+        OutOp::Wait(n) => sim.advance(ms(*n)),
+        OutOp::Replay => sim.replay(),
     }
-    // Let everything run out: the far end would stop sending RTP at last, so the worker
-    // reports no media; it answers Stops; timers fire.
-    sim.media_event(MediaEvent::NoMedia { call_id: id });
+}
+
+/// Lets everything run out: the far ends stop sending RTP at last, so the worker reports no
+/// media for every call (also those a late replayed INVITE created); it answers Stops; timers
+/// fire. Then every call has ended once.
+fn run_out(sim: &mut Sim) {
+    for id in sim.inserted_ids() {
+        sim.media_event(MediaEvent::NoMedia { call_id: id });
+    }
     for _ in 0..4 {
         sim.answer_stops();
         sim.advance(secs(100));
@@ -1896,6 +1914,17 @@ fn run_outbound(ops: &[OutOp]) {
     sim.answer_stops();
     sim.assert_orderly();
     sim.assert_all_settled();
+}
+
+fn run_outbound(ops: &[OutOp]) {
+    let mut sim = Sim::with(config_with_trunks(AUTH_TRUNK), 100, 4);
+    let mut call = start_out(&mut sim, 1);
+    for op in ops {
+        apply_out(&mut sim, &mut call, op);
+        sim.assert_orderly();
+        assert!(sim.finish_of(call.id).len() <= 1);
+    }
+    run_out(&mut sim);
 }
 
 /// What the caller of an inbound call, the API and the media worker may do.
@@ -1932,65 +1961,105 @@ fn in_op() -> impl Strategy<Value = InOp> {
     ]
 }
 
+/// One inbound call under a random script.
+struct InCall {
+    caller: Caller,
+    id: Uuid,
+}
+
+/// Caller `n` calls `route`; the engine answers at once.
+fn start_in(sim: &mut Sim, route: &str, n: u32) -> InCall {
+    let mut caller = Caller::new(route, n);
+    let inv = caller.invite(&peer_sdp(6000 + 2 * n as u16, "sendrecv"));
+    let sent = sim.deliver(caller.addr, &inv);
+    caller.learn(&sent);
+    let id = *sim.inserted_ids().last().expect("a call");
+    InCall { caller, id }
+}
+
+fn apply_in(sim: &mut Sim, call: &mut InCall, op: &InOp) {
+    let c = &mut call.caller;
+    match op {
+        InOp::Ack => {
+            let ack = c.ack();
+            sim.deliver(c.addr, &ack);
+        }
+        InOp::Bye => {
+            let bye = c.request("BYE");
+            sim.deliver(c.addr, &bye);
+        }
+        InOp::Hold | InOp::Resume => {
+            let dir = if matches!(op, InOp::Hold) {
+                "sendonly"
+            } else {
+                "sendrecv"
+            };
+            let re = c.invite(&peer_sdp(6000, dir));
+            sim.deliver(c.addr, &re);
+        }
+        InOp::Cancel => {
+            // A CANCEL of the first INVITE (same branch and CSeq number).
+            let first_branch = format!("z9hG4bK-{}-1", c.from_tag);
+            let saved = c.to_tag.take();
+            let cancel = c.text("CANCEL", 1, &first_branch, "");
+            c.to_tag = saved;
+            sim.deliver(c.addr, &cancel);
+        }
+        InOp::Options => {
+            let o = c.request("OPTIONS");
+            sim.deliver(c.addr, &o);
+        }
+        InOp::Hangup => {
+            let _ = sim.hangup(call.id);
+        }
+        InOp::NoMedia => sim.media_event(MediaEvent::NoMedia { call_id: call.id }),
+        InOp::PlayFinished => sim.media_event(MediaEvent::PlayFinished { call_id: call.id }),
+        InOp::WorkerStops => sim.answer_stops(),
+        InOp::Wait(n) => sim.advance(ms(*n)),
+        InOp::Replay => sim.replay(),
+    }
+}
+
 fn run_inbound(route: &str, ops: &[InOp]) {
     let mut sim = Sim::with(Config::embedded(), 100, 4);
-    let mut c = Caller::new(route, 1);
-    let inv = c.invite(&peer_sdp(6000, "sendrecv"));
-    let sent = sim.deliver(c.addr, &inv);
-    c.learn(&sent);
-    let id = sim.inserted_ids()[0];
+    let mut call = start_in(&mut sim, route, 1);
+    for op in ops {
+        apply_in(&mut sim, &mut call, op);
+        sim.assert_orderly();
+        assert!(sim.finish_of(call.id).len() <= 1);
+    }
+    run_out(&mut sim);
+}
+
+/// A step of the many-calls property: which call, and what happens to it.
+#[derive(Debug, Clone)]
+enum AnyOp {
+    Out(usize, OutOp),
+    In(usize, InOp),
+}
+
+fn run_many(ops: &[AnyOp]) {
+    let mut sim = Sim::with(config_with_trunks(AUTH_TRUNK), 100, 8);
+    let mut outs: Vec<OutCall> = (1..=3).map(|n| start_out(&mut sim, n)).collect();
+    let mut ins: Vec<InCall> = vec![
+        start_in(&mut sim, "echo", 1),
+        start_in(&mut sim, "tone", 2),
+        start_in(&mut sim, "echo", 3),
+    ];
     for op in ops {
         match op {
-            InOp::Ack => {
-                let ack = c.ack();
-                sim.deliver(c.addr, &ack);
+            AnyOp::Out(i, op) => {
+                let n = outs.len();
+                apply_out(&mut sim, &mut outs[i % n], op);
             }
-            InOp::Bye => {
-                let bye = c.request("BYE");
-                sim.deliver(c.addr, &bye);
+            AnyOp::In(i, op) => {
+                let n = ins.len();
+                apply_in(&mut sim, &mut ins[i % n], op);
             }
-            InOp::Hold | InOp::Resume => {
-                let dir = if matches!(op, InOp::Hold) {
-                    "sendonly"
-                } else {
-                    "sendrecv"
-                };
-                let re = c.invite(&peer_sdp(6000, dir));
-                sim.deliver(c.addr, &re);
-            }
-            InOp::Cancel => {
-                // A CANCEL of the first INVITE (same branch and CSeq number).
-                let mut first = Caller::new(route, 1);
-                let _ = first.invite("");
-                let cancel = first
-                    .text("CANCEL", 1, "z9hG4bK-ftag1-1", "")
-                    .replace("Content-Type: application/sdp\r\n", "");
-                sim.deliver(c.addr, &cancel);
-            }
-            InOp::Options => {
-                let o = c.request("OPTIONS");
-                sim.deliver(c.addr, &o);
-            }
-            InOp::Hangup => {
-                let _ = sim.hangup(id);
-            }
-            InOp::NoMedia => sim.media_event(MediaEvent::NoMedia { call_id: id }),
-            InOp::PlayFinished => sim.media_event(MediaEvent::PlayFinished { call_id: id }),
-            InOp::WorkerStops => sim.answer_stops(),
-            InOp::Wait(n) => sim.advance(ms(*n)),
-            InOp::Replay => sim.replay(),
         }
         sim.assert_orderly();
-        assert!(sim.finish_of(id).len() <= 1);
     }
-    sim.media_event(MediaEvent::NoMedia { call_id: id });
-    for _ in 0..4 {
-        sim.answer_stops();
-        sim.advance(secs(100));
-    }
-    sim.answer_stops();
-    sim.assert_orderly();
-    sim.assert_all_settled();
+    run_out(&mut sim);
 }
 
 /// A valid INVITE to `echo` for the mutation test.
@@ -2013,6 +2082,19 @@ proptest! {
         ops in prop::collection::vec(in_op(), 0..14)
     ) {
         run_inbound(if tone { "tone" } else { "echo" }, &ops);
+    }
+
+    #[test]
+    fn many_calls_interleaved_end_every_call_exactly_once(
+        ops in prop::collection::vec(
+            prop_oneof![
+                (0usize..3, out_op()).prop_map(|(i, op)| AnyOp::Out(i, op)),
+                (0usize..3, in_op()).prop_map(|(i, op)| AnyOp::In(i, op)),
+            ],
+            0..40,
+        )
+    ) {
+        run_many(&ops);
     }
 
     #[test]
