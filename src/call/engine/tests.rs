@@ -2085,19 +2085,6 @@ proptest! {
     }
 
     #[test]
-    fn many_calls_interleaved_end_every_call_exactly_once(
-        ops in prop::collection::vec(
-            prop_oneof![
-                (0usize..3, out_op()).prop_map(|(i, op)| AnyOp::Out(i, op)),
-                (0usize..3, in_op()).prop_map(|(i, op)| AnyOp::In(i, op)),
-            ],
-            0..40,
-        )
-    ) {
-        run_many(&ops);
-    }
-
-    #[test]
     fn random_bytes_never_panic_and_never_make_calls(
         bytes in prop::collection::vec(any::<u8>(), 0..600)
     ) {
@@ -2388,4 +2375,83 @@ fn api_commands_on_unanswered_or_unknown_calls() {
         sim.hangup(Uuid::from_u128(77)),
         Err(EngineError::NotFound(Uuid::from_u128(77)))
     );
+}
+
+proptest! {
+    // Each case runs six calls to their end: fewer cases keep the suite quick.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn many_calls_interleaved_end_every_call_exactly_once(
+        ops in prop::collection::vec(
+            prop_oneof![
+                (0usize..3, out_op()).prop_map(|(i, op)| AnyOp::Out(i, op)),
+                (0usize..3, in_op()).prop_map(|(i, op)| AnyOp::In(i, op)),
+            ],
+            0..40,
+        )
+    ) {
+        run_many(&ops);
+    }
+}
+
+#[test]
+fn far_end_reinvite_on_an_outbound_call_holds_and_resumes() {
+    let mut sim = Sim::new();
+    let id = Uuid::from_u128(1);
+    let inv = answered_outbound(&mut sim);
+    let sent = sim.deliver(
+        trunk_addr(),
+        &far_request(&inv, "INVITE", 1, &peer_sdp(7100, "sendonly")),
+    );
+    assert_eq!(codes(&sent), vec![100, 200]);
+    let answer = SessionDescription::parse(find_resp(&sent, 200).expect("200").body()).unwrap();
+    assert_eq!(
+        answer.direction_of(&answer.media[0]),
+        sdp::Direction::RecvOnly
+    );
+    match sim.actions.last() {
+        Some(Action::Media(MediaCommand::Update {
+            call_id,
+            send,
+            remote,
+            ..
+        })) => {
+            assert_eq!(*call_id, id);
+            assert!(!send);
+            assert_eq!(*remote, Some(addr("127.0.0.1:7100")), "new far-end address");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Inactive, then hold by c=0.0.0.0 (RFC 2543 style): still no sending.
+    let sent = sim.deliver(
+        trunk_addr(),
+        &far_request(&inv, "INVITE", 2, &peer_sdp(7100, "inactive")),
+    );
+    let answer = SessionDescription::parse(find_resp(&sent, 200).expect("200").body()).unwrap();
+    assert_eq!(
+        answer.direction_of(&answer.media[0]),
+        sdp::Direction::Inactive
+    );
+    let zero = peer_sdp(7100, "sendrecv").replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+    let sent = sim.deliver(trunk_addr(), &far_request(&inv, "INVITE", 3, &zero));
+    assert_eq!(codes(&sent), vec![100, 200]);
+    assert!(matches!(
+        sim.actions.last(),
+        Some(Action::Media(MediaCommand::Update {
+            send: false,
+            remote: None,
+            ..
+        }))
+    ));
+    let sent = sim.deliver(
+        trunk_addr(),
+        &far_request(&inv, "INVITE", 4, &peer_sdp(7100, "sendrecv")),
+    );
+    assert_eq!(codes(&sent), vec![100, 200]);
+    assert!(matches!(
+        sim.actions.last(),
+        Some(Action::Media(MediaCommand::Update { send: true, .. }))
+    ));
+    assert!(sim.finishes().is_empty());
 }
