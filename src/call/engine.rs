@@ -521,7 +521,12 @@ impl CallEngine {
                     ),
                 ),
                 TimerKind::CancelGuard => {
-                    // The far end never answered our CANCEL or INVITE: end here.
+                    // The far end never answered our CANCEL or INVITE: end here, and destroy
+                    // the INVITE transaction stuck in Proceeding (sec. 9.1), or it stays forever.
+                    if let Some(c) = self.calls.get(&id) {
+                        let key = c.invite_key.clone();
+                        self.layer.abandon(&key);
+                    }
                     self.finish_without_media(now, id);
                 }
             }

@@ -503,6 +503,23 @@ impl Sim {
         }
     }
 
+    /// Long after the last call ended, nothing is left: no transaction in the layer, no
+    /// call, no index entry, no timer (no state leaks per call).
+    fn assert_no_state_left(&self) {
+        let e = &self.engine;
+        assert_eq!(e.layer.len(), 0, "transactions left in the layer");
+        assert!(e.calls.is_empty(), "calls left");
+        assert!(
+            e.by_txn.is_empty(),
+            "transaction index left: {:?}",
+            e.by_txn
+        );
+        assert!(e.by_sip_call_id.is_empty(), "Call-ID index left");
+        assert!(e.ring_deadline.is_empty(), "timers left");
+        assert!(e.timers.is_empty(), "timer heap left");
+        assert_eq!(e.poll_timeout(), None, "no deadline left");
+    }
+
     /// Every call ended, once, and every port is back.
     fn assert_all_settled(&self) {
         let ids = self.inserted_ids();
@@ -1175,6 +1192,7 @@ fn ring_timeout_cancels_at_exactly_the_timeout() {
     assert_eq!(f.end.ended_by, EndedBy::System);
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1200,6 +1218,7 @@ fn hangup_while_ringing_cancels_and_finishes_canceled() {
     assert_eq!(f.end.ended_by, EndedBy::Api);
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1228,6 +1247,7 @@ fn hangup_before_any_provisional_waits_for_the_first_1xx() {
     assert!(sim.kinds().iter().all(|k| *k != "Ringing"));
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1269,6 +1289,7 @@ fn final_error_responses_map_to_statuses() {
         assert_eq!(f.end.ended_by, EndedBy::Callee);
         sim.advance(secs(60));
         sim.assert_all_settled();
+        sim.assert_no_state_left();
     }
 }
 
@@ -1293,8 +1314,10 @@ fn invite_into_total_loss_fails_on_timer_b_at_32_s() {
         .map(|w| (w.at - sim.t0).as_millis() as u64)
         .collect();
     assert_eq!(times, vec![0, 500, 1500, 3500, 7500, 15500, 31500]);
-    sim.advance(secs(60));
+    // The ring timer's stale heap entry goes at 120 s; then nothing is left.
+    sim.advance(secs(100));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 // ---- digest authentication ------------------------------------------------------------------
@@ -1567,6 +1590,7 @@ fn bye_crossing_our_bye_gives_one_finish() {
     assert_eq!(f.end.status, FinalStatus::Completed);
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1583,6 +1607,7 @@ fn caller_bye_crossing_our_prompt_bye_gives_one_finish() {
     assert_eq!(f.end.ended_by, EndedBy::System);
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1613,6 +1638,7 @@ fn cancel_crossing_a_200_acks_and_byes_and_keeps_canceled() {
     );
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1633,6 +1659,7 @@ fn ring_timeout_crossing_a_200_keeps_no_answer() {
     assert_eq!(f.end.ended_by, EndedBy::System);
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1649,6 +1676,7 @@ fn a_200_after_a_pending_cancel_is_acked_and_byed() {
     assert_eq!(sim.the_finish(id).end.status, FinalStatus::Canceled);
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1668,6 +1696,7 @@ fn cancel_never_answered_ends_on_the_guard() {
     );
     sim.advance(secs(100));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1705,6 +1734,7 @@ fn a_2xx_without_usable_sdp_fails_the_call_with_bye() {
     assert_eq!(f.end.code, Some(488));
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1727,6 +1757,7 @@ fn inbound_call_without_ack_is_hung_up_after_timer_l() {
     assert_eq!(f.at - sim.t0, secs(32));
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -1914,6 +1945,8 @@ fn run_out(sim: &mut Sim) {
     sim.answer_stops();
     sim.assert_orderly();
     sim.assert_all_settled();
+    sim.advance(secs(400));
+    sim.assert_no_state_left();
 }
 
 fn run_outbound(ops: &[OutOp]) {
@@ -2221,6 +2254,7 @@ fn offerless_invite_with_an_ack_without_answer_fails_with_bye() {
     assert_eq!(f.end.code, Some(488));
     sim.advance(secs(60));
     sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
