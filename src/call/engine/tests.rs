@@ -2125,6 +2125,8 @@ proptest! {
         let sent = sim.deliver_bytes(caller_addr(), &bytes);
         prop_assert!(codes(&sent).iter().all(|c| *c == 400), "{:?}", sent);
         prop_assert!(sim.actions.is_empty());
+        sim.advance(secs(400));
+        sim.assert_no_state_left();
     }
 
     #[test]
@@ -2174,6 +2176,8 @@ proptest! {
         sim.assert_orderly();
         sim.lenient_only = 0;
         sim.assert_all_settled();
+        sim.advance(secs(400));
+        sim.assert_no_state_left();
     }
 }
 
