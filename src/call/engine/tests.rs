@@ -11,6 +11,7 @@ use crate::rtp::ports::PortPool;
 use crate::sip::digest::{self, Algorithm, DigestResponse, Secret};
 use crate::sip::message::{SipMessage, parse, parse_lenient};
 use proptest::prelude::*;
+use rand::Rng;
 
 use std::sync::Mutex;
 
@@ -67,6 +68,7 @@ impl MediaPorts for SharedPorts {
 struct Sent {
     to: SocketAddr,
     transport: Transport,
+    payload: bytes::Bytes,
     at: Instant,
     msg: SipMessage,
 }
@@ -257,6 +259,7 @@ impl Sim {
                 self.wire.push(Sent {
                     to: t.destination,
                     transport: t.transport,
+                    payload: t.payload.clone(),
                     at: self.now,
                     msg,
                 });
@@ -2416,8 +2419,17 @@ fn api_commands_on_unanswered_or_unknown_calls() {
 }
 
 proptest! {
-    // Each case runs six calls to their end: fewer cases keep the suite quick.
+    // Each case runs several calls to their end: fewer cases keep the suite quick.
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn sipp_like_calls_at_any_loss_end_once_and_leave_nothing(
+        seed in any::<u64>(),
+        loss in 0.0f64..0.95,
+    ) {
+        let out = lossy_calls(seed, loss, 6);
+        prop_assert!(out.finishes <= 6);
+    }
 
     #[test]
     fn many_calls_interleaved_end_every_call_exactly_once(
@@ -2492,4 +2504,256 @@ fn far_end_reinvite_on_an_outbound_call_holds_and_resumes() {
         Some(Action::Media(MediaCommand::Update { send: true, .. }))
     ));
     assert!(sim.finishes().is_empty());
+}
+
+// ---- a SIPp-like caller with its own transaction layer over a lossy network -------------------
+
+/// A seeded in-memory UDP network: each datagram is lost with probability `loss`, else
+/// delivered after a delay in `delay`.
+struct LossyNet {
+    rng: SmallRng,
+    loss: f64,
+    delay: (u64, u64),
+    seq: u64,
+    in_flight: Vec<(Instant, u64, SocketAddr, SocketAddr, bytes::Bytes)>,
+}
+
+impl LossyNet {
+    fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, payload: bytes::Bytes) {
+        if self.rng.gen_bool(self.loss) {
+            return;
+        }
+        self.seq += 1;
+        let d = ms(self.rng.gen_range(self.delay.0..=self.delay.1));
+        self.in_flight.push((now + d, self.seq, from, to, payload));
+    }
+
+    fn next_at(&self) -> Option<Instant> {
+        self.in_flight.iter().map(|p| p.0).min()
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<(SocketAddr, SocketAddr, bytes::Bytes)> {
+        let i = self
+            .in_flight
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.0 <= now)
+            .min_by_key(|(_, p)| (p.0, p.1))
+            .map(|(i, _)| i)?;
+        let (_, _, from, to, payload) = self.in_flight.swap_remove(i);
+        Some((from, to, payload))
+    }
+}
+
+/// One call of the far-end UAC.
+struct PeerCall {
+    invite: Request,
+    dialog: Option<Dialog>,
+    ack: Option<Request>,
+    bye_at: Option<Instant>,
+    /// The call ended for the peer (BYE answered, final error, timeout, or BYE from us).
+    done: bool,
+}
+
+/// Outcome counts of [`lossy_calls`].
+#[derive(Debug, Default)]
+struct LossyOutcome {
+    finishes: usize,
+    completed_by_caller: usize,
+    peer_done: usize,
+}
+
+/// `calls` calls from a UAC with a real transaction layer (retransmissions, ACK per 2xx)
+/// to `echo`, one every 50 ms, each hung up 2 s after the answer, over a network losing
+/// `loss` of the datagrams. Checks that every call the engine saw ends exactly once and that
+/// no state is left, and returns the outcome counts.
+fn lossy_calls(seed: u64, loss: f64, calls: u32) -> LossyOutcome {
+    let mut sim = Sim::new().auto_stop();
+    let peer_addr = caller_addr();
+    let mut peer = TransactionLayer::new(TransactionConfig::new(peer_addr), seed);
+    let mut net = LossyNet {
+        rng: SmallRng::seed_from_u64(seed),
+        loss,
+        delay: (5, 40),
+        seq: 0,
+        in_flight: Vec::new(),
+    };
+    let mut pcalls: HashMap<String, PeerCall> = HashMap::new();
+    let mut next_call = 0u32;
+    let mut steps = 0u32;
+    loop {
+        steps += 1;
+        assert!(steps < 200_000, "the simulation does not settle");
+        let now = sim.now;
+        // Start due calls.
+        while next_call < calls && sim.t0 + ms(50 * u64::from(next_call)) <= now {
+            next_call += 1;
+            let mut c = Caller::new("echo", next_call);
+            let text = c.invite(&peer_sdp(6000, "sendrecv"));
+            let no_via: String = text
+                .split_inclusive("\r\n")
+                .filter(|l| !l.starts_with("Via:"))
+                .collect();
+            let Ok(SipMessage::Request(invite)) = parse_lenient(no_via.as_bytes()) else {
+                panic!("test INVITE");
+            };
+            peer.send_request(now, us(), Transport::Udp, invite.clone())
+                .expect("peer INVITE");
+            pcalls.insert(
+                c.call_id.clone(),
+                PeerCall {
+                    invite,
+                    dialog: None,
+                    ack: None,
+                    bye_at: None,
+                    done: false,
+                },
+            );
+        }
+        // Hang up calls whose hold time is over.
+        for pc in pcalls.values_mut() {
+            if pc.bye_at.is_some_and(|t| t <= now) {
+                pc.bye_at = None;
+                if let Some(d) = pc.dialog.as_mut() {
+                    let bye = d.create_request(Method::BYE);
+                    peer.send_request(now, us(), Transport::Udp, bye)
+                        .expect("peer BYE");
+                }
+            }
+        }
+        // Everything sent goes on the network.
+        for s in sim.take_sent() {
+            net.send(now, us(), s.to, s.payload);
+        }
+        while let Some(t) = peer.poll_transmit() {
+            net.send(now, peer_addr, t.destination, t.payload);
+        }
+        // The peer's TU.
+        while let Some(ev) = peer.poll_event() {
+            match ev {
+                TransactionEvent::IncomingRequest { key, request, .. } => {
+                    // A BYE (or anything) from the engine: accept it.
+                    let r = response_to(&request, 200, None, None);
+                    peer.send_response(now, &key, r).expect("peer response");
+                    if let Some(pc) = request.call_id().and_then(|c| pcalls.get_mut(c)) {
+                        pc.done = true;
+                        pc.bye_at = None;
+                    }
+                }
+                TransactionEvent::Response { response, .. }
+                | TransactionEvent::StrayResponse { response, .. } => {
+                    let Some(pc) = response.call_id().and_then(|c| pcalls.get_mut(c)) else {
+                        continue;
+                    };
+                    let method = response.cseq().map(|c| c.method.to_string());
+                    let code = response.code();
+                    if method.as_deref() == Some("INVITE") && (200..300).contains(&code) {
+                        if pc.dialog.is_none() {
+                            let mut d = Dialog::new_uac(&pc.invite, &response, None)
+                                .expect("dialog from the engine's 2xx");
+                            pc.ack = Some(d.create_ack());
+                            pc.dialog = Some(d);
+                            pc.bye_at = Some(now + secs(2));
+                        }
+                        if let Some(ack) = pc.ack.as_mut() {
+                            peer.send_stateless_request(us(), Transport::Udp, ack);
+                        }
+                    } else if code >= 300 || method.as_deref() == Some("BYE") && code >= 200 {
+                        pc.done = true;
+                    }
+                }
+                TransactionEvent::Timeout { key, .. } => {
+                    // INVITE or BYE never answered: the peer gives up on that call.
+                    let _ = key;
+                }
+                _ => {}
+            }
+        }
+        while let Some(t) = peer.poll_transmit() {
+            net.send(now, peer_addr, t.destination, t.payload);
+        }
+        // Next moment anything happens.
+        let start = (next_call < calls).then(|| sim.t0 + ms(50 * u64::from(next_call)));
+        let byes = pcalls.values().filter_map(|p| p.bye_at).min();
+        let Some(next) = [
+            sim.engine.poll_timeout(),
+            peer.poll_timeout(),
+            net.next_at(),
+            start,
+            byes,
+        ]
+        .into_iter()
+        .flatten()
+        .min() else {
+            // Quiet: a call whose far end gave up (its BYE lost for good) would now hit the
+            // no-media timeout in the worker, as no RTP comes any more.
+            let live: Vec<Uuid> = sim
+                .inserted_ids()
+                .into_iter()
+                .filter(|id| sim.finish_of(*id).is_empty())
+                .collect();
+            if live.is_empty() {
+                break;
+            }
+            sim.now += secs(30);
+            for id in live {
+                sim.media_event(MediaEvent::NoMedia { call_id: id });
+            }
+            continue;
+        };
+        sim.now = sim.now.max(next);
+        let now = sim.now;
+        while let Some((from, to, payload)) = net.pop_due(now) {
+            if to == us() {
+                sim.engine
+                    .handle_datagram(now, from, Transport::Udp, &payload);
+                sim.drain();
+            } else {
+                let _ = peer.handle_datagram(now, from, Transport::Udp, &payload);
+            }
+        }
+        sim.engine.handle_timeout(now);
+        sim.drain();
+        peer.handle_timeout(now);
+    }
+    sim.assert_orderly();
+    sim.assert_all_settled();
+    sim.assert_no_state_left();
+    let fin = sim.finishes();
+    LossyOutcome {
+        finishes: fin.len(),
+        completed_by_caller: fin
+            .iter()
+            .filter(|f| f.end.status == FinalStatus::Completed && f.end.ended_by == EndedBy::Caller)
+            .count(),
+        peer_done: pcalls.values().filter(|p| p.done).count(),
+    }
+}
+
+#[test]
+fn sipp_like_calls_over_a_clean_network_all_complete() {
+    let out = lossy_calls(1, 0.0, 20);
+    assert_eq!(out.finishes, 20);
+    assert_eq!(out.completed_by_caller, 20, "{out:?}");
+    assert_eq!(out.peer_done, 20);
+}
+
+#[test]
+fn sipp_like_calls_over_a_lossy_network_end_once_each() {
+    for seed in 1..=6 {
+        let out = lossy_calls(seed, 0.2, 20);
+        // Retransmissions carry almost every call through 20 % loss.
+        assert!(out.completed_by_caller >= 15, "seed {seed}: {out:?}");
+        assert!(out.finishes <= 20, "seed {seed}: {out:?}");
+    }
+}
+
+#[test]
+fn sipp_like_calls_over_a_very_lossy_network_still_end_once_and_leave_nothing() {
+    // Half or more of the datagrams lost: calls fail in every way (Timer B at the caller,
+    // no ACK for our 2xx, BYEs never answered); each one the engine saw still ends once.
+    for (seed, loss) in [(11, 0.5), (12, 0.5), (13, 0.7), (14, 0.7), (15, 0.9)] {
+        let out = lossy_calls(seed, loss, 20);
+        assert!(out.finishes <= 20, "{out:?}");
+    }
 }
