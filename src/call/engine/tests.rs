@@ -2757,3 +2757,210 @@ fn sipp_like_calls_over_a_very_lossy_network_still_end_once_and_leave_nothing() 
         assert!(out.finishes <= 20, "{out:?}");
     }
 }
+
+/// What the far end of outbound call `n` does in [`lossy_outbound`].
+fn far_behaviour(n: u32) -> &'static str {
+    match n % 4 {
+        0 => "answer",
+        1 => "busy",
+        2 => "never",
+        _ => "answer-late",
+    }
+}
+
+/// `calls` outbound calls to a far end with a real transaction layer, over a network losing
+/// `loss` of the datagrams: it rings, then answers (at once or after 3 s), rejects 486, or
+/// never answers (our ring timeout of 5 s cancels). Answered calls are hung up through the
+/// API 2 s later. Checks every call ends exactly once and no state is left; returns the
+/// final statuses.
+fn lossy_outbound(seed: u64, loss: f64, calls: u32) -> Vec<(u32, FinalStatus)> {
+    let trunks = r#"
+[[trunk]]
+name = "far"
+address = "127.0.0.1:5070"
+max_cps = 1000
+max_concurrent = 1000
+allowed_prefixes = ["*"]
+"#;
+    let mut sim = Sim::with(config_with_trunks(trunks), 100, 40).auto_stop();
+    let far_addr = trunk_addr();
+    let mut far = TransactionLayer::new(TransactionConfig::new(far_addr), seed ^ 0xfa);
+    let mut net = LossyNet {
+        rng: SmallRng::seed_from_u64(seed),
+        loss,
+        delay: (5, 40),
+        seq: 0,
+        in_flight: Vec::new(),
+    };
+    // Far end: INVITE server transactions waiting for their answer time.
+    let mut pending: Vec<(Instant, TransactionKey, Request, &'static str)> = Vec::new();
+    let mut hangups: Vec<(Instant, Uuid)> = Vec::new();
+    let mut seen_answered = 0usize;
+    let mut next_call = 0u32;
+    let mut steps = 0u32;
+    loop {
+        steps += 1;
+        assert!(steps < 200_000, "the simulation does not settle");
+        let now = sim.now;
+        while next_call < calls && sim.t0 + ms(100 * u64::from(next_call)) <= now {
+            next_call += 1;
+            let o = outbound(u128::from(next_call), "+15551230000", "far", secs(5));
+            sim.originate(o).expect("originate");
+        }
+        // The API hangs up answered calls 2 s after the answer.
+        let answered: Vec<Uuid> = sim
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Store(StoreOp::Answered { call_id, .. }) => Some(*call_id),
+                _ => None,
+            })
+            .collect();
+        for id in &answered[seen_answered..] {
+            hangups.push((now + secs(2), *id));
+        }
+        seen_answered = answered.len();
+        let due: Vec<Uuid> = hangups
+            .iter()
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        hangups.retain(|(t, _)| *t > now);
+        for id in due {
+            let _ = sim.hangup(id);
+        }
+        // The far end answers what is due.
+        let mut i = 0;
+        while i < pending.len() {
+            if pending[i].0 <= now {
+                let (_, key, req, how) = pending.swap_remove(i);
+                let r = if how == "busy" {
+                    response_to(&req, 486, None, Some("far"))
+                } else {
+                    let mut ok = response_to(&req, 200, None, Some("far"));
+                    ok.headers
+                        .insert(Name::CONTACT, format!("<sip:far@{far_addr}>"));
+                    ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+                    ok.body = far_sdp().into_bytes().into();
+                    ok
+                };
+                // The INVITE may have been cancelled meanwhile: then this fails, as it should.
+                let _ = far.send_response(now, &key, r);
+            } else {
+                i += 1;
+            }
+        }
+        for s in sim.take_sent() {
+            net.send(now, us(), s.to, s.payload);
+        }
+        while let Some(ev) = far.poll_event() {
+            if let TransactionEvent::IncomingRequest { key, request, .. } = ev {
+                if request.method() == &Method::INVITE {
+                    let ringing = response_to(&request, 180, None, Some("far"));
+                    let _ = far.send_response(now, &key, ringing);
+                    // The behaviour of call n, found by its Call-ID.
+                    let n = sim
+                        .actions
+                        .iter()
+                        .find_map(|a| match a {
+                            Action::Store(StoreOp::Insert { call, .. })
+                                if call.sip_call_id.as_deref() == request.call_id() =>
+                            {
+                                Some(call.id.as_u128() as u32)
+                            }
+                            _ => None,
+                        })
+                        .expect("an INVITE of a placed call");
+                    let how = far_behaviour(n);
+                    let at = match how {
+                        "answer" => Some(now + ms(300)),
+                        "answer-late" => Some(now + secs(3)),
+                        "busy" => Some(now + ms(500)),
+                        _ => None,
+                    };
+                    if let Some(at) = at {
+                        pending.push((at, key, request, how));
+                    }
+                } else {
+                    let r = response_to(&request, 200, None, None);
+                    let _ = far.send_response(now, &key, r);
+                }
+            }
+        }
+        while let Some(t) = far.poll_transmit() {
+            net.send(now, far_addr, t.destination, t.payload);
+        }
+        let start = (next_call < calls).then(|| sim.t0 + ms(100 * u64::from(next_call)));
+        let Some(next) = [
+            sim.engine.poll_timeout(),
+            far.poll_timeout(),
+            net.next_at(),
+            start,
+            pending.iter().map(|p| p.0).min(),
+            hangups.iter().map(|h| h.0).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min() else {
+            let live: Vec<Uuid> = sim
+                .inserted_ids()
+                .into_iter()
+                .filter(|id| sim.finish_of(*id).is_empty())
+                .collect();
+            if live.is_empty() {
+                break;
+            }
+            sim.now += secs(30);
+            for id in live {
+                sim.media_event(MediaEvent::NoMedia { call_id: id });
+            }
+            continue;
+        };
+        sim.now = sim.now.max(next);
+        let now = sim.now;
+        while let Some((from, to, payload)) = net.pop_due(now) {
+            if to == us() {
+                sim.engine
+                    .handle_datagram(now, from, Transport::Udp, &payload);
+                sim.drain();
+            } else {
+                let _ = far.handle_datagram(now, from, Transport::Udp, &payload);
+            }
+        }
+        sim.engine.handle_timeout(now);
+        sim.drain();
+        far.handle_timeout(now);
+    }
+    sim.assert_orderly();
+    sim.assert_all_settled();
+    sim.assert_no_state_left();
+    (1..=calls)
+        .map(|n| (n, sim.the_finish(Uuid::from_u128(u128::from(n))).end.status))
+        .collect()
+}
+
+#[test]
+fn outbound_calls_over_a_clean_network_end_as_the_far_end_decides() {
+    let out = lossy_outbound(1, 0.0, 12);
+    for (n, status) in out {
+        let expected = match far_behaviour(n) {
+            "busy" => FinalStatus::Busy,
+            "never" => FinalStatus::NoAnswer,
+            _ => FinalStatus::Completed,
+        };
+        assert_eq!(status, expected, "call {n} ({})", far_behaviour(n));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn outbound_calls_at_any_loss_end_once_and_leave_nothing(
+        seed in any::<u64>(),
+        loss in 0.0f64..0.9,
+    ) {
+        let out = lossy_outbound(seed, loss, 8);
+        prop_assert_eq!(out.len(), 8);
+    }
+}
