@@ -1096,6 +1096,14 @@ fn outbound_call_rings_answers_and_hangs_up_by_api() {
     assert!(inv.from_tag().is_some(), "From tag");
     assert!(inv.contact_uri().is_some(), "Contact");
     assert!(inv.branch().is_some_and(|b| b.starts_with("z9hG4bK")));
+    let via = inv.top_via().expect("Via");
+    assert_eq!(
+        via.sent_by.ip(),
+        Some(us().ip()),
+        "Via sent-by is our address"
+    );
+    assert_eq!(via.sent_by.port, Some(us().port()));
+    assert_eq!(via.rport, Some(None), "Via asks for rport (RFC 3581)");
     let offer = SessionDescription::parse(inv.body()).expect("SDP offer");
     let codecs: Vec<u8> = offer.media[0].payload_types().collect();
     assert!(codecs.contains(&0) && codecs.contains(&8), "{codecs:?}");
@@ -2963,4 +2971,40 @@ proptest! {
         let out = lossy_outbound(seed, loss, 8);
         prop_assert_eq!(out.len(), 8);
     }
+}
+
+#[test]
+fn a_caller_behind_nat_gets_answers_and_our_bye_at_its_source_address() {
+    let mut sim = Sim::new();
+    let mut c = Caller::new("tone", 1);
+    let inv = c.invite(&peer_sdp(6000, "sendrecv")).replace(
+        "Via: SIP/2.0/UDP 127.0.0.1:5080",
+        "Via: SIP/2.0/UDP 10.0.0.5:5062",
+    );
+    let sent = sim.deliver(c.addr, &inv);
+    assert_eq!(codes(&sent), vec![100, 180, 200]);
+    assert!(
+        sent.iter().all(|s| s.to == caller_addr()),
+        "to the source, not the Via"
+    );
+    let via = find_resp(&sent, 200)
+        .and_then(Response::top_via)
+        .expect("Via");
+    assert_eq!(
+        via.received,
+        Some(caller_addr().ip()),
+        "received (RFC 3581)"
+    );
+    assert_eq!(
+        via.rport,
+        Some(Some(caller_addr().port())),
+        "rport filled in"
+    );
+    c.learn(&sent);
+    sim.deliver(c.addr, &c.ack());
+    let id = sim.inserted_ids()[0];
+    sim.media_event(MediaEvent::PlayFinished { call_id: id });
+    let sent = sim.take_sent();
+    assert_eq!(methods(&sent), vec!["BYE"]);
+    assert_eq!(sent[0].to, caller_addr());
 }
