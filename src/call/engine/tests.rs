@@ -2112,6 +2112,12 @@ fn valid_invite() -> String {
 }
 
 proptest! {
+    // Failures are turned into plain tests below (`regressions_found_by_the_properties`), not
+    // kept in a `proptest-regressions` folder at the top of the crate.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn outbound_interleavings_end_every_call_exactly_once(
@@ -2428,7 +2434,10 @@ fn api_commands_on_unanswered_or_unknown_calls() {
 
 proptest! {
     // Each case runs several calls to their end: fewer cases keep the suite quick.
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(64)
+    })]
 
     #[test]
     fn sipp_like_calls_at_any_loss_end_once_and_leave_nothing(
@@ -2961,7 +2970,10 @@ fn outbound_calls_over_a_clean_network_end_as_the_far_end_decides() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(48)
+    })]
 
     #[test]
     fn outbound_calls_at_any_loss_end_once_and_leave_nothing(
@@ -3007,4 +3019,23 @@ fn a_caller_behind_nat_gets_answers_and_our_bye_at_its_source_address() {
     let sent = sim.take_sent();
     assert_eq!(methods(&sent), vec!["BYE"]);
     assert_eq!(sent[0].to, caller_addr());
+}
+
+/// Shrunk failures the properties found (each was a bug in the engine or in this harness).
+#[test]
+fn regressions_found_by_the_properties() {
+    // 100 Trying, then the ring timeout: the CANCEL got no answer and the INVITE transaction
+    // stayed in the layer forever (fixed: abandoned on the guard timer).
+    run_outbound(&[OutOp::Respond(100)]);
+    // Hang up before any provisional, then 100 Trying: the CANCEL must go out then.
+    run_outbound(&[OutOp::Hangup, OutOp::Respond(100), OutOp::AnswerOurs]);
+    // An answered call with nothing more: it ends on the no-media timeout.
+    run_inbound("echo", &[InOp::Ack]);
+    // A replayed INVITE long after its call ended starts a new call, which ends too.
+    run_many(&[
+        AnyOp::In(0, InOp::Wait(32_000)),
+        AnyOp::Out(0, OutOp::WorkerStops),
+        AnyOp::Out(0, OutOp::Replay),
+        AnyOp::In(2, InOp::Ack),
+    ]);
 }
