@@ -520,6 +520,7 @@ impl Sim {
         assert!(e.by_sip_call_id.is_empty(), "Call-ID index left");
         assert!(e.ring_deadline.is_empty(), "timers left");
         assert!(e.timers.is_empty(), "timer heap left");
+        assert!(e.deferred_byes.is_empty(), "held BYEs left");
         assert_eq!(e.poll_timeout(), None, "no deadline left");
     }
 
@@ -3038,4 +3039,57 @@ fn regressions_found_by_the_properties() {
         AnyOp::Out(0, OutOp::Replay),
         AnyOp::In(2, InOp::Ack),
     ]);
+}
+
+#[test]
+fn no_bye_before_the_ack_of_our_2xx() {
+    // RFC 3261 sec. 15: the callee sends no BYE before the ACK of its 2xx arrives (or its
+    // wait for it ends), or the BYE may overtake the 2xx.
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    c.learn(&sent);
+    let id = sim.inserted_ids()[0];
+    sim.hangup(id).expect("hangup");
+    assert!(methods(&sim.take_sent()).is_empty(), "BYE held for the ACK");
+    assert_eq!(sim.kinds().last(), Some(&"Stop"), "media stops at once");
+    sim.stopped(id, stats(2));
+    let f = sim.the_finish(id);
+    assert_eq!(
+        f.end.ended_by,
+        EndedBy::Api,
+        "the outcome is decided at the hangup"
+    );
+    // The ACK releases the BYE, although the call has finished.
+    let sent = sim.deliver(c.addr, &c.ack());
+    assert_eq!(methods(&sent), vec!["BYE"]);
+    assert_eq!(sent[0].to, caller_addr());
+    let bye = sent[0].req().expect("BYE").clone();
+    assert_eq!(bye.to_tag().as_deref(), Some("ftag1"));
+    sim.deliver(c.addr, &reply(&bye, 200, None, "", ""));
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+    sim.assert_no_state_left();
+}
+
+#[test]
+fn a_held_bye_goes_when_the_ack_never_comes() {
+    let mut sim = Sim::new().auto_stop();
+    let mut c = Caller::new("tone", 1);
+    sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendrecv")));
+    let id = sim.inserted_ids()[0];
+    sim.advance(ms(100));
+    sim.media_event(MediaEvent::PlayFinished { call_id: id });
+    assert!(methods(&sim.take_sent()).is_empty());
+    assert_eq!(sim.the_finish(id).end.ended_by, EndedBy::System);
+    sim.advance_until(|s| s.wire.iter().any(|w| w.method().as_deref() == Some("BYE")));
+    let bye_at = sim
+        .wire
+        .iter()
+        .find(|w| w.method().as_deref() == Some("BYE"))
+        .map(|w| w.at - sim.t0);
+    assert_eq!(bye_at, Some(secs(32)), "BYE when Timer L ends the wait");
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
