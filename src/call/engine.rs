@@ -1742,6 +1742,16 @@ impl CallEngine {
             session,
             mode,
         }));
+        // A call that starts on hold (sendonly offer, inactive answer, c=0.0.0.0): no sending.
+        if !media.direction.sends() || media.remote_hold {
+            self.actions.push_back(Action::Media(MediaCommand::Update {
+                call_id: call.id,
+                remote: media.remote_rtp,
+                law: law_of(media.codec),
+                dtmf_pt: media.telephone_event,
+                send: false,
+            }));
+        }
     }
 
     fn respond(&mut self, now: Instant, key: &TransactionKey, resp: Response) {

@@ -3093,3 +3093,37 @@ fn a_held_bye_goes_when_the_ack_never_comes() {
     sim.assert_all_settled();
     sim.assert_no_state_left();
 }
+
+#[test]
+fn a_call_that_starts_on_hold_does_not_send_until_resumed() {
+    // Inbound: the offer is sendonly (the caller holds us from the start).
+    let mut sim = Sim::new();
+    let mut c = Caller::new("echo", 1);
+    let sent = sim.deliver(c.addr, &c.invite(&peer_sdp(6000, "sendonly")));
+    assert_eq!(codes(&sent), vec![100, 180, 200]);
+    assert_eq!(
+        sim.kinds(),
+        vec!["Insert", "Ringing", "Answered", "Start", "Update"]
+    );
+    assert!(matches!(
+        sim.actions.last(),
+        Some(Action::Media(MediaCommand::Update { send: false, .. }))
+    ));
+    // Outbound: the far end answers inactive (it neither sends nor receives).
+    let mut sim = Sim::new();
+    let inv = dial(&mut sim, 1, secs(30));
+    let answer = far_sdp().replace("a=sendrecv", "a=inactive");
+    sim.deliver(trunk_addr(), &reply(&inv, 200, Some("far1"), "", &answer));
+    assert!(matches!(
+        sim.actions.last(),
+        Some(Action::Media(MediaCommand::Update { send: false, .. }))
+    ));
+    // An ordinary answer adds no Update.
+    let mut sim = Sim::new();
+    let inv = dial(&mut sim, 1, secs(30));
+    sim.deliver(
+        trunk_addr(),
+        &reply(&inv, 200, Some("far1"), "", &far_sdp()),
+    );
+    assert_eq!(sim.kinds(), vec!["Insert", "Answered", "Start"]);
+}
