@@ -346,6 +346,8 @@ struct Call {
     auth_attempts: u8,
     digest: Option<DigestClient>,
     route_mode: Option<LegMode>,
+    /// UAS: the ACK of our 2xx arrived (or Timer L ended the wait); UAC: always true.
+    acked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -371,6 +373,8 @@ pub struct CallEngine {
     actions: VecDeque<Action>,
     accepting: bool,
     stats: EngineStats,
+    /// BYEs held until the ACK of our 2xx (sec. 15): call -> (Call-ID, BYE, peer, transport).
+    deferred_byes: HashMap<Uuid, (String, Request, SocketAddr, Transport)>,
 }
 
 impl std::fmt::Debug for CallEngine {
@@ -433,6 +437,7 @@ impl CallEngine {
             actions: VecDeque::new(),
             accepting: true,
             stats: EngineStats::default(),
+            deferred_byes: HashMap::new(),
         }
     }
 
@@ -521,7 +526,12 @@ impl CallEngine {
                     ),
                 ),
                 TimerKind::CancelGuard => {
-                    // The far end never answered our CANCEL or INVITE: end here.
+                    // The far end never answered our CANCEL or INVITE: end here, and destroy
+                    // the INVITE transaction stuck in Proceeding (sec. 9.1), or it stays forever.
+                    if let Some(c) = self.calls.get(&id) {
+                        let key = c.invite_key.clone();
+                        self.layer.abandon(&key);
+                    }
                     self.finish_without_media(now, id);
                 }
             }
@@ -690,6 +700,7 @@ impl CallEngine {
                 auth_attempts: 0,
                 digest,
                 route_mode: None,
+                acked: true,
             },
         );
         self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
@@ -895,6 +906,11 @@ impl CallEngine {
             }
             TransactionEvent::AckTimeout { key } => {
                 if let Some((id, _)) = self.by_txn.get(&key).cloned() {
+                    // The wait for the ACK is over: a held BYE goes now.
+                    if let Some(c) = self.calls.get_mut(&id) {
+                        c.acked = true;
+                    }
+                    self.send_deferred_bye(now, id);
                     self.end_call(
                         now,
                         id,
@@ -963,11 +979,20 @@ impl CallEngine {
             self.respond(now, &key, r);
             return;
         }
-        // In-dialog BYE, re-INVITE or INFO.
+        // In-dialog BYE, re-INVITE or INFO: Call-ID and both tags must match (sec. 12.2.2).
+        let (to_tag, from_tag) = (req.to_tag(), req.from_tag());
         let found = req
             .call_id()
             .and_then(|cid| self.by_sip_call_id.get(cid).copied())
-            .filter(|id| self.calls.get(id).is_some_and(|c| c.dialog.is_some()));
+            .filter(|id| {
+                self.calls
+                    .get(id)
+                    .and_then(|c| c.dialog.as_ref())
+                    .is_some_and(|d| {
+                        to_tag.as_deref() == Some(d.id.local_tag.as_str())
+                            && from_tag.as_deref() == Some(d.id.remote_tag.as_str())
+                    })
+            });
         let Some(id) = found else {
             self.stats.no_dialog += 1;
             self.respond(now, &key, response_to(&req, 481, None, None));
@@ -1184,6 +1209,7 @@ impl CallEngine {
             auth_attempts: 0,
             digest: None,
             route_mode: Some(mode.clone()),
+            acked: false,
         };
         if let Some(media) = negotiated {
             self.start_media(&mut call, media, mode);
@@ -1285,6 +1311,18 @@ impl CallEngine {
     }
 
     fn on_ack(&mut self, now: Instant, ack: Request) {
+        // A BYE held for this ACK (the call may have finished meanwhile) goes now.
+        let held = self
+            .deferred_byes
+            .iter()
+            .find(|(_, d)| ack.call_id() == Some(d.0.as_str()))
+            .map(|(id, _)| *id);
+        if let Some(id) = held {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.acked = true;
+            }
+            self.send_deferred_bye(now, id);
+        }
         let Some(id) = ack
             .call_id()
             .and_then(|c| self.by_sip_call_id.get(c).copied())
@@ -1294,6 +1332,7 @@ impl CallEngine {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        call.acked = true;
         // An offerless INVITE: the answer to our offer is in the ACK.
         if !call.media_running
             && call.end.is_none()
@@ -1585,7 +1624,21 @@ impl CallEngine {
             return;
         };
         let bye = dialog.create_request(Method::BYE);
+        if !call.acked {
+            // A UAS sends no BYE before the ACK of its 2xx or the end of that wait (sec. 15).
+            let held = (call.sip_call_id.clone(), bye, call.peer, call.transport);
+            self.deferred_byes.insert(id, held);
+            return;
+        }
         if let Ok(k) = self.layer.send_request(now, call.peer, call.transport, bye) {
+            self.by_txn.insert(k, (id, TxnRole::Bye));
+        }
+    }
+
+    fn send_deferred_bye(&mut self, now: Instant, id: Uuid) {
+        if let Some((_, bye, peer, transport)) = self.deferred_byes.remove(&id)
+            && let Ok(k) = self.layer.send_request(now, peer, transport, bye)
+        {
             self.by_txn.insert(k, (id, TxnRole::Bye));
         }
     }
@@ -1689,6 +1742,16 @@ impl CallEngine {
             session,
             mode,
         }));
+        // A call that starts on hold (sendonly offer, inactive answer, c=0.0.0.0): no sending.
+        if !media.direction.sends() || media.remote_hold {
+            self.actions.push_back(Action::Media(MediaCommand::Update {
+                call_id: call.id,
+                remote: media.remote_rtp,
+                law: law_of(media.codec),
+                dtmf_pt: media.telephone_event,
+                send: false,
+            }));
+        }
     }
 
     fn respond(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
