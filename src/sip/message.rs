@@ -725,6 +725,11 @@ fn split_header_line(line: &str) -> Option<(&str, &str)> {
     if name.is_empty() || !name.bytes().all(is_token_byte) {
         return None;
     }
+    // Header values are text (RFC 3261 sec. 25.1, TEXT-UTF8 and LWS): a control byte other
+    // than a tab makes the line malformed, so it is never copied into a response of ours.
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return None;
+    }
     Some((name, value.trim()))
 }
 

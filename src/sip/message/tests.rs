@@ -487,3 +487,29 @@ Content-Type: application/sdp\r\n\
 Content-Length: 4\r\n\
 \r\n\
 v=0\n";
+
+#[test]
+fn control_bytes_in_header_values_are_refused_not_echoed() {
+    let base = "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKcb\r\nMax-Forwards: 70\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: cb1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    // A NUL in a non-essential header: answerable, 400, and the 400 carries no control byte.
+    let bad = base.replace("Max-Forwards: 70", "Max-Forwards: 7\u{0}0");
+    let e = parse(bad.as_bytes()).expect_err("a control byte is refused");
+    let r = e.response().expect("answerable");
+    assert_eq!(r.code(), 400);
+    assert!(
+        !r.to_bytes().iter().any(|&b| b == 0),
+        "the 400 must not echo the NUL"
+    );
+    // A control byte in the Via: nothing can be answered safely; dropped.
+    let bad = base.replace("branch=z9hG4bKcb", "branch=z9hG4bKcb\u{1}");
+    let e = parse(bad.as_bytes()).expect_err("refused");
+    assert!(e.response().is_none());
+    // Tabs are fine.
+    assert!(
+        parse(
+            base.replace("Max-Forwards: 70", "Max-Forwards:\t70")
+                .as_bytes()
+        )
+        .is_ok()
+    );
+}
