@@ -146,8 +146,7 @@ fn api_call_to_sipp_rings_answers_carries_rtp_hangs_up_and_signed_webhooks_arriv
 
 fn auth_test(scenario: &str) {
     let far = Sipp::uas(Scenario::ours(scenario))
-        .key("user", "alice")
-        .key("password", "s3cret")
+        .credentials("alice", "s3cret")
         .calls(Some(1))
         .timeout(Duration::from_secs(60), Duration::from_secs(5))
         .start()
@@ -186,6 +185,17 @@ fn auth_test(scenario: &str) {
     assert_eq!(
         report.successful, 1,
         "{scenario}: far end did not accept the credentials: {report:#?}"
+    );
+    // The digest itself was checked against the password (SIPp's verifyauth for 401; the
+    // harness's own check of the logged Proxy-Authorization for 407).
+    assert!(
+        report.auth_checked >= 1,
+        "{scenario}: no credential was checked: {report:#?}"
+    );
+    assert!(
+        report.auth_failures.is_empty(),
+        "{scenario}: {:?}",
+        report.auth_failures
     );
 }
 
@@ -298,4 +308,224 @@ fn api_rejects_bad_requests_with_clear_errors() {
     let r = request(server.http, "GET", "/metrics", None, &[], None);
     assert_eq!(r.status, 200);
     assert!(r.body.contains("trunkline_active_calls"), "{}", r.body);
+}
+
+/// Reads a Server-Sent Events stream until `until` appears in it or `timeout` passes.
+fn read_sse(
+    server: &Server,
+    key: &str,
+    last_event_id: Option<&str>,
+    until: &str,
+    timeout: Duration,
+) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let mut req = format!(
+        "GET /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n",
+        server.http
+    );
+    if let Some(id) = last_event_id {
+        req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let deadline = common::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while common::now() < deadline {
+        if let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains(until) {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&got).to_string()
+}
+
+#[test]
+fn idempotency_play_dtmf_list_filters_and_sse_resume() {
+    let far = Sipp::uas(Scenario::ours("uas_answer"))
+        .calls(Some(1))
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .start()
+        .expect("far end");
+    let server = server_for(&far, "");
+    let key = server.api_key();
+    let body = r#"{"to": "+15551230009", "trunk": "far"}"#;
+    let idem = [("Idempotency-Key", "order-77")];
+    // The same key and body: the same call, 201 then 200.
+    let r1 = request(
+        server.http,
+        "POST",
+        "/v1/calls",
+        Some(&key),
+        &idem,
+        Some(body),
+    );
+    assert_eq!(r1.status, 201, "{}", r1.body);
+    let id = r1.json()["id"].as_str().expect("id").to_string();
+    let r2 = request(
+        server.http,
+        "POST",
+        "/v1/calls",
+        Some(&key),
+        &idem,
+        Some(body),
+    );
+    assert_eq!(r2.status, 200, "{}", r2.body);
+    assert_eq!(r2.json()["id"], id.as_str());
+    // The same key with another body: 409.
+    let r3 = request(
+        server.http,
+        "POST",
+        "/v1/calls",
+        Some(&key),
+        &idem,
+        Some(r#"{"to": "+15551230010", "trunk": "far"}"#),
+    );
+    assert_eq!(r3.status, 409, "{}", r3.body);
+
+    common::poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        (server.call(&key, &id)["status"] == "in-progress").then_some(())
+    })
+    .expect("answered");
+    // Play a prompt and send DTMF on the live call; a missing prompt and bad digits: 422.
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/play"),
+        Some(&key),
+        &[],
+        Some(r#"{"prompt": "tone"}"#),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/play"),
+        Some(&key),
+        &[],
+        Some(r#"{"prompt": "nope"}"#),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["details"]["field"], "prompt");
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/dtmf"),
+        Some(&key),
+        &[],
+        Some(r#"{"digits": "12#"}"#),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/dtmf"),
+        Some(&key),
+        &[],
+        Some(r#"{"digits": "12x"}"#),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    // The far end received our RTP (prompt, then DTMF events).
+    assert!(
+        far.wait_media(16_000, Duration::from_secs(10)),
+        "far end got no RTP"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/hangup"),
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let c = wait_final(&server, &key, &id);
+    assert_eq!(c["final_status"], "completed");
+    // Hanging up again: 409 (already ended).
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{id}/hangup"),
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    // List filters.
+    assert_eq!(
+        server
+            .all_calls(&key, "&direction=outbound&status=completed")
+            .len(),
+        1
+    );
+    assert!(server.all_calls(&key, "&direction=inbound").is_empty());
+    let r = request(
+        server.http,
+        "GET",
+        "/v1/calls?status=bogus",
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = request(
+        server.http,
+        "GET",
+        "/v1/calls?limit=501",
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+
+    // SSE from the start of the log (Last-Event-ID 0): the call's events in order.
+    let sse = read_sse(
+        &server,
+        &key,
+        Some("0"),
+        "call.completed",
+        Duration::from_secs(10),
+    );
+    let order: Vec<usize> = [
+        "event: call.initiated",
+        "event: call.ringing",
+        "event: call.answered",
+        "event: call.completed",
+    ]
+    .iter()
+    .map(|k| {
+        sse.find(k)
+            .unwrap_or_else(|| panic!("{k} missing from the stream:\n{sse}"))
+    })
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "events out of order:\n{sse}"
+    );
+    // Resuming after the third event gives only the fourth.
+    let third = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .nth(2)
+        .expect("an id for the third event")
+        .to_string();
+    let resumed = read_sse(
+        &server,
+        &key,
+        Some(&third),
+        "call.completed",
+        Duration::from_secs(10),
+    );
+    assert!(resumed.contains("event: call.completed"), "{resumed}");
+    assert!(!resumed.contains("event: call.answered"), "{resumed}");
+    let _ = far.wait();
 }
