@@ -194,3 +194,27 @@ fn reject_route_answers_its_code_and_records_a_busy_call() {
     assert_eq!(calls[0]["end_sip_code"], 486);
     let _ = request(server.http, "GET", "/healthz", None, &[], None);
 }
+
+#[test]
+fn sipp_over_tcp_calls_echo_and_all_succeed() {
+    let server = Server::start();
+    // `-t t1`: one TCP connection for all calls; messages framed by Content-Length.
+    let report = Sipp::uac(Scenario::built_in("uac"), server.sip)
+        .service("echo")
+        .arg("-t")
+        .arg("t1")
+        .calls(Some(50))
+        .rate(10.0)
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .run()
+        .expect("sipp runs");
+    assert_eq!(
+        report.successful,
+        50,
+        "{report:#?}\n--- server ---\n{}",
+        server.log()
+    );
+    assert_eq!(report.failed, 0, "{report:#?}");
+    // Over TCP nothing is retransmitted.
+    assert_eq!(report.retransmissions, 0, "{report:#?}");
+}
