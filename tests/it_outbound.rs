@@ -40,14 +40,6 @@ fn place_call(server: &Server, key: &str, body: &str) -> serde_json::Value {
     r.json()
 }
 
-fn wait_final(server: &Server, key: &str, id: &str) -> serde_json::Value {
-    common::poll_until(Duration::from_secs(30), Duration::from_millis(100), || {
-        let c = server.call(key, id);
-        c["final_status"].is_string().then_some(c)
-    })
-    .unwrap_or_else(|| panic!("call {id} never ended\n--- server ---\n{}", server.log()))
-}
-
 #[test]
 fn api_call_to_sipp_rings_answers_carries_rtp_hangs_up_and_signed_webhooks_arrive_in_order() {
     let far = Sipp::uas(Scenario::ours("uas_answer"))
@@ -67,26 +59,15 @@ fn api_call_to_sipp_rings_answers_carries_rtp_hangs_up_and_signed_webhooks_arriv
     assert_eq!(created["direction"], "outbound");
 
     // Answered, then RTP flows for a while (SIPp plays its pcap to us; we send to it).
-    common::poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
-        (server.call(&key, &id)["status"] == "in-progress").then_some(())
-    })
-    .expect("call answered");
+    server.wait_status(&key, &id, "in-progress");
     assert!(
         far.wait_media(8_000, Duration::from_secs(10)),
         "no RTP from trunkline reached SIPp"
     );
     std::thread::sleep(Duration::from_secs(2));
-    let r = request(
-        server.http,
-        "POST",
-        &format!("/v1/calls/{id}/hangup"),
-        Some(&key),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 202, "{}", r.body);
+    server.hangup(&key, &id);
 
-    let c = wait_final(&server, &key, &id);
+    let c = server.wait_final(&key, &id);
     assert_eq!(c["status"], "completed", "{c}");
     assert_eq!(c["ended_by"], "api", "{c}");
     for t in ["created_at", "ringing_at", "answered_at", "ended_at"] {
@@ -170,16 +151,8 @@ fn auth_test(scenario: &str) {
         "{scenario}: {c}\n--- server ---\n{}",
         server.log()
     );
-    let r = request(
-        server.http,
-        "POST",
-        &format!("/v1/calls/{id}/hangup"),
-        Some(&key),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 202);
-    let c = wait_final(&server, &key, &id);
+    server.hangup(&key, &id);
+    let c = server.wait_final(&key, &id);
     assert_eq!(c["final_status"], "completed", "{c}");
     let report = far.wait();
     assert_eq!(
@@ -225,7 +198,7 @@ fn outcome_of(
     );
     let created = place_call(&server, &key, &body);
     let id = created["id"].as_str().expect("id").to_string();
-    let c = wait_final(&server, &key, &id);
+    let c = server.wait_final(&key, &id);
     (c, far.wait())
 }
 
@@ -390,10 +363,7 @@ fn idempotency_play_dtmf_list_filters_and_sse_resume() {
     );
     assert_eq!(r3.status, 409, "{}", r3.body);
 
-    common::poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
-        (server.call(&key, &id)["status"] == "in-progress").then_some(())
-    })
-    .expect("answered");
+    server.wait_status(&key, &id, "in-progress");
     // Play a prompt and send DTMF on the live call; a missing prompt and bad digits: 422.
     let r = request(
         server.http,
@@ -438,16 +408,8 @@ fn idempotency_play_dtmf_list_filters_and_sse_resume() {
         "far end got no RTP"
     );
     std::thread::sleep(Duration::from_millis(800));
-    let r = request(
-        server.http,
-        "POST",
-        &format!("/v1/calls/{id}/hangup"),
-        Some(&key),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 202, "{}", r.body);
-    let c = wait_final(&server, &key, &id);
+    server.hangup(&key, &id);
+    let c = server.wait_final(&key, &id);
     assert_eq!(c["final_status"], "completed");
     // Hanging up again: 409 (already ended).
     let r = request(

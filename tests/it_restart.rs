@@ -46,19 +46,8 @@ fn webhooks_queued_while_the_receiver_is_down_all_arrive_after_a_trunkline_resta
         );
         assert_eq!(r.status, 201, "{}", r.body);
         let id = r.json()["id"].as_str().expect("id").to_string();
-        common::poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
-            (server.call(&key, &id)["status"] == "in-progress").then_some(())
-        })
-        .expect("answered");
-        let r = request(
-            server.http,
-            "POST",
-            &format!("/v1/calls/{id}/hangup"),
-            Some(&key),
-            &[],
-            None,
-        );
-        assert_eq!(r.status, 202);
+        server.wait_status(&key, &id, "in-progress");
+        server.hangup(&key, &id);
         common::poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
             server.call(&key, &id)["final_status"]
                 .is_string()

@@ -134,6 +134,42 @@ impl Server {
         r.json()
     }
 
+    /// Waits (bounded) until the call's `status` is `status`; panics with the server log if not.
+    pub fn wait_status(&self, key: &str, id: &str, status: &str) -> serde_json::Value {
+        super::poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            let c = self.call(key, id);
+            (c["status"] == status).then_some(c)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "call {id} never reached {status}\n--- server ---\n{}",
+                self.log()
+            )
+        })
+    }
+
+    /// Waits (bounded) until the call has its final status; returns the row.
+    pub fn wait_final(&self, key: &str, id: &str) -> serde_json::Value {
+        super::poll_until(Duration::from_secs(30), Duration::from_millis(100), || {
+            let c = self.call(key, id);
+            c["final_status"].is_string().then_some(c)
+        })
+        .unwrap_or_else(|| panic!("call {id} never ended\n--- server ---\n{}", self.log()))
+    }
+
+    /// `POST /v1/calls/{id}/hangup`, expecting 202.
+    pub fn hangup(&self, key: &str, id: &str) {
+        let r = request(
+            self.http,
+            "POST",
+            &format!("/v1/calls/{id}/hangup"),
+            Some(key),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 202, "hangup {id}: {}", r.body);
+    }
+
     /// Every call (pages of 500 followed to the end), newest first.
     pub fn all_calls(&self, key: &str, query: &str) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
