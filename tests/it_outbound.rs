@@ -491,3 +491,44 @@ fn idempotency_play_dtmf_list_filters_and_sse_resume() {
     assert!(!resumed.contains("event: call.answered"), "{resumed}");
     let _ = far.wait();
 }
+
+fn tcp_trunk(o: ServerOptions, address: std::net::SocketAddr) -> ServerOptions {
+    let mut o = o;
+    o.trunks.push(format!(
+        "name = \"tcp\"\naddress = \"{address}\"\ntransport = \"tcp\"\ncaller_id = \"+15550100000\"\nallowed_prefixes = [\"*\"]\n"
+    ));
+    o
+}
+
+#[test]
+fn outbound_call_over_a_tcp_trunk_is_answered_and_hung_up() {
+    let far = Sipp::uas(Scenario::ours("uas_answer"))
+        .arg("-t")
+        .arg("t1")
+        .calls(Some(1))
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .start()
+        .expect("far end over TCP");
+    let server = Server::start_with(tcp_trunk(ServerOptions::default(), far.sip_addr()));
+    let key = server.api_key();
+    let created = place_call(&server, &key, r#"{"to": "+15551230020", "trunk": "tcp"}"#);
+    let id = created["id"].as_str().expect("id").to_string();
+    server.wait_status(&key, &id, "in-progress");
+    server.hangup(&key, &id);
+    let c = server.wait_final(&key, &id);
+    assert_eq!(c["final_status"], "completed", "{c}");
+    let report = far.wait();
+    assert_eq!(report.successful, 1, "{report:#?}");
+}
+
+#[test]
+fn a_tcp_trunk_nobody_listens_on_fails_the_call_with_503() {
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
+    let server = Server::start_with(tcp_trunk(ServerOptions::default(), closed));
+    let key = server.api_key();
+    let created = place_call(&server, &key, r#"{"to": "+15551230021", "trunk": "tcp"}"#);
+    let id = created["id"].as_str().expect("id").to_string();
+    let c = server.wait_final(&key, &id);
+    assert_eq!(c["final_status"], "failed", "{c}");
+    assert_eq!(c["end_sip_code"], 503, "{c}");
+}

@@ -105,6 +105,29 @@ pub enum ShutdownPhase {
     HangupAll,
 }
 
+/// A TCP connection toward a peer: connecting (messages wait, bounded) or ready.
+enum TcpConn {
+    Connecting(Vec<bytes::Bytes>),
+    Ready(mpsc::Sender<bytes::Bytes>),
+}
+
+/// The engine's SIP sockets and TCP connections, and where its outputs go.
+struct SipIo {
+    udp: Arc<UdpSocket>,
+    tcp: HashMap<SocketAddr, TcpConn>,
+    /// Messages read from TCP connections.
+    tcp_in: mpsc::Sender<(SocketAddr, bytes::Bytes)>,
+    /// Connections that closed.
+    tcp_closed: mpsc::Sender<SocketAddr>,
+    /// Outcomes of connection attempts started by `send_sip` (never awaited in the loop).
+    tcp_connected: mpsc::Sender<(SocketAddr, Option<mpsc::Sender<bytes::Bytes>>)>,
+    media: mpsc::Sender<MediaCommand>,
+    writer: mpsc::Sender<WriterOp>,
+}
+
+/// Time allowed to connect to a TCP peer; the transactions toward it fail after that.
+pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Runs the engine until `shutdown` reaches [`ShutdownPhase::HangupAll`] and no call is left
 /// (or the command channel closes).
 #[allow(clippy::too_many_arguments)]
@@ -119,10 +142,19 @@ pub async fn run_engine(
     mut shutdown: watch::Receiver<ShutdownPhase>,
     status: EngineStatus,
 ) {
-    let udp = sockets.udp;
-    let (tcp_in_tx, mut tcp_in) = mpsc::channel::<(SocketAddr, bytes::Bytes)>(TCP_INBOUND_CAPACITY);
-    let mut tcp_conns: HashMap<SocketAddr, mpsc::Sender<bytes::Bytes>> = HashMap::new();
+    let (tcp_in_tx, mut tcp_in) = mpsc::channel(TCP_INBOUND_CAPACITY);
     let (tcp_closed_tx, mut tcp_closed) = mpsc::channel::<SocketAddr>(TCP_INBOUND_CAPACITY);
+    let (tcp_connected_tx, mut tcp_connected) = mpsc::channel(TCP_INBOUND_CAPACITY);
+    let mut io = SipIo {
+        udp: sockets.udp,
+        tcp: HashMap::new(),
+        tcp_in: tcp_in_tx,
+        tcp_closed: tcp_closed_tx,
+        tcp_connected: tcp_connected_tx,
+        media,
+        writer,
+    };
+    let udp = io.udp.clone();
     let mut buf = vec![0u8; 65_536];
     let mut phase = ShutdownPhase::Run;
     loop {
@@ -143,12 +175,24 @@ pub async fn run_engine(
                 engine.handle_datagram(clock.now(), from, Transport::Tcp, &msg);
             }
             Some(peer) = tcp_closed.recv() => {
-                tcp_conns.remove(&peer);
+                io.tcp.remove(&peer);
+            }
+            Some((peer, conn)) = tcp_connected.recv() => {
+                match (conn, io.tcp.remove(&peer)) {
+                    (Some(tx), Some(TcpConn::Connecting(queued))) => {
+                        for m in queued {
+                            let _ = tx.try_send(m);
+                        }
+                        io.tcp.insert(peer, TcpConn::Ready(tx));
+                    }
+                    (Some(tx), _) => { io.tcp.insert(peer, TcpConn::Ready(tx)); }
+                    (None, _) => engine.handle_transport_error(clock.now(), peer, Transport::Tcp),
+                }
             }
             accepted = sockets.tcp.accept() => {
                 if let Ok((stream, peer)) = accepted {
-                    let tx = spawn_connection(stream, peer, tcp_in_tx.clone(), tcp_closed_tx.clone());
-                    tcp_conns.insert(peer, tx);
+                    let tx = spawn_connection(stream, peer, io.tcp_in.clone(), io.tcp_closed.clone());
+                    io.tcp.insert(peer, TcpConn::Ready(tx));
                 }
             }
             cmd = commands.recv() => {
@@ -157,8 +201,8 @@ pub async fn run_engine(
                 match cmd {
                     EngineCommand::Originate(o, reply) => {
                         let r = engine.originate(now, *o);
-                        dispatch(&mut engine, &clock, &udp, &mut tcp_conns, &tcp_in_tx, &tcp_closed_tx, &media, &writer).await;
-                        let _ = writer.send(WriterOp::Reply(reply, r)).await;
+                        dispatch(&mut engine, &clock, &mut io).await;
+                        let _ = io.writer.send(WriterOp::Reply(reply, r)).await;
                     }
                     EngineCommand::Hangup(id, reply) => { let _ = reply.send(engine.hangup(now, id)); }
                     EngineCommand::Play { call_id, prompt, repeat, reply } => { let _ = reply.send(engine.play(call_id, prompt, repeat)); }
@@ -180,17 +224,7 @@ pub async fn run_engine(
                 }
             }
         }
-        dispatch(
-            &mut engine,
-            &clock,
-            &udp,
-            &mut tcp_conns,
-            &tcp_in_tx,
-            &tcp_closed_tx,
-            &media,
-            &writer,
-        )
-        .await;
+        dispatch(&mut engine, &clock, &mut io).await;
         status
             .active
             .store(engine.active_calls(), Ordering::Relaxed);
@@ -202,17 +236,7 @@ pub async fn run_engine(
                 let at = engine.poll_timeout().unwrap_or(until);
                 tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
                 engine.handle_timeout(clock.now());
-                dispatch(
-                    &mut engine,
-                    &clock,
-                    &udp,
-                    &mut tcp_conns,
-                    &tcp_in_tx,
-                    &tcp_closed_tx,
-                    &media,
-                    &writer,
-                )
-                .await;
+                dispatch(&mut engine, &clock, &mut io).await;
             }
             break;
         }
@@ -220,31 +244,21 @@ pub async fn run_engine(
 }
 
 /// Sends what the engine produced: SIP to the sockets, media commands, store operations.
-#[allow(clippy::too_many_arguments)]
-async fn dispatch(
-    engine: &mut CallEngine,
-    clock: &Arc<dyn Clock>,
-    udp: &UdpSocket,
-    tcp_conns: &mut HashMap<SocketAddr, mpsc::Sender<bytes::Bytes>>,
-    tcp_in: &mpsc::Sender<(SocketAddr, bytes::Bytes)>,
-    tcp_closed: &mpsc::Sender<SocketAddr>,
-    media: &mpsc::Sender<MediaCommand>,
-    writer: &mpsc::Sender<WriterOp>,
-) {
+async fn dispatch(engine: &mut CallEngine, clock: &Arc<dyn Clock>, io: &mut SipIo) {
     while let Some(t) = engine.poll_transmit() {
         count_response(&t);
         let (dest, transport) = (t.destination, t.transport);
-        if !send_sip(udp, tcp_conns, tcp_in, tcp_closed, t).await {
+        if !send_sip(io, t).await {
             engine.handle_transport_error(clock.now(), dest, transport);
         }
     }
     while let Some(a) = engine.poll_action() {
         match a {
             Action::Media(c) => {
-                let _ = media.send(c).await;
+                let _ = io.media.send(c).await;
             }
             Action::Store(op) => {
-                let _ = writer.send(WriterOp::Store(op)).await;
+                let _ = io.writer.send(WriterOp::Store(op)).await;
             }
         }
     }
@@ -256,66 +270,66 @@ fn count_response(t: &Transmit) {
         && p.starts_with(b"SIP/2.0 ")
         && let Ok(code) = std::str::from_utf8(&p[8..11])
     {
-        metrics::counter!(telemetry::SIP_RESPONSES, "code" => code.to_string(), "direction" => "sent").increment(1);
+        metrics::counter!(telemetry::SIP_RESPONSES, "code" => code.to_string(), "direction" => "sent")
+            .increment(1);
     }
 }
 
-async fn send_sip(
-    udp: &UdpSocket,
-    tcp_conns: &mut HashMap<SocketAddr, mpsc::Sender<bytes::Bytes>>,
-    tcp_in: &mpsc::Sender<(SocketAddr, bytes::Bytes)>,
-    tcp_closed: &mpsc::Sender<SocketAddr>,
-    t: Transmit,
-) -> bool {
+/// Sends one message; `false` when the transport has already failed toward its destination.
+/// Never waits for a TCP connection: a new one is started in its own task and the message
+/// waits (bounded) until it is up.
+async fn send_sip(io: &mut SipIo, t: Transmit) -> bool {
     match t.transport {
         Transport::Udp => {
-            if let Err(e) = udp.send_to(&t.payload, t.destination).await {
+            if let Err(e) = io.udp.send_to(&t.payload, t.destination).await {
                 // UDP loss is what retransmissions are for; not a transport failure.
                 tracing::debug!(to = %t.destination, error = %e, "sip udp send failed");
             }
             true
         }
-        Transport::Tcp => {
-            if let std::collections::hash_map::Entry::Vacant(slot) = tcp_conns.entry(t.destination)
-            {
-                // Connect with a bound on time; the transaction fails if this does. (This waits
-                // inside the engine loop; connections to trunks are few and long-lived.)
-                match tokio::time::timeout(
-                    Duration::from_secs(3),
-                    TcpStream::connect(t.destination),
-                )
-                .await
-                {
-                    Ok(Ok(stream)) => {
-                        let tx = spawn_connection(
-                            stream,
-                            t.destination,
-                            tcp_in.clone(),
-                            tcp_closed.clone(),
-                        );
-                        slot.insert(tx);
-                    }
-                    _ => {
-                        tracing::debug!(to = %t.destination, "sip tcp connect failed");
-                        return false;
-                    }
+        Transport::Tcp => match io.tcp.get_mut(&t.destination) {
+            Some(TcpConn::Ready(tx)) => match tx.try_send(t.payload) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!(to = %t.destination, "sip tcp queue full; dropped");
+                    true
                 }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    io.tcp.remove(&t.destination);
+                    false
+                }
+            },
+            Some(TcpConn::Connecting(queued)) => {
+                if queued.len() < TCP_OUTBOUND_CAPACITY {
+                    queued.push(t.payload);
+                }
+                true
             }
-            match tcp_conns.get(&t.destination) {
-                Some(tx) => match tx.try_send(t.payload) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::debug!(to = %t.destination, "sip tcp queue full; dropped");
-                        true
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        tcp_conns.remove(&t.destination);
-                        false
-                    }
-                },
-                None => false,
+            None => {
+                io.tcp
+                    .insert(t.destination, TcpConn::Connecting(vec![t.payload]));
+                let (dest, inbound, closed, done) = (
+                    t.destination,
+                    io.tcp_in.clone(),
+                    io.tcp_closed.clone(),
+                    io.tcp_connected.clone(),
+                );
+                tokio::spawn(async move {
+                    let conn =
+                        match tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(dest))
+                            .await
+                        {
+                            Ok(Ok(stream)) => Some(spawn_connection(stream, dest, inbound, closed)),
+                            _ => {
+                                tracing::debug!(to = %dest, "sip tcp connect failed");
+                                None
+                            }
+                        };
+                    let _ = done.send((dest, conn)).await;
+                });
+                true
             }
-        }
+        },
     }
 }
 
