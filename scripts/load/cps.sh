@@ -4,7 +4,7 @@
 # (its own release binary on loopback ports) or, with --target sipp, against a SIPp far end
 # (tests/sipp/uas_load.xml) as the reference. Prints ONE machine-readable line:
 #   result kind=cps target=.. rate=.. calls=.. ok=.. failed=.. duration_s=.. achieved_cps=..
-#          server_cpu_pct=.. sipp_cpu_pct=.. server_rss_kb=..
+#          server_cpu_pct=.. sipp_cpu_pct=.. server_rss_kb=.. setup_ms_p50=.. setup_ms_p99=..
 # CPU is read from /proc of both PIDs (100 = one core); both share the machine's cores.
 #
 # usage: scripts/load/cps.sh [--target trunkline|sipp] [--rate CPS] [--seconds S] [--hold-ms MS]
@@ -37,7 +37,8 @@ start=$(now_s)
 (cd "$WORK" && exec sipp -sf "$SCENARIOS/uac_load.xml" -s echo -i 127.0.0.1 -p "$UAC_PORT" -mp "$UAC_MP" \
     -r "$RATE" -m "$CALLS" -d "$HOLD_MS" -buff_size 8388608 -default_behaviors all,-abortunexp \
     -nostdin -timeout "$((SECONDS_RUN + 30))s" -trace_stat -stf "$WORK/uac.csv" -fd 1 \
-    -trace_err -error_file "$WORK/uac_errors.log" "127.0.0.1:$SERVER_SIP_PORT" > "$WORK/uac.out" 2>&1) &
+    -trace_err -error_file "$WORK/uac_errors.log" -trace_rtt -rtt_freq 100 \
+    "127.0.0.1:$SERVER_SIP_PORT" > "$WORK/uac.out" 2>&1) &
 UAC_PID=$!
 OWN_PIDS+=("$UAC_PID")
 sample_pid "$UAC_PID" "$WORK/uac.samples"
@@ -52,9 +53,14 @@ achieved=$(awk -v o="$ok" -v d="$dur" 'BEGIN{ if (d > 0) printf "%.1f", o / d; e
 server_cpu=$(cpu_pct "$(last_ticks "$WORK/server.samples")" "$dur")
 sipp_cpu=$(cpu_pct "$(last_ticks "$WORK/uac.samples")" "$dur")
 rss=$(max_rss "$WORK/server.samples")
+# Setup latency: INVITE sent -> 200 received, per call (SIPp's rtd, 1 ms resolution).
+read -r lat_p50 lat_p99 < <(tail -q -n +2 "$WORK"/uac_load_*_rtt.csv 2>/dev/null | cut -d';' -f2 | sort -n |
+  awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a n/a"; exit }
+        i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++;
+        print v[i50], v[i99] }')
 if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
   log "sipp caller exit code $rc; last errors:"; show_errors "$WORK/uac_errors.log"
 elif [ "${failed:-0}" != 0 ]; then
   log "failed calls; last errors:"; show_errors "$WORK/uac_errors.log"
 fi
-echo "result kind=cps target=$TARGET rate=$RATE calls=$CALLS ok=$ok failed=$failed duration_s=$dur achieved_cps=$achieved server_cpu_pct=$server_cpu sipp_cpu_pct=$sipp_cpu server_rss_kb=$rss sipp_exit=$rc"
+echo "result kind=cps target=$TARGET rate=$RATE calls=$CALLS ok=$ok failed=$failed duration_s=$dur achieved_cps=$achieved server_cpu_pct=$server_cpu sipp_cpu_pct=$sipp_cpu server_rss_kb=$rss setup_ms_p50=$lat_p50 setup_ms_p99=$lat_p99 sipp_exit=$rc"
