@@ -12,8 +12,15 @@
 //!   ([`MediaEvent`]) go back on another. The tick never awaits the engine: events are sent
 //!   with `try_send`; the channel is sized for every leg's worst case.
 //!
+//! - **AMD**: a leg started with AMD parameters owns an [`AmdDetector`], created at leg start,
+//!   fed every received frame (silence when none arrived) until its final verdict; verdicts go
+//!   to the engine as [`MediaEvent::Amd`]. A prompt given after a final verdict that has a
+//!   `message_start` is held (silence is sent) until the stream reaches that time, so a
+//!   voicemail drop never starts before the beep has ended.
+//!
 //! Metrics are summed per tick and added once per tick ([`crate::telemetry`]).
 
+use crate::amd::AmdDetector;
 use crate::call::engine::{LegMode, MediaCommand, MediaEvent};
 use crate::clock::Clock;
 use crate::media::frame::{FRAME_DURATION, Frame, SILENCE};
@@ -145,6 +152,10 @@ struct Leg {
     recv_task: tokio::task::JoinHandle<()>,
     no_media_reported: bool,
     last_stats: crate::rtp::stats::RtpStats,
+    /// Answering-machine detection, until its final verdict.
+    amd: Option<Box<AmdDetector>>,
+    /// Ticks to send silence before the prompt starts (held until the AMD `message_start`).
+    play_hold_ticks: u32,
 }
 
 /// Runs the media worker until the command channel closes.
@@ -195,6 +206,7 @@ fn handle_command(
             port,
             session,
             mode,
+            amd,
         } => {
             let stopped = MediaEvent::Stopped {
                 call_id,
@@ -243,6 +255,8 @@ fn handle_command(
                     recv_task,
                     no_media_reported: false,
                     last_stats: Default::default(),
+                    amd: amd.map(|p| Box::new(AmdDetector::new(p))),
+                    play_hold_ticks: 0,
                 },
             );
         }
@@ -267,6 +281,7 @@ fn handle_command(
             repeat,
         } => {
             if let Some(leg) = legs.get_mut(&call_id) {
+                leg.play_hold_ticks = leg.amd.as_deref().map_or(0, hold_ticks);
                 leg.player = Some(Player::new(prompt.clone(), repeat));
                 leg.mode = LegMode::Play { prompt, repeat };
             }
@@ -301,6 +316,17 @@ fn handle_command(
             }
         }
     }
+}
+
+/// Ticks until the final AMD verdict's `message_start`, counted from the detector's stream
+/// time (0 when there is no such verdict or the time has passed).
+fn hold_ticks(det: &AmdDetector) -> u32 {
+    let Some(start) = det.final_verdict().and_then(|v| v.message_start) else {
+        return 0;
+    };
+    let left = start.saturating_sub(det.stream_time());
+    let ticks = left.as_micros().div_ceil(FRAME_DURATION.as_micros());
+    u32::try_from(ticks).unwrap_or(u32::MAX)
 }
 
 fn push_event(events: &mpsc::Sender<MediaEvent>, pending: &mut Vec<MediaEvent>, ev: MediaEvent) {
@@ -362,10 +388,23 @@ fn tick_all(
         g.received_since_tick = 0;
         let kind = g.session.poll_frame(now, frame);
         let _ = kind;
+        if let Some(det) = leg.amd.as_deref_mut()
+            && det.final_verdict().is_none()
+            && let Some(verdict) = det.push_frame(now, frame)
+        {
+            let _ = events.try_send(MediaEvent::Amd {
+                call_id: *call_id,
+                verdict,
+            });
+        }
         // What to send this tick.
         let mut play_finished = false;
         let src: &Frame = match leg.mode {
             LegMode::Echo => frame,
+            LegMode::Play { .. } if leg.play_hold_ticks > 0 => {
+                leg.play_hold_ticks -= 1;
+                &SILENCE
+            }
             LegMode::Play { .. } => match leg.player.as_mut() {
                 Some(p) => {
                     if !p.next_frame(frame) {
