@@ -688,4 +688,26 @@ mod tests {
         assert!(!is_sip_uri("sip:bob@host>evil"));
         assert!(!is_sip_uri("tel:+1555"));
     }
+
+    #[test]
+    fn amd_request_defaults_and_names() {
+        let a: AmdRequest = serde_json::from_str("{}").expect("empty amd");
+        assert_eq!(a.on_machine, OnMachineAction::Continue);
+        assert!(!a.asynchronous);
+        assert!(a.mode.is_none() && a.params.is_none() && a.voicemail_prompt.is_none());
+        let a: AmdRequest = serde_json::from_str(
+            r#"{"mode": "enable", "async": true, "on_machine": "voicemail_drop",
+                "voicemail_prompt": "vm", "params": {"timeout_ms": 10000}}"#,
+        )
+        .expect("full amd");
+        assert_eq!(a.mode, Some(AmdMode::Enable));
+        assert!(a.asynchronous);
+        assert_eq!(a.on_machine, OnMachineAction::VoicemailDrop);
+        assert_eq!(
+            a.params.map(|p| p.timeout),
+            Some(Duration::from_millis(10_000))
+        );
+        assert!(serde_json::from_str::<AmdRequest>(r#"{"on_machine": "drop"}"#).is_err());
+        assert!(serde_json::from_str::<AmdRequest>(r#"{"asynchronous": true}"#).is_err());
+    }
 }

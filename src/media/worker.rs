@@ -324,7 +324,12 @@ fn hold_ticks(det: &AmdDetector) -> u32 {
     let Some(start) = det.final_verdict().and_then(|v| v.message_start) else {
         return 0;
     };
-    let left = start.saturating_sub(det.stream_time());
+    ticks_until(start, det.stream_time())
+}
+
+/// Whole frames from stream time `now` until `start`, rounded up (0 once `start` has passed).
+fn ticks_until(start: Duration, now: Duration) -> u32 {
+    let left = start.saturating_sub(now);
     let ticks = left.as_micros().div_ceil(FRAME_DURATION.as_micros());
     u32::try_from(ticks).unwrap_or(u32::MAX)
 }
@@ -479,5 +484,29 @@ fn tick_all(
     }
     if lost > 0 {
         metrics::counter!(t::RTP_LOST).increment(lost as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_prompt_waits_whole_frames_until_message_start() {
+        let ms = Duration::from_millis;
+        assert_eq!(ticks_until(ms(7_680), ms(7_680)), 0);
+        assert_eq!(ticks_until(ms(7_680), ms(8_000)), 0, "already passed");
+        assert_eq!(ticks_until(ms(7_700), ms(7_600)), 5);
+        assert_eq!(
+            ticks_until(ms(7_610), ms(7_600)),
+            1,
+            "a part frame counts whole"
+        );
+    }
+
+    #[test]
+    fn a_detector_without_a_final_verdict_holds_nothing() {
+        let det = AmdDetector::new(crate::amd::AmdParams::default());
+        assert_eq!(hold_ticks(&det), 0);
     }
 }
