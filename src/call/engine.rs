@@ -35,7 +35,8 @@
 //!
 //! An outbound call with [`CallAmd`] starts its leg with the detector's parameters; the media
 //! worker runs the detector on every received frame and reports verdicts
-//! ([`MediaEvent::Amd`]). The engine records `amd.machine_start` (interim) and
+//! ([`MediaEvent::Amd`]), including the detector's last word (`unknown` or
+//! `machine_end_other`) when the leg stops before a final verdict. The engine records `amd.machine_start` (interim) and
 //! `amd.completed` (final) events and acts on [`OnMachine`] for machine verdicts. In
 //! synchronous mode a prompt asked for before the final verdict is held until then.
 
@@ -921,18 +922,18 @@ impl CallEngine {
         self.drain_layer(now);
     }
 
-    /// A verdict from the leg's detector: record it, then act on `on_machine`.
+    /// A verdict from the leg's detector: record it, then act on `on_machine`. A call that
+    /// is ending still records its final verdict (the worker reports the detector's last word
+    /// when the leg stops mid-analysis) but nothing is done about it.
     fn on_amd_verdict(&mut self, now: Instant, id: Uuid, verdict: Verdict) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.end.is_some() {
-            return;
-        }
+        let ending = call.end.is_some();
         let Some(amd) = call.amd.as_mut() else {
             return;
         };
-        if amd.done {
+        if amd.done || (ending && !verdict.is_final) {
             return;
         }
         let kind = if verdict.is_final {
@@ -950,6 +951,9 @@ impl CallEngine {
             return;
         }
         amd.done = true;
+        if ending {
+            return;
+        }
         let held = amd.held_play.take();
         let machine = verdict.answered_by.is_machine();
         match (&amd.cfg.on_machine, machine) {

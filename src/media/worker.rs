@@ -16,7 +16,8 @@
 //!   fed every received frame (silence when none arrived) until its final verdict; verdicts go
 //!   to the engine as [`MediaEvent::Amd`]. A prompt given after a final verdict that has a
 //!   `message_start` is held (silence is sent) until the stream reaches that time, so a
-//!   voicemail drop never starts before the beep has ended.
+//!   voicemail drop never starts before the beep has ended. A leg stopped before the final
+//!   verdict reports the detector's last word (`finish`) just before its `Stopped`.
 //!
 //! Metrics are summed per tick and added once per tick ([`crate::telemetry`]).
 
@@ -295,8 +296,15 @@ fn handle_command(
             }
         }
         MediaCommand::Stop { call_id } => {
-            if let Some(leg) = legs.remove(&call_id) {
+            if let Some(mut leg) = legs.remove(&call_id) {
                 leg.recv_task.abort();
+                // A stream that stops mid-analysis still gets a final verdict.
+                if let Some(det) = leg.amd.as_deref_mut()
+                    && det.final_verdict().is_none()
+                {
+                    let verdict = det.finish(clock.now());
+                    push_event(events, pending, MediaEvent::Amd { call_id, verdict });
+                }
                 let stats = {
                     let g = leg.shared.lock().unwrap_or_else(|e| e.into_inner());
                     row_stats(&g.session.stats())
@@ -335,7 +343,8 @@ fn ticks_until(start: Duration, now: Duration) -> u32 {
 }
 
 fn push_event(events: &mpsc::Sender<MediaEvent>, pending: &mut Vec<MediaEvent>, ev: MediaEvent) {
-    if events.try_send(ev.clone()).is_err() {
+    // Behind earlier pending events, keep the order (an AMD verdict before its `Stopped`).
+    if !pending.is_empty() || events.try_send(ev.clone()).is_err() {
         pending.push(ev);
     }
 }

@@ -3395,3 +3395,27 @@ fn amd_verdict_for_a_call_without_amd_is_ignored() {
     });
     assert_eq!(sim.actions.len(), n);
 }
+
+#[test]
+fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
+    let mut sim = Sim::new();
+    let (id, _) = amd_answered(
+        &mut sim,
+        amd_call(1, OnMachine::VoicemailDrop(voicemail_prompt()), false),
+    );
+    sim.advance(ms(1_000));
+    sim.hangup(id).expect("hangup");
+    assert_eq!(methods(&sim.take_sent()), vec!["BYE"]);
+    // The worker reports the detector's last word before `Stopped`.
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(crate::amd::AnsweredBy::MachineEndOther, true),
+    });
+    let ev = amd_events(&sim);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].1["answered_by"], "machine_end_other");
+    assert!(plays(&sim).is_empty(), "no drop on an ending call");
+    sim.answer_stops();
+    assert_eq!(sim.the_finish(id).end.ended_by, EndedBy::Api);
+    sim.assert_all_settled();
+}
