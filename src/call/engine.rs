@@ -30,8 +30,18 @@
 //! - One dialog per call: a second 2xx from a forking proxy (another To tag) is ACKed and
 //!   sent BYE.
 //! - Re-INVITEs are answered (hold and resume: sendonly, recvonly, inactive); we do not send any.
+//!
+//! # Answering-machine detection
+//!
+//! An outbound call with [`CallAmd`] starts its leg with the detector's parameters; the media
+//! worker runs the detector on every received frame and reports verdicts
+//! ([`MediaEvent::Amd`]), including the detector's last word (`unknown` or
+//! `machine_end_other`) when the leg stops before a final verdict. The engine records `amd.machine_start` (interim) and
+//! `amd.completed` (final) events and acts on [`OnMachine`] for machine verdicts. In
+//! synchronous mode a prompt asked for before the final verdict is held until then.
 
-use super::{EngineError, Originate};
+use super::{CallAmd, EngineError, OnMachine, Originate};
+use crate::amd::{AmdParams, Verdict};
 use crate::config::{Config, RouteConfig, TrunkConfig};
 use crate::media::g711::Law;
 use crate::media::player::Prompt;
@@ -114,6 +124,10 @@ pub enum MediaCommand {
         session: SessionConfig,
         /// What to send.
         mode: LegMode,
+        /// Run answering-machine detection on the received audio with these parameters
+        /// (the detector is created here, at leg start; verdicts come back as
+        /// [`MediaEvent::Amd`]).
+        amd: Option<AmdParams>,
     },
     /// The far end changed its media (re-INVITE): address, codec, and whether we may send.
     Update {
@@ -172,6 +186,13 @@ pub enum MediaEvent {
         digit: char,
         /// How long it was held.
         duration: Duration,
+    },
+    /// An answering-machine detection verdict (interim `machine_start` or final).
+    Amd {
+        /// The call.
+        call_id: Uuid,
+        /// The verdict; its times are stream times from the leg's start.
+        verdict: Verdict,
     },
     /// The leg stopped (after [`MediaCommand::Stop`], or because it failed to start).
     Stopped {
@@ -348,6 +369,20 @@ struct Call {
     route_mode: Option<LegMode>,
     /// UAS: the ACK of our 2xx arrived (or Timer L ended the wait); UAC: always true.
     acked: bool,
+    /// Answering-machine detection on this call.
+    amd: Option<AmdState>,
+}
+
+/// Where a call's answering-machine detection stands.
+#[derive(Debug)]
+struct AmdState {
+    cfg: CallAmd,
+    /// The final verdict arrived.
+    done: bool,
+    /// The voicemail-drop prompt is playing; its end hangs up.
+    dropping: bool,
+    /// Synchronous mode: a prompt asked for before the verdict.
+    held_play: Option<(Prompt, bool)>,
 }
 
 #[derive(Debug, Default)]
@@ -701,6 +736,12 @@ impl CallEngine {
                 digest,
                 route_mode: None,
                 acked: true,
+                amd: o.amd.map(|cfg| AmdState {
+                    cfg,
+                    done: false,
+                    dropping: false,
+                    held_play: None,
+                }),
             },
         );
         self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
@@ -739,8 +780,21 @@ impl CallEngine {
     }
 
     /// Plays a prompt on an answered call.
+    /// With synchronous AMD, a prompt asked for before the verdict is held until then; while a
+    /// voicemail is being dropped the call takes no other prompt.
     pub fn play(&mut self, id: Uuid, prompt: Prompt, repeat: bool) -> Result<(), EngineError> {
         let call = self.live_answered(id)?;
+        if let Some(amd) = call.amd.as_mut() {
+            if amd.dropping {
+                return Err(EngineError::Conflict(format!(
+                    "call {id} is dropping a voicemail"
+                )));
+            }
+            if !amd.cfg.asynchronous && !amd.done {
+                amd.held_play = Some((prompt, repeat));
+                return Ok(());
+            }
+        }
         call.route_mode = None;
         self.actions.push_back(Action::Media(MediaCommand::Play {
             call_id: id,
@@ -784,7 +838,23 @@ impl CallEngine {
                     .calls
                     .get(&call_id)
                     .is_some_and(|c| matches!(c.route_mode, Some(LegMode::Play { .. })));
-                if from_route {
+                let dropped = self
+                    .calls
+                    .get(&call_id)
+                    .and_then(|c| c.amd.as_ref())
+                    .is_some_and(|a| a.dropping);
+                if dropped {
+                    self.end_call(
+                        now,
+                        call_id,
+                        EndInfo::new(
+                            FinalStatus::Completed,
+                            None,
+                            "voicemail dropped",
+                            EndedBy::System,
+                        ),
+                    );
+                } else if from_route {
                     self.end_call(
                         now,
                         call_id,
@@ -797,6 +867,7 @@ impl CallEngine {
                     );
                 }
             }
+            MediaEvent::Amd { call_id, verdict } => self.on_amd_verdict(now, call_id, verdict),
             MediaEvent::NoMedia { call_id } => {
                 self.end_call(
                     now,
@@ -849,6 +920,77 @@ impl CallEngine {
             }
         }
         self.drain_layer(now);
+    }
+
+    /// A verdict from the leg's detector: record it, then act on `on_machine`. A call that
+    /// is ending still records its final verdict (the worker reports the detector's last word
+    /// when the leg stops mid-analysis) but nothing is done about it.
+    fn on_amd_verdict(&mut self, now: Instant, id: Uuid, verdict: Verdict) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let ending = call.end.is_some();
+        let Some(amd) = call.amd.as_mut() else {
+            return;
+        };
+        if amd.done || (ending && !verdict.is_final) {
+            return;
+        }
+        let kind = if verdict.is_final {
+            "amd.completed"
+        } else {
+            "amd.machine_start"
+        };
+        self.actions.push_back(Action::Store(StoreOp::Event {
+            call_id: id,
+            kind,
+            payload: amd_payload(&verdict),
+            at: now,
+        }));
+        if !verdict.is_final {
+            return;
+        }
+        amd.done = true;
+        if ending {
+            return;
+        }
+        let held = amd.held_play.take();
+        let machine = verdict.answered_by.is_machine();
+        match (&amd.cfg.on_machine, machine) {
+            (OnMachine::Hangup, true) => {
+                self.end_call(
+                    now,
+                    id,
+                    EndInfo::new(
+                        FinalStatus::Completed,
+                        None,
+                        "answering machine",
+                        EndedBy::System,
+                    ),
+                );
+            }
+            (OnMachine::VoicemailDrop(prompt), true) => {
+                // The worker holds the prompt until the verdict's `message_start`.
+                let prompt = prompt.clone();
+                amd.dropping = true;
+                call.route_mode = None;
+                self.actions.push_back(Action::Media(MediaCommand::Play {
+                    call_id: id,
+                    prompt,
+                    repeat: false,
+                }));
+            }
+            _ => {
+                if let Some((prompt, repeat)) = held {
+                    call.route_mode = None;
+                    self.actions.push_back(Action::Media(MediaCommand::Play {
+                        call_id: id,
+                        prompt,
+                        repeat,
+                    }));
+                }
+            }
+        }
     }
 
     // ---- transaction events -----------------------------------------------------------------
@@ -1210,6 +1352,7 @@ impl CallEngine {
             digest: None,
             route_mode: Some(mode.clone()),
             acked: false,
+            amd: None,
         };
         if let Some(media) = negotiated {
             self.start_media(&mut call, media, mode);
@@ -1741,6 +1884,7 @@ impl CallEngine {
             port,
             session,
             mode,
+            amd: call.amd.as_ref().map(|a| a.cfg.params),
         }));
         // A call that starts on hold (sendonly offer, inactive answer, c=0.0.0.0): no sending.
         if !media.direction.sends() || media.remote_hold {
@@ -1821,6 +1965,22 @@ impl CallEngine {
 }
 
 /// A URI as printed in a header or the digest `uri` parameter.
+/// The payload of `amd.completed` / `amd.machine_start`: the verdict and its stream times in
+/// milliseconds from the answer.
+pub fn amd_payload(v: &Verdict) -> serde_json::Value {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    serde_json::json!({
+        "answered_by": v.answered_by.as_str(),
+        "confidence": v.confidence,
+        "decision_ms": ms(v.at),
+        "beep_ms": v.beep_onset.map(ms),
+        "beep_end_ms": v.beep_end.map(ms),
+        "message_start_ms": v.message_start.map(ms),
+        "speech_ms": ms(v.speech),
+        "final": v.is_final,
+    })
+}
+
 fn uri_string(uri: &SipUri) -> String {
     use ezk_sip_types::print::AppendCtx;
     uri.default_print_ctx().to_string()

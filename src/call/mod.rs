@@ -9,6 +9,7 @@
 pub mod driver;
 pub mod engine;
 
+use crate::amd::AmdParams;
 use crate::media::player::Prompt;
 use crate::store::NewCall;
 use std::time::Duration;
@@ -62,6 +63,41 @@ pub struct Originate {
     pub call: NewCall,
     /// Cancel the INVITE if not answered within this time.
     pub ring_timeout: Duration,
+    /// Answering-machine detection on the answered call, if asked for.
+    pub amd: Option<CallAmd>,
+}
+
+/// Answering-machine detection asked for on an outbound call.
+///
+/// Once the call is answered, its media leg runs an [`crate::amd::AmdDetector`] on every
+/// frame it receives; the engine publishes the verdict (`amd.completed`) and acts on
+/// [`OnMachine`].
+///
+/// - **Synchronous** (`asynchronous: false`, the default): nothing is played on the call until
+///   the final verdict; a prompt asked for meanwhile (`POST /v1/calls/{id}/play`) is held and
+///   starts when a verdict arrives that does not end the call or drop a voicemail.
+/// - **Asynchronous**: the call proceeds normally; the verdict arrives as an event only.
+#[derive(Debug, Clone)]
+pub struct CallAmd {
+    /// Detector parameters, mode included.
+    pub params: AmdParams,
+    /// Whether the call proceeds without waiting for the verdict.
+    pub asynchronous: bool,
+    /// What to do when a machine answered.
+    pub on_machine: OnMachine,
+}
+
+/// What the engine does after a machine verdict.
+#[derive(Debug, Clone)]
+pub enum OnMachine {
+    /// Hang up at once (final status `completed`, reason "answering machine").
+    Hangup,
+    /// Do nothing: the verdict is only reported.
+    Continue,
+    /// Once the final verdict arrives (`machine_end_*`), play this prompt, starting no
+    /// earlier than the verdict's `message_start` (after the beep), then hang up (reason
+    /// "voicemail dropped").
+    VoicemailDrop(Prompt),
 }
 
 /// A command to the engine, with its reply channel.

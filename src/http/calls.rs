@@ -3,7 +3,8 @@
 use super::auth::Authed;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::call::{EngineError, Originate};
+use crate::amd::{AmdMode, AmdParams};
+use crate::call::{CallAmd, EngineError, OnMachine, Originate};
 use crate::store::Claimed;
 use crate::store::StoreError;
 use crate::store::{Call, CallFilter, CallStatus, Direction, NewCall};
@@ -57,6 +58,56 @@ pub struct CreateCall {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Value>,
+    /// Answering-machine detection once the call is answered; verdicts arrive as
+    /// `amd.machine_start` (interim) and `amd.completed` events at `status_callback`.
+    #[serde(default)]
+    pub amd: Option<AmdRequest>,
+}
+
+/// `amd` in `POST /v1/calls`.
+///
+/// Synchronous (`async: false`, the default): nothing is played on the call until the final
+/// verdict; a prompt asked for meanwhile is held until then (and dropped when the verdict
+/// hangs up or drops a voicemail). Asynchronous: the call proceeds at once and the verdict
+/// arrives as an event.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmdRequest {
+    /// `detect_message_end` (default: for a machine, wait for the beep or the end of the
+    /// greeting) or `enable` (decide human/machine as early as possible).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub mode: Option<AmdMode>,
+    /// Detector parameters in milliseconds (`timeout_ms`, `speech_threshold_ms`,
+    /// `speech_end_threshold_ms`, `silence_timeout_ms`, `greeting_end_silence_ms`,
+    /// `beep_guard_ms`); missing ones take their documented defaults.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<AmdParams>,
+    /// Let the call proceed without waiting for the verdict (default false).
+    #[serde(default, rename = "async")]
+    pub asynchronous: bool,
+    /// What to do when a machine answered (default `continue`).
+    #[serde(default)]
+    pub on_machine: OnMachineAction,
+    /// `voicemail_drop` only (and then required): the prompt to leave, a file in the
+    /// config's `prompts/` folder.
+    #[serde(default)]
+    pub voicemail_prompt: Option<String>,
+}
+
+/// `amd.on_machine`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMachineAction {
+    /// Hang up at once.
+    Hangup,
+    /// Only report the verdict.
+    #[default]
+    Continue,
+    /// Play `voicemail_prompt` once the beep (or the end-of-greeting silence) has passed, then
+    /// hang up. Needs mode `detect_message_end`.
+    VoicemailDrop,
 }
 
 /// A call as the API shows it.
@@ -326,6 +377,45 @@ fn validate_create(
     Ok((trunk.name.clone(), from, Duration::from_secs(secs)))
 }
 
+/// Validates `amd` and decodes its voicemail prompt.
+fn validate_amd(st: &AppState, req: &AmdRequest) -> Result<CallAmd, ApiError> {
+    let mut params = req.params.unwrap_or_default();
+    if let Some(mode) = req.mode {
+        params.mode = mode;
+    }
+    params
+        .validate()
+        .map_err(|e| ApiError::invalid(format!("amd.params.{}", e.name), e.to_string()))?;
+    let on_machine = match req.on_machine {
+        OnMachineAction::Hangup => OnMachine::Hangup,
+        OnMachineAction::Continue => OnMachine::Continue,
+        OnMachineAction::VoicemailDrop => {
+            if params.mode != AmdMode::DetectMessageEnd {
+                return Err(ApiError::invalid(
+                    "amd.mode",
+                    "on_machine voicemail_drop needs mode detect_message_end",
+                ));
+            }
+            let name = req.voicemail_prompt.as_deref().ok_or_else(|| {
+                ApiError::invalid(
+                    "amd.voicemail_prompt",
+                    "voicemail_prompt is required with on_machine voicemail_drop",
+                )
+            })?;
+            let mut cache = st.prompts.lock().unwrap_or_else(|e| e.into_inner());
+            let prompt = cache
+                .get(name)
+                .map_err(|e| ApiError::invalid("amd.voicemail_prompt", e.to_string()))?;
+            OnMachine::VoicemailDrop(prompt)
+        }
+    };
+    Ok(CallAmd {
+        params,
+        asynchronous: req.asynchronous,
+        on_machine,
+    })
+}
+
 /// Place an outbound call.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls",
     request_body = CreateCall,
@@ -349,6 +439,11 @@ pub async fn create_call(
 ) -> Result<(StatusCode, Json<CallResource>), ApiError> {
     let Json(body) = body?;
     let (trunk, from, ring_timeout) = validate_create(&st, &body)?;
+    let amd = body
+        .amd
+        .as_ref()
+        .map(|a| validate_amd(&st, a))
+        .transpose()?;
     let now = st.clock.utc();
     let id = crate::store::new_id(now);
     let idem = match headers.get("idempotency-key") {
@@ -421,7 +516,11 @@ pub async fn create_call(
         created_at: now,
     };
     st.engine
-        .originate(Originate { call, ring_timeout })
+        .originate(Originate {
+            call,
+            ring_timeout,
+            amd,
+        })
         .await?;
     let c = st
         .store
@@ -588,5 +687,27 @@ mod tests {
         assert!(!is_sip_uri("sip:bob@"));
         assert!(!is_sip_uri("sip:bob@host>evil"));
         assert!(!is_sip_uri("tel:+1555"));
+    }
+
+    #[test]
+    fn amd_request_defaults_and_names() {
+        let a: AmdRequest = serde_json::from_str("{}").expect("empty amd");
+        assert_eq!(a.on_machine, OnMachineAction::Continue);
+        assert!(!a.asynchronous);
+        assert!(a.mode.is_none() && a.params.is_none() && a.voicemail_prompt.is_none());
+        let a: AmdRequest = serde_json::from_str(
+            r#"{"mode": "enable", "async": true, "on_machine": "voicemail_drop",
+                "voicemail_prompt": "vm", "params": {"timeout_ms": 10000}}"#,
+        )
+        .expect("full amd");
+        assert_eq!(a.mode, Some(AmdMode::Enable));
+        assert!(a.asynchronous);
+        assert_eq!(a.on_machine, OnMachineAction::VoicemailDrop);
+        assert_eq!(
+            a.params.map(|p| p.timeout),
+            Some(Duration::from_millis(10_000))
+        );
+        assert!(serde_json::from_str::<AmdRequest>(r#"{"on_machine": "drop"}"#).is_err());
+        assert!(serde_json::from_str::<AmdRequest>(r#"{"asynchronous": true}"#).is_err());
     }
 }

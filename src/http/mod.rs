@@ -34,7 +34,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[openapi(
     info(title = "trunkline", description = "Control API of the trunkline SIP/RTP media server"),
     paths(calls::create_call, calls::list_calls, calls::get_call, calls::hangup, calls::play, calls::dtmf, events::stream),
-    components(schemas(error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::CallList, calls::PlayRequest, calls::DtmfRequest, calls::Accepted)),
+    components(schemas(error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::CallList, calls::PlayRequest, calls::DtmfRequest, calls::Accepted, calls::AmdRequest, calls::OnMachineAction)),
     modifiers(&SecurityAddon),
     tags((name = "calls", description = "Outbound calls and live call control"), (name = "events", description = "Live event stream"))
 )]

@@ -12,8 +12,16 @@
 //!   ([`MediaEvent`]) go back on another. The tick never awaits the engine: events are sent
 //!   with `try_send`; the channel is sized for every leg's worst case.
 //!
+//! - **AMD**: a leg started with AMD parameters owns an [`AmdDetector`], created at leg start,
+//!   fed every received frame (silence when none arrived) until its final verdict; verdicts go
+//!   to the engine as [`MediaEvent::Amd`]. A prompt given after a final verdict that has a
+//!   `message_start` is held (silence is sent) until the stream reaches that time, so a
+//!   voicemail drop never starts before the beep has ended. A leg stopped before the final
+//!   verdict reports the detector's last word (`finish`) just before its `Stopped`.
+//!
 //! Metrics are summed per tick and added once per tick ([`crate::telemetry`]).
 
+use crate::amd::AmdDetector;
 use crate::call::engine::{LegMode, MediaCommand, MediaEvent};
 use crate::clock::Clock;
 use crate::media::frame::{FRAME_DURATION, Frame, SILENCE};
@@ -145,6 +153,10 @@ struct Leg {
     recv_task: tokio::task::JoinHandle<()>,
     no_media_reported: bool,
     last_stats: crate::rtp::stats::RtpStats,
+    /// Answering-machine detection, until its final verdict.
+    amd: Option<Box<AmdDetector>>,
+    /// Ticks to send silence before the prompt starts (held until the AMD `message_start`).
+    play_hold_ticks: u32,
 }
 
 /// Runs the media worker until the command channel closes.
@@ -195,6 +207,7 @@ fn handle_command(
             port,
             session,
             mode,
+            amd,
         } => {
             let stopped = MediaEvent::Stopped {
                 call_id,
@@ -243,6 +256,8 @@ fn handle_command(
                     recv_task,
                     no_media_reported: false,
                     last_stats: Default::default(),
+                    amd: amd.map(|p| Box::new(AmdDetector::new(p))),
+                    play_hold_ticks: 0,
                 },
             );
         }
@@ -267,6 +282,7 @@ fn handle_command(
             repeat,
         } => {
             if let Some(leg) = legs.get_mut(&call_id) {
+                leg.play_hold_ticks = leg.amd.as_deref().map_or(0, hold_ticks);
                 leg.player = Some(Player::new(prompt.clone(), repeat));
                 leg.mode = LegMode::Play { prompt, repeat };
             }
@@ -280,8 +296,15 @@ fn handle_command(
             }
         }
         MediaCommand::Stop { call_id } => {
-            if let Some(leg) = legs.remove(&call_id) {
+            if let Some(mut leg) = legs.remove(&call_id) {
                 leg.recv_task.abort();
+                // A stream that stops mid-analysis still gets a final verdict.
+                if let Some(det) = leg.amd.as_deref_mut()
+                    && det.final_verdict().is_none()
+                {
+                    let verdict = det.finish(clock.now());
+                    push_event(events, pending, MediaEvent::Amd { call_id, verdict });
+                }
                 let stats = {
                     let g = leg.shared.lock().unwrap_or_else(|e| e.into_inner());
                     row_stats(&g.session.stats())
@@ -303,8 +326,25 @@ fn handle_command(
     }
 }
 
+/// Ticks until the final AMD verdict's `message_start`, counted from the detector's stream
+/// time (0 when there is no such verdict or the time has passed).
+fn hold_ticks(det: &AmdDetector) -> u32 {
+    let Some(start) = det.final_verdict().and_then(|v| v.message_start) else {
+        return 0;
+    };
+    ticks_until(start, det.stream_time())
+}
+
+/// Whole frames from stream time `now` until `start`, rounded up (0 once `start` has passed).
+fn ticks_until(start: Duration, now: Duration) -> u32 {
+    let left = start.saturating_sub(now);
+    let ticks = left.as_micros().div_ceil(FRAME_DURATION.as_micros());
+    u32::try_from(ticks).unwrap_or(u32::MAX)
+}
+
 fn push_event(events: &mpsc::Sender<MediaEvent>, pending: &mut Vec<MediaEvent>, ev: MediaEvent) {
-    if events.try_send(ev.clone()).is_err() {
+    // Behind earlier pending events, keep the order (an AMD verdict before its `Stopped`).
+    if !pending.is_empty() || events.try_send(ev.clone()).is_err() {
         pending.push(ev);
     }
 }
@@ -362,10 +402,23 @@ fn tick_all(
         g.received_since_tick = 0;
         let kind = g.session.poll_frame(now, frame);
         let _ = kind;
+        if let Some(det) = leg.amd.as_deref_mut()
+            && det.final_verdict().is_none()
+            && let Some(verdict) = det.push_frame(now, frame)
+        {
+            let _ = events.try_send(MediaEvent::Amd {
+                call_id: *call_id,
+                verdict,
+            });
+        }
         // What to send this tick.
         let mut play_finished = false;
         let src: &Frame = match leg.mode {
             LegMode::Echo => frame,
+            LegMode::Play { .. } if leg.play_hold_ticks > 0 => {
+                leg.play_hold_ticks -= 1;
+                &SILENCE
+            }
             LegMode::Play { .. } => match leg.player.as_mut() {
                 Some(p) => {
                     if !p.next_frame(frame) {
@@ -440,5 +493,29 @@ fn tick_all(
     }
     if lost > 0 {
         metrics::counter!(t::RTP_LOST).increment(lost as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_prompt_waits_whole_frames_until_message_start() {
+        let ms = Duration::from_millis;
+        assert_eq!(ticks_until(ms(7_680), ms(7_680)), 0);
+        assert_eq!(ticks_until(ms(7_680), ms(8_000)), 0, "already passed");
+        assert_eq!(ticks_until(ms(7_700), ms(7_600)), 5);
+        assert_eq!(
+            ticks_until(ms(7_610), ms(7_600)),
+            1,
+            "a part frame counts whole"
+        );
+    }
+
+    #[test]
+    fn a_detector_without_a_final_verdict_holds_nothing() {
+        let det = AmdDetector::new(crate::amd::AmdParams::default());
+        assert_eq!(hold_ticks(&det), 0);
     }
 }

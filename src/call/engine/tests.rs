@@ -443,6 +443,7 @@ impl Sim {
                     port,
                     session,
                     mode,
+                    ..
                 }) => Some((*call_id, *port, session.clone(), mode.clone())),
                 _ => None,
             })
@@ -747,6 +748,7 @@ fn outbound(n: u128, to: &str, trunk: &str, ring_timeout: Duration) -> Originate
             created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         },
         ring_timeout,
+        amd: None,
     }
 }
 
@@ -3126,4 +3128,294 @@ fn a_call_that_starts_on_hold_does_not_send_until_resumed() {
         &reply(&inv, 200, Some("far1"), "", &far_sdp()),
     );
     assert_eq!(sim.kinds(), vec!["Insert", "Answered", "Start"]);
+}
+
+// ---- answering-machine detection ------------------------------------------------------------
+
+fn amd_call(n: u128, on_machine: OnMachine, asynchronous: bool) -> Originate {
+    let mut o = outbound(n, "+15551230000", "local", secs(30));
+    o.amd = Some(CallAmd {
+        params: AmdParams::default(),
+        asynchronous,
+        on_machine,
+    });
+    o
+}
+
+/// Dials `o`, answers it, and returns its id and INVITE.
+fn amd_answered(sim: &mut Sim, o: Originate) -> (Uuid, Request) {
+    let id = o.call.id;
+    sim.originate(o).expect("originate");
+    let sent = sim.take_sent();
+    let inv = sent[0].req().expect("INVITE").clone();
+    assert_eq!(methods(&answer_call(sim, &inv)), vec!["ACK"]);
+    (id, inv)
+}
+
+fn verdict(answered_by: crate::amd::AnsweredBy, is_final: bool) -> Verdict {
+    let beep = answered_by == crate::amd::AnsweredBy::MachineEndBeep;
+    Verdict {
+        answered_by,
+        confidence: 0.9,
+        at: ms(4_200),
+        beep_onset: beep.then(|| ms(3_700)),
+        beep_end: beep.then(|| ms(4_100)),
+        message_start: beep.then(|| ms(4_200)),
+        speech: ms(2_900),
+        is_final,
+    }
+}
+
+fn amd_events(sim: &Sim) -> Vec<(&'static str, serde_json::Value)> {
+    sim.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Store(StoreOp::Event { kind, payload, .. }) if kind.starts_with("amd.") => {
+                Some((*kind, payload.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn plays(sim: &Sim) -> Vec<String> {
+    sim.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Media(MediaCommand::Play { prompt, .. }) => Some(prompt.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn voicemail_prompt() -> Prompt {
+    Prompt {
+        name: "vm".into(),
+        samples: vec![500i16; 1600].into(),
+    }
+}
+
+#[test]
+fn amd_leg_starts_with_the_detector_and_hangup_ends_a_machine_call() {
+    use crate::amd::AnsweredBy::*;
+    let mut sim = Sim::new().auto_stop();
+    let (id, _) = amd_answered(&mut sim, amd_call(1, OnMachine::Hangup, false));
+    let starts: Vec<Option<AmdParams>> = sim
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Media(MediaCommand::Start { amd, .. }) => Some(*amd),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts, vec![Some(AmdParams::default())]);
+
+    // The interim machine_start is recorded and changes nothing.
+    sim.advance(ms(2_400));
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(MachineStart, false),
+    });
+    assert!(sim.take_sent().is_empty());
+    let ev = amd_events(&sim);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].0, "amd.machine_start");
+    assert_eq!(ev[0].1["final"], false);
+
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(MachineEndBeep, true),
+    });
+    let ev = amd_events(&sim);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[1].0, "amd.completed");
+    let p = &ev[1].1;
+    assert_eq!(p["answered_by"], "machine_end_beep");
+    assert_eq!(p["decision_ms"], 4_200);
+    assert_eq!(p["beep_ms"], 3_700);
+    assert_eq!(p["message_start_ms"], 4_200);
+    assert_eq!(p["speech_ms"], 2_900);
+    assert_eq!(p["final"], true);
+    assert!((p["confidence"].as_f64().expect("confidence") - 0.9).abs() < 1e-6);
+    assert_eq!(methods(&sim.take_sent()), vec!["BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    assert_eq!(f.end.reason, "answering machine");
+    assert_eq!(f.end.ended_by, EndedBy::System);
+    assert!(plays(&sim).is_empty());
+}
+
+#[test]
+fn amd_continue_only_reports_the_machine() {
+    use crate::amd::AnsweredBy::*;
+    let mut sim = Sim::new().auto_stop();
+    let (id, _) = amd_answered(&mut sim, amd_call(1, OnMachine::Continue, true));
+    sim.advance(ms(4_200));
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(MachineEndSilence, true),
+    });
+    assert!(sim.take_sent().is_empty(), "no BYE");
+    assert_eq!(amd_events(&sim)[0].1["answered_by"], "machine_end_silence");
+    assert!(sim.finishes().is_empty());
+    assert!(plays(&sim).is_empty());
+    // A repeated final verdict is ignored.
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(Human, true),
+    });
+    assert_eq!(amd_events(&sim).len(), 1);
+    sim.hangup(id).expect("hangup");
+    assert_eq!(methods(&sim.take_sent()), vec!["BYE"]);
+    assert_eq!(sim.the_finish(id).end.ended_by, EndedBy::Api);
+}
+
+#[test]
+fn amd_voicemail_drop_plays_after_the_final_verdict_then_hangs_up() {
+    use crate::amd::AnsweredBy::*;
+    let mut sim = Sim::new().auto_stop();
+    let (id, _) = amd_answered(
+        &mut sim,
+        amd_call(1, OnMachine::VoicemailDrop(voicemail_prompt()), false),
+    );
+    sim.advance(ms(2_400));
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(MachineStart, false),
+    });
+    assert!(plays(&sim).is_empty(), "no drop on the interim verdict");
+    sim.advance(ms(1_800));
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(MachineEndBeep, true),
+    });
+    assert_eq!(plays(&sim), vec!["vm"]);
+    assert!(matches!(
+        sim.actions.last(),
+        Some(Action::Media(MediaCommand::Play { repeat: false, .. }))
+    ));
+    assert!(sim.take_sent().is_empty());
+    // While the voicemail plays, the API cannot replace it.
+    assert!(matches!(
+        sim.engine.play(id, tone_prompt(), false),
+        Err(EngineError::Conflict(_))
+    ));
+    sim.advance(ms(200));
+    sim.media_event(MediaEvent::PlayFinished { call_id: id });
+    assert_eq!(methods(&sim.take_sent()), vec!["BYE"]);
+    let f = sim.the_finish(id);
+    assert_eq!(f.end.status, FinalStatus::Completed);
+    assert_eq!(f.end.reason, "voicemail dropped");
+    assert_eq!(f.end.ended_by, EndedBy::System);
+}
+
+#[test]
+fn amd_human_keeps_the_call_up_whatever_on_machine_says() {
+    use crate::amd::AnsweredBy::*;
+    for on_machine in [
+        OnMachine::Hangup,
+        OnMachine::VoicemailDrop(voicemail_prompt()),
+    ] {
+        let mut sim = Sim::new().auto_stop();
+        let (id, _) = amd_answered(&mut sim, amd_call(1, on_machine, false));
+        sim.advance(ms(1_300));
+        sim.media_event(MediaEvent::Amd {
+            call_id: id,
+            verdict: verdict(Human, true),
+        });
+        assert_eq!(amd_events(&sim)[0].1["answered_by"], "human");
+        assert!(sim.take_sent().is_empty());
+        assert!(sim.finishes().is_empty());
+        assert!(plays(&sim).is_empty());
+        // A later PlayFinished (an API prompt) does not hang up.
+        sim.engine.play(id, tone_prompt(), false).expect("play");
+        sim.drain();
+        assert_eq!(plays(&sim), vec!["tone"]);
+        sim.media_event(MediaEvent::PlayFinished { call_id: id });
+        assert!(sim.take_sent().is_empty());
+    }
+}
+
+#[test]
+fn amd_synchronous_holds_prompts_until_the_verdict_async_does_not() {
+    use crate::amd::AnsweredBy::*;
+    // Synchronous: held, then played when the human verdict arrives.
+    let mut sim = Sim::new().auto_stop();
+    let (id, _) = amd_answered(&mut sim, amd_call(1, OnMachine::Continue, false));
+    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.drain();
+    assert!(plays(&sim).is_empty(), "held until the verdict");
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(Human, true),
+    });
+    assert_eq!(plays(&sim), vec!["tone"]);
+
+    // Synchronous with hangup: a machine ends the call and the held prompt never plays.
+    let mut sim = Sim::new().auto_stop();
+    let (id, _) = amd_answered(&mut sim, amd_call(2, OnMachine::Hangup, false));
+    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.drain();
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(MachineEndOther, true),
+    });
+    assert!(plays(&sim).is_empty());
+    assert_eq!(sim.the_finish(id).end.reason, "answering machine");
+    // A verdict after the end is ignored.
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(Human, true),
+    });
+    assert_eq!(amd_events(&sim).len(), 1);
+
+    // Asynchronous: the prompt goes out at once, the verdict is still reported.
+    let mut sim = Sim::new().auto_stop();
+    let (id, _) = amd_answered(&mut sim, amd_call(3, OnMachine::Continue, true));
+    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.drain();
+    assert_eq!(plays(&sim), vec!["tone"]);
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(Human, true),
+    });
+    assert_eq!(amd_events(&sim)[0].0, "amd.completed");
+    assert_eq!(plays(&sim), vec!["tone"], "nothing more to play");
+}
+
+#[test]
+fn amd_verdict_for_a_call_without_amd_is_ignored() {
+    let mut sim = Sim::new().auto_stop();
+    let inv = dial(&mut sim, 1, secs(30));
+    answer_call(&mut sim, &inv);
+    let n = sim.actions.len();
+    sim.media_event(MediaEvent::Amd {
+        call_id: Uuid::from_u128(1),
+        verdict: verdict(crate::amd::AnsweredBy::Human, true),
+    });
+    assert_eq!(sim.actions.len(), n);
+}
+
+#[test]
+fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
+    let mut sim = Sim::new();
+    let (id, _) = amd_answered(
+        &mut sim,
+        amd_call(1, OnMachine::VoicemailDrop(voicemail_prompt()), false),
+    );
+    sim.advance(ms(1_000));
+    sim.hangup(id).expect("hangup");
+    assert_eq!(methods(&sim.take_sent()), vec!["BYE"]);
+    // The worker reports the detector's last word before `Stopped`.
+    sim.media_event(MediaEvent::Amd {
+        call_id: id,
+        verdict: verdict(crate::amd::AnsweredBy::MachineEndOther, true),
+    });
+    let ev = amd_events(&sim);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].1["answered_by"], "machine_end_other");
+    assert!(plays(&sim).is_empty(), "no drop on an ending call");
+    sim.answer_stops();
+    assert_eq!(sim.the_finish(id).end.ended_by, EndedBy::Api);
+    sim.assert_all_settled();
 }
