@@ -7,7 +7,10 @@
 //! is made here.
 //!
 //! The store writer applies [`StoreOp`]s strictly in order, so a call's row is inserted before
-//! it is updated and its events are published in order; it publishes `call.initiated`,
+//! it is updated and its events are published in order. It writes whatever is queued (up to
+//! [`WRITER_BATCH`] ops) in one transaction and builds event payloads from the rows of live calls
+//! it keeps in memory, since one database round trip per statement was the cost at high call
+//! rates; it publishes `call.initiated`,
 //! `call.ringing`, `call.answered` and `call.completed` (the last only when the row's final
 //! status was set by this operation, so there is exactly one per call). Replies to `originate`
 //! travel through the writer's queue, so the API answers after the call row exists.
@@ -18,8 +21,10 @@ use crate::clock::Clock;
 use crate::events::{EventBus, kinds};
 use crate::sip::message::frame_stream;
 use crate::sip::transaction::{Transmit, Transport};
+use crate::store::{Call, CallChange, CallWrite, FinalStatus, NewEvent, new_id};
 use crate::telemetry;
 use bytes::BytesMut;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -396,122 +401,286 @@ pub fn new_status() -> EngineStatus {
 }
 
 /// Runs the store writer until its channel closes.
+///
+/// Each round takes whatever is queued (at least one op, at most [`WRITER_BATCH`], without
+/// waiting for more) and writes it in one transaction ([`EventBus::publish_batch`]). Event
+/// payloads are built from each live call's row kept in memory (it has every field of the
+/// insert and each change since), so no row is read back. Replies are sent once everything
+/// queued before them is committed. A batch that fails is written again one op at a time, so
+/// one bad row cannot lose the others.
 pub async fn run_store_writer(
     bus: EventBus,
     clock: Arc<dyn Clock>,
     mut ops: mpsc::Receiver<WriterOp>,
 ) {
-    let store = bus.store().clone();
-    let mut callbacks: HashMap<Uuid, Option<String>> = HashMap::new();
     let wall = |at: Instant| {
         let now = clock.now();
         let utc = clock.utc();
         utc - chrono::TimeDelta::from_std(now.saturating_duration_since(at)).unwrap_or_default()
     };
-    while let Some(op) = ops.recv().await {
-        let result = match op {
-            WriterOp::Reply(tx, r) => {
-                let _ = tx.send(r);
-                continue;
+    let mut writer = StoreWriter {
+        bus,
+        live: HashMap::new(),
+        batch: Batch::default(),
+    };
+    let mut queue: Vec<WriterOp> = Vec::with_capacity(WRITER_BATCH);
+    let mut replies = Vec::new();
+    while ops.recv_many(&mut queue, WRITER_BATCH).await > 0 {
+        for op in queue.drain(..) {
+            match op {
+                WriterOp::Reply(tx, r) => replies.push((tx, r)),
+                WriterOp::Store(op) => writer.push(&wall, op).await,
             }
-            WriterOp::Store(op) => apply(&store, &bus, &mut callbacks, &wall, op).await,
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "store writer: operation failed");
+        }
+        writer.flush().await;
+        for (tx, r) in replies.drain(..) {
+            let _ = tx.send(r);
         }
     }
 }
 
-async fn apply(
-    store: &crate::store::Store,
-    bus: &EventBus,
-    callbacks: &mut HashMap<Uuid, Option<String>>,
-    wall: &impl Fn(Instant) -> chrono::DateTime<chrono::Utc>,
-    op: StoreOp,
-) -> Result<(), crate::store::StoreError> {
-    match op {
-        StoreOp::Insert { mut call, at } => {
-            let at = wall(at);
-            call.created_at = at;
-            callbacks.insert(call.id, call.status_callback.clone());
-            let row = store.insert_call(&call).await?;
-            let payload = serde_json::to_value(&row).unwrap_or_default();
-            bus.publish(
+/// Most ops the store writer takes from its queue into one transaction. Larger batches only
+/// form when ops arrive faster than a transaction commits, so an idle server still writes
+/// each op at once; the cap bounds a transaction's length (and a failed batch's retry).
+pub const WRITER_BATCH: usize = 256;
+
+/// What one write of a batch does to the writer's memory once committed.
+struct Pending {
+    call_id: Option<Uuid>,
+    /// The row after the change (`None`: the call is not kept, e.g. it ended).
+    row: Option<Call>,
+    /// The final status set, for the ended-calls counter.
+    ended: Option<FinalStatus>,
+}
+
+#[derive(Default)]
+struct Batch {
+    writes: Vec<CallWrite>,
+    pending: Vec<Pending>,
+    /// Each call's row as it will be once the writes queued so far commit.
+    rows: HashMap<Uuid, Call>,
+}
+
+struct StoreWriter {
+    bus: EventBus,
+    /// The row of every live call, as committed.
+    live: HashMap<Uuid, Call>,
+    batch: Batch,
+}
+
+impl StoreWriter {
+    /// The row of `call_id` after the writes queued so far.
+    fn row(&self, call_id: Uuid) -> Option<&Call> {
+        self.batch
+            .rows
+            .get(&call_id)
+            .or_else(|| self.live.get(&call_id))
+    }
+
+    /// Adds `op` to the batch; an op on a call this writer does not know is written on its own
+    /// after the batch so far (reading the row back as before).
+    async fn push(&mut self, wall: &impl Fn(Instant) -> DateTime<Utc>, op: StoreOp) {
+        let (change, kind, at, payload) = match op {
+            StoreOp::Insert { mut call, at } => {
+                let at = wall(at);
+                call.created_at = at;
+                (CallChange::Insert(*call), kinds::CALL_INITIATED, at, None)
+            }
+            StoreOp::Ringing { call_id, at } => {
+                let at = wall(at);
+                (
+                    CallChange::Ringing { call_id, at },
+                    kinds::CALL_RINGING,
+                    at,
+                    None,
+                )
+            }
+            StoreOp::Answered { call_id, at } => {
+                let at = wall(at);
+                (
+                    CallChange::Answered { call_id, at },
+                    kinds::CALL_ANSWERED,
+                    at,
+                    None,
+                )
+            }
+            StoreOp::Finish {
+                call_id,
+                end,
+                stats,
                 at,
-                kinds::CALL_INITIATED,
-                Some(row.id),
+            } => {
+                let at = wall(at);
+                (
+                    CallChange::Finish {
+                        call_id,
+                        status: end.status,
+                        sip_code: end.code,
+                        reason: Some(end.reason),
+                        ended_by: end.ended_by,
+                        stats,
+                        at,
+                    },
+                    kinds::CALL_COMPLETED,
+                    at,
+                    None,
+                )
+            }
+            StoreOp::Event {
+                call_id,
+                kind,
                 payload,
-                call.status_callback.as_deref(),
-            )
-            .await?;
-        }
-        StoreOp::Ringing { call_id, at } => {
-            let at = wall(at);
-            if store.mark_ringing(call_id, at).await? {
-                publish_row(store, bus, callbacks, call_id, at, kinds::CALL_RINGING).await?;
+                at,
+            } => (CallChange::None, kind, wall(at), Some((call_id, payload))),
+        };
+        let (call_id, payload, row, url) = match (&change, payload) {
+            (CallChange::None, Some((call_id, payload))) => {
+                let url = self.row(call_id).and_then(|r| r.status_callback.clone());
+                (Some(call_id), payload, None, url)
             }
-        }
-        StoreOp::Answered { call_id, at } => {
-            let at = wall(at);
-            if store.mark_answered(call_id, at).await? {
-                publish_row(store, bus, callbacks, call_id, at, kinds::CALL_ANSWERED).await?;
+            _ => {
+                let Some(call_id) = change.call_id() else {
+                    return;
+                };
+                let mut row = match (&change, self.row(call_id)) {
+                    (CallChange::Insert(c), _) => Call::from_new(c),
+                    (_, Some(r)) => r.clone(),
+                    (_, None) => {
+                        self.flush().await;
+                        if let Err(e) = apply_unknown(&self.bus, change, kind, at).await {
+                            tracing::error!(error = %e, %call_id, "store writer: operation failed");
+                        }
+                        return;
+                    }
+                };
+                if !change.apply_to(&mut row) {
+                    // The stored row would not change either: no write, no event.
+                    return;
+                }
+                let payload = serde_json::to_value(&row).unwrap_or_default();
+                let url = row.status_callback.clone();
+                (Some(call_id), payload, Some(row), url)
             }
+        };
+        let ended = match &change {
+            CallChange::Finish { status, .. } => Some(*status),
+            _ => None,
+        };
+        if let (Some(id), Some(r)) = (call_id, &row) {
+            // Later ops of this call in the batch (even of an ended call) build on this row.
+            self.batch.rows.insert(id, r.clone());
         }
-        StoreOp::Finish {
+        self.batch.pending.push(Pending {
             call_id,
-            end,
+            row: if ended.is_some() { None } else { row },
+            ended,
+        });
+        self.batch.writes.push(CallWrite {
+            change,
+            event: NewEvent {
+                id: new_id(at),
+                kind: kind.to_owned(),
+                call_id,
+                payload,
+                created_at: at,
+                webhook_urls: url.into_iter().collect(),
+            },
+        });
+    }
+
+    /// Writes the batch in one transaction, or one write at a time if that fails.
+    async fn flush(&mut self) {
+        if self.batch.writes.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match self.bus.publish_batch(&batch.writes).await {
+            Ok(events) => {
+                for (p, e) in batch.pending.into_iter().zip(events) {
+                    self.committed(p, e.is_some());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = batch.writes.len(), "store writer: batch failed; writing its ops one by one");
+                for (p, w) in batch.pending.into_iter().zip(batch.writes) {
+                    match self.bus.publish_batch(std::slice::from_ref(&w)).await {
+                        Ok(events) => {
+                            let applied = events.first().is_some_and(Option::is_some);
+                            self.committed(p, applied);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, call_id = ?p.call_id, kind = %w.event.kind, "store writer: operation failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Updates the writer's memory after a write committed (`applied`: its change applied).
+    fn committed(&mut self, p: Pending, applied: bool) {
+        let Some(call_id) = p.call_id else { return };
+        if !applied {
+            // The stored row differed from the one in memory: forget it, so later ops on
+            // this call read it back.
+            tracing::warn!(%call_id, "store writer: call row not as expected; reading it back from now on");
+            self.live.remove(&call_id);
+            return;
+        }
+        if let Some(status) = p.ended {
+            metrics::counter!(telemetry::CALLS_ENDED, "status" => status.as_str()).increment(1);
+            self.live.remove(&call_id);
+        } else if let Some(row) = p.row {
+            self.live.insert(call_id, row);
+        }
+    }
+}
+
+/// Writes one change of a call the writer does not hold in memory, reading the row back for
+/// the event payload.
+async fn apply_unknown(
+    bus: &EventBus,
+    change: CallChange,
+    kind: &str,
+    at: DateTime<Utc>,
+) -> Result<(), crate::store::StoreError> {
+    let store = bus.store();
+    let (call_id, applied) = match change {
+        CallChange::Ringing { call_id, at } => (call_id, store.mark_ringing(call_id, at).await?),
+        CallChange::Answered { call_id, at } => (call_id, store.mark_answered(call_id, at).await?),
+        CallChange::Finish {
+            call_id,
+            status,
+            sip_code,
+            reason,
+            ended_by,
             stats,
             at,
         } => {
-            let at = wall(at);
             let first = store
                 .finish_call(
                     call_id,
-                    end.status,
-                    end.code,
-                    Some(&end.reason),
-                    end.ended_by,
+                    status,
+                    sip_code,
+                    reason.as_deref(),
+                    ended_by,
                     &stats,
                     at,
                 )
                 .await?;
             if first {
-                metrics::counter!(telemetry::CALLS_ENDED, "status" => end.status.as_str())
-                    .increment(1);
-                publish_row(store, bus, callbacks, call_id, at, kinds::CALL_COMPLETED).await?;
+                metrics::counter!(telemetry::CALLS_ENDED, "status" => status.as_str()).increment(1);
             }
-            callbacks.remove(&call_id);
+            (call_id, first)
         }
-        StoreOp::Event {
-            call_id,
-            kind,
-            payload,
-            at,
-        } => {
-            let at = wall(at);
-            let url = callbacks.get(&call_id).cloned().flatten();
-            bus.publish(at, kind, Some(call_id), payload, url.as_deref())
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn publish_row(
-    store: &crate::store::Store,
-    bus: &EventBus,
-    callbacks: &HashMap<Uuid, Option<String>>,
-    call_id: Uuid,
-    at: chrono::DateTime<chrono::Utc>,
-    kind: &str,
-) -> Result<(), crate::store::StoreError> {
-    let row = store.get_call(call_id).await?;
-    let payload = serde_json::to_value(&row).unwrap_or_default();
-    let url = match callbacks.get(&call_id) {
-        Some(u) => u.clone(),
-        None => row.as_ref().and_then(|r| r.status_callback.clone()),
+        CallChange::Insert(_) | CallChange::None => return Ok(()),
     };
-    bus.publish(at, kind, Some(call_id), payload, url.as_deref())
-        .await?;
+    if applied {
+        let row = store.get_call(call_id).await?;
+        let payload = serde_json::to_value(&row).unwrap_or_default();
+        let url = row.as_ref().and_then(|r| r.status_callback.clone());
+        bus.publish(at, kind, Some(call_id), payload, url.as_deref())
+            .await?;
+    }
     Ok(())
 }

@@ -18,7 +18,7 @@ pub mod signature;
 pub use outbox::{AfterFailure, OutboxConfig, after_failure, backoff, run_outbox};
 pub use signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature};
 
-use crate::store::{Store, StoreError, new_id};
+use crate::store::{CallWrite, Store, StoreError, new_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -105,6 +105,29 @@ impl EventBus {
         // No subscribers is not an error: events are in the store.
         let _ = self.tx.send(Arc::clone(&event));
         Ok(event)
+    }
+
+    /// Writes call-row changes and their events in one transaction ([`Store::write_batch`]),
+    /// then broadcasts the stored events in order (the outbox is woken by the store). Returns,
+    /// per write, the stored event or `None` where the change did not apply. Like
+    /// [`EventBus::publish`], it holds the order lock from the insert to the broadcast.
+    pub async fn publish_batch(
+        &self,
+        writes: &[CallWrite],
+    ) -> Result<Vec<Option<Arc<Event>>>, StoreError> {
+        let _order = self.order.lock().await;
+        let events = self.store.write_batch(writes).await?;
+        Ok(events
+            .into_iter()
+            .map(|e| {
+                e.map(|e| {
+                    let e = Arc::new(e);
+                    // No subscribers is not an error: events are in the store.
+                    let _ = self.tx.send(Arc::clone(&e));
+                    e
+                })
+            })
+            .collect())
     }
 
     /// A receiver of every event published after this call. To resume a client without a gap

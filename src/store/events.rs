@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// hands out numbers at insert but transactions commit in any order, so without it a reader
 /// could see seq 7 before seq 6 commits and an SSE client resuming after 7 would never get 6.
 /// SQLite has a single writer, so its `seq` is commit-ordered anyway.
-const EVENT_SEQ_LOCK: i64 = 0x7472_756e_6b6c_696e; // "trunklin"
+pub(super) const EVENT_SEQ_LOCK: i64 = 0x7472_756e_6b6c_696e; // "trunklin"
 
 /// An outbox row claimed for delivery, with its event.
 #[derive(Debug, Clone, PartialEq)]

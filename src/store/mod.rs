@@ -39,6 +39,7 @@
 
 pub mod admin;
 mod api_keys;
+mod batch;
 mod calls;
 mod events;
 mod idempotency;
@@ -47,6 +48,7 @@ mod settings;
 pub mod testing;
 
 pub use api_keys::{API_KEY_PREFIX, ApiKey};
+pub use batch::{CallChange, CallWrite, MAX_ROWS_PER_INSERT, NewEvent};
 pub use calls::{
     Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy, FinalStatus,
     MAX_LIST_LIMIT, NewCall, RtpStats,
