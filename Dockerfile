@@ -19,5 +19,9 @@ VOLUME ["/data"]
 # SIP (UDP and TCP), HTTP API, RTP range of the example config.
 EXPOSE 5060/udp 5060/tcp 8080/tcp 20000-29999/udp
 ENTRYPOINT ["trunkline"]
-# Listen on all interfaces inside the container; the example config binds loopback.
-CMD ["serve", "--config", "/etc/trunkline", "--data", "/data", "--sip", "0.0.0.0:5060", "--http", "0.0.0.0:8080"]
+# Listen on all interfaces inside the container (the example config binds loopback). The address
+# peers reach the container at must be written into Via, Contact and SDP: pass it when running,
+#   docker run ... IMAGE serve --config /etc/trunkline --data /data --sip 0.0.0.0:5060 \
+#     --http 0.0.0.0:8080 --rtp-address 0.0.0.0 --public-address 203.0.113.10
+# (trunkline refuses to start with a wildcard address and no public address).
+CMD ["serve", "--config", "/etc/trunkline", "--data", "/data", "--sip", "0.0.0.0:5060", "--http", "0.0.0.0:8080", "--rtp-address", "0.0.0.0"]

@@ -49,6 +49,9 @@ pub fn apply_overrides(cfg: &mut Config, args: &ServeArgs) {
     if let Some(ip) = args.rtp_address {
         cfg.server.rtp.address = ip;
     }
+    if let Some(ip) = args.public_address {
+        cfg.server.sip.public_address = Some(ip);
+    }
     if let Some(d) = &args.common.data {
         cfg.server.data.dir = d.clone();
     }
@@ -87,6 +90,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    cfg.check_addresses()?;
     let cfg = Arc::new(cfg);
     let url = crate::store::database_url(&cfg);
     let store = Store::connect(&url)

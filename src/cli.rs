@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// Address RTP sockets bind to and SDP advertises; overrides `[rtp] address`.
     #[arg(long, value_name = "IP")]
     pub rtp_address: Option<std::net::IpAddr>,
+    /// Address written into Via, Contact and SDP (behind NAT, in a container); overrides
+    /// `[sip] public_address`. Required when SIP or RTP binds a wildcard address (0.0.0.0).
+    #[arg(long, value_name = "IP")]
+    pub public_address: Option<std::net::IpAddr>,
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {

@@ -418,6 +418,22 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses a wildcard SIP or RTP address without `[sip] public_address`: Via, Contact and
+    /// SDP must carry an address the far end can reach, and `0.0.0.0` in SDP means hold.
+    pub fn check_addresses(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if (s.rtp.address.is_unspecified() || s.sip.listen.ip().is_unspecified())
+            && s.sip.public_address.is_none()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "SIP or RTP binds a wildcard address ({} / {}): set [sip] public_address (or \
+                 --public-address) so that Via, Contact and SDP carry an address the far end can reach",
+                s.sip.listen, s.rtp.address
+            )));
+        }
+        Ok(())
+    }
+
     /// The route of a called number.
     pub fn route(&self, number: &str) -> Option<&RouteConfig> {
         self.numbers
@@ -453,6 +469,21 @@ mod tests {
     fn unknown_field_is_an_error_naming_the_file() {
         let e = Config::from_texts("[sip]\nlisen = \"x\"", "", "").unwrap_err();
         assert!(e.to_string().contains("server.toml"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_addresses_need_a_public_address() {
+        let mut c = Config::embedded();
+        assert!(c.check_addresses().is_ok());
+        c.server.rtp.address = "0.0.0.0".parse().unwrap();
+        assert!(
+            c.check_addresses()
+                .unwrap_err()
+                .to_string()
+                .contains("public_address")
+        );
+        c.server.sip.public_address = Some("203.0.113.10".parse().unwrap());
+        assert!(c.check_addresses().is_ok());
     }
 
     #[test]
