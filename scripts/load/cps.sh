@@ -25,7 +25,11 @@ CALLS=$(awk -v r="$RATE" -v s="$SECONDS_RUN" 'BEGIN{printf "%d", r * s}')
 [ "$CALLS" -gt 0 ] || die "rate x seconds must be at least 1 call"
 
 case "$TARGET" in
-  trunkline) start_trunkline 200 ;;
+  # Each call holds an RTP port pair from its INVITE until its media leg has stopped: give the
+  # server room for the rate (twice the rate in ports, 2,000 to 10,000), or calls get
+  # 503 RTP Ports Exhausted, which uac_load.xml does not expect.
+  trunkline) ports=$((RATE * 2)); [ "$ports" -lt 2000 ] && ports=2000; [ "$ports" -gt 10000 ] && ports=10000
+             start_trunkline "$ports" ;;
   sipp) start_sipp_uas "" ;;
   *) die "--target is trunkline or sipp" ;;
 esac
