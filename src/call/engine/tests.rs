@@ -4,6 +4,12 @@
 //! [`Sim`] owns the engine, a fake port pool and everything the engine emitted; [`Caller`]
 //! scripts a far end that calls us (like SIPp's `uac`), [`reply`] answers the requests the
 //! engine sends toward a trunk (like SIPp's `uas`). Peer messages are written as text.
+//!
+//! Beyond the scripted scenarios: property tests drive random interleavings of peer
+//! messages, API commands, media events, duplicates and time (one call, and six at once) and
+//! check that every call gets exactly one `Finish` and that no state is left; `lossy_calls`
+//! and `lossy_outbound` put a far end with its own `TransactionLayer` behind a seeded lossy
+//! network; random bytes and mutated INVITEs never panic nor disturb a live call.
 
 use super::*;
 use crate::clock::test_origin;
@@ -374,7 +380,7 @@ impl Sim {
         self.now = until;
     }
 
-    /// Runs deadlines until `done` holds (at most `limit` steps).
+    /// Runs deadlines until `done` holds (at most 10,000 steps).
     fn advance_until(&mut self, mut done: impl FnMut(&Sim) -> bool) {
         for _ in 0..10_000 {
             if done(self) {
@@ -1319,8 +1325,8 @@ fn invite_into_total_loss_fails_on_timer_b_at_32_s() {
     assert_eq!(f.end.status, FinalStatus::Failed);
     assert_eq!(f.end.code, Some(408));
     assert_eq!(f.end.ended_by, EndedBy::System);
-    // Retransmissions double from T1 and are capped at T2 (RFC 3261 17.1.1.2: no cap for
-    // INVITE, the interval keeps doubling).
+    // Timer A: the INVITE is resent after T1, 2*T1, 4*T1... (RFC 3261 17.1.1.2; unlike
+    // Timer E, Timer A has no T2 cap).
     let times: Vec<u64> = sim
         .wire
         .iter()
