@@ -1,7 +1,7 @@
 //! The call engine (pure): every call's SIP dialog and state, fed `(now, input)`.
 //!
 //! [`CallEngine`] owns the [`TransactionLayer`] and, per call, the dialog, the SDP session and
-//! the call's phase. Inputs: datagrams (`handle_datagram`), API commands (`originate`,
+//! whether it was answered and how it ended. Inputs: datagrams (`handle_datagram`), API commands (`originate`,
 //! `hangup`, `play`, `dtmf`), media events (`handle_media_event`) and timeouts
 //! (`handle_timeout`). Outputs, drained after every input: SIP messages to send
 //! (`poll_transmit`) and [`Action`]s in order (`poll_action`): media commands for the media
@@ -315,18 +315,6 @@ impl EngineConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// UAC: INVITE sent, no provisional yet.
-    Calling,
-    /// UAC: a provisional arrived.
-    Early,
-    /// Answered (UAC got 2xx; UAS sent 2xx).
-    Confirmed,
-    /// An end was decided; waiting for the media leg to stop or the INVITE to finish.
-    Ending,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TxnRole {
     Invite,
     Bye,
@@ -344,7 +332,6 @@ struct Call {
     id: Uuid,
     direction: Direction,
     trunk: Option<String>,
-    phase: Phase,
     sip_call_id: String,
     /// Where requests go (trunk, or the inbound INVITE's source).
     peer: SocketAddr,
@@ -716,7 +703,6 @@ impl CallEngine {
                 id,
                 direction: Direction::Outbound,
                 trunk: Some(trunk.name.clone()),
-                phase: Phase::Calling,
                 sip_call_id,
                 peer: trunk.address,
                 transport: to_transport(trunk.transport),
@@ -912,7 +898,6 @@ impl CallEngine {
                             "media leg stopped",
                             EndedBy::System,
                         ));
-                        c.phase = Phase::Ending;
                         self.send_bye(now, call_id);
                     }
                     self.finish(now, call_id, stats);
@@ -1328,7 +1313,6 @@ impl CallEngine {
             id,
             direction: Direction::Inbound,
             trunk: None,
-            phase: Phase::Confirmed,
             sip_call_id,
             peer: source,
             transport,
@@ -1532,9 +1516,6 @@ impl CallEngine {
         }
         match code {
             100..=199 => {
-                if call.phase == Phase::Calling {
-                    call.phase = Phase::Early;
-                }
                 // Any provisional, 100 Trying included, allows the CANCEL (sec. 9.1).
                 if call.cancel_pending {
                     call.cancel_pending = false;
@@ -1627,7 +1608,6 @@ impl CallEngine {
             self.finish_without_media(now, id);
             return;
         }
-        call.phase = Phase::Confirmed;
         call.answered = true;
         self.actions.push_back(Action::Store(StoreOp::Answered {
             call_id: id,
@@ -1743,7 +1723,6 @@ impl CallEngine {
             return;
         }
         call.end = Some(info);
-        call.phase = Phase::Ending;
         let key = call.invite_key.clone();
         if self.layer.create_cancel(&key).is_ok() {
             self.send_cancel(now, id, &key);
@@ -1813,7 +1792,6 @@ impl CallEngine {
             return;
         }
         call.end = Some(info);
-        call.phase = Phase::Ending;
         self.ring_deadline.remove(&id);
         if call.media_running {
             self.actions
