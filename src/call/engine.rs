@@ -3,8 +3,7 @@
 //! [`CallEngine`] owns the [`TransactionLayer`] and, per call, the dialog, the SDP session,
 //! whether it was answered and how it ended. Inputs: datagrams (`handle_datagram`), API
 //! commands (`originate`, `hangup`, `play`, `dtmf`), media events (`handle_media_event`) and
-//! timeouts
-//! (`handle_timeout`). Outputs, drained after every input: SIP messages to send
+//! timeouts (`handle_timeout`). Outputs, drained after every input: SIP messages to send
 //! (`poll_transmit`) and [`Action`]s in order (`poll_action`): media commands for the media
 //! worker and store operations for the store writer. The engine never touches a socket, the
 //! clock or the database; RTP ports come from an injected [`MediaPorts`].
