@@ -14,6 +14,7 @@
 //! that keeps each live call's row can build the event payload (the call as the API shows it)
 //! without reading the row back.
 
+use super::calls::{FINISH_SQL, MARK_ANSWERED_SQL, MARK_RINGING_SQL, SET_DURATION_SQL};
 use super::{Call, CallStatus, EndedBy, FinalStatus, NewCall, RtpStats, Store, StoreError};
 use super::{micros, on_pool};
 use crate::events::Event;
@@ -301,28 +302,21 @@ impl Store {
                     }
                     CallChange::None => true,
                     CallChange::Ringing { call_id, at } => {
-                        sqlx::query(
-                            "UPDATE calls SET status = 'ringing', ringing_at = $2 \
-                             WHERE id = $1 AND ringing_at IS NULL AND answered_at IS NULL \
-                             AND final_status IS NULL",
-                        )
-                        .bind(*call_id)
-                        .bind(micros(*at))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
+                        sqlx::query(MARK_RINGING_SQL)
+                            .bind(*call_id)
+                            .bind(micros(*at))
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
                             == 1
                     }
                     CallChange::Answered { call_id, at } => {
-                        sqlx::query(
-                            "UPDATE calls SET status = 'in-progress', answered_at = $2 \
-                             WHERE id = $1 AND answered_at IS NULL AND final_status IS NULL",
-                        )
-                        .bind(*call_id)
-                        .bind(micros(*at))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
+                        sqlx::query(MARK_ANSWERED_SQL)
+                            .bind(*call_id)
+                            .bind(micros(*at))
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
                             == 1
                     }
                     CallChange::Finish {
@@ -335,33 +329,27 @@ impl Store {
                         at,
                     } => {
                         let at = micros(*at);
-                        let answered: Option<(Option<DateTime<Utc>>,)> = sqlx::query_as(
-                            "UPDATE calls SET status = $2, final_status = $2, \
-                             end_sip_code = $3, end_reason = $4, ended_by = $5, ended_at = $6, \
-                             rtp_packets_in = $7, rtp_packets_out = $8, rtp_packets_lost = $9, \
-                             rtp_packets_late = $10, rtp_jitter_ms = $11 \
-                             WHERE id = $1 AND final_status IS NULL RETURNING answered_at",
-                        )
-                        .bind(*call_id)
-                        .bind(status.as_str())
-                        .bind(sip_code.map(i32::from))
-                        .bind(reason.as_deref())
-                        .bind(ended_by.as_str())
-                        .bind(at)
-                        .bind(db_count(stats.packets_in))
-                        .bind(db_count(stats.packets_out))
-                        .bind(db_count(stats.packets_lost))
-                        .bind(db_count(stats.packets_late))
-                        .bind(stats.jitter_ms)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                        let answered: Option<(Option<DateTime<Utc>>,)> = sqlx::query_as(FINISH_SQL)
+                            .bind(*call_id)
+                            .bind(status.as_str())
+                            .bind(sip_code.map(i32::from))
+                            .bind(reason.as_deref())
+                            .bind(ended_by.as_str())
+                            .bind(at)
+                            .bind(db_count(stats.packets_in))
+                            .bind(db_count(stats.packets_out))
+                            .bind(db_count(stats.packets_lost))
+                            .bind(db_count(stats.packets_late))
+                            .bind(stats.jitter_ms)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                         match answered {
                             None => false,
                             Some((answered_at,)) => {
                                 let duration_ms = answered_at
                                     .map(|a| (at - a).num_milliseconds().max(0))
                                     .unwrap_or(0);
-                                sqlx::query("UPDATE calls SET duration_ms = $2 WHERE id = $1")
+                                sqlx::query(SET_DURATION_SQL)
                                     .bind(*call_id)
                                     .bind(duration_ms)
                                     .execute(&mut *tx)

@@ -232,6 +232,21 @@ pub struct CallPage {
     pub next_cursor: Option<String>,
 }
 
+/// Marks a call ringing once, only before it is answered or ended (`mark_ringing`, batches).
+pub(super) const MARK_RINGING_SQL: &str = "UPDATE calls SET status = 'ringing', ringing_at = $2 \
+     WHERE id = $1 AND ringing_at IS NULL AND answered_at IS NULL AND final_status IS NULL";
+/// Marks a call answered once, only before it ended (`mark_answered`, batches).
+pub(super) const MARK_ANSWERED_SQL: &str = "UPDATE calls SET status = 'in-progress', answered_at = $2 \
+     WHERE id = $1 AND answered_at IS NULL AND final_status IS NULL";
+/// Sets the final status once, with the end and the RTP counters; returns the answer time so
+/// the duration can follow (`finish_call`, batches).
+pub(super) const FINISH_SQL: &str = "UPDATE calls SET status = $2, final_status = $2, end_sip_code = $3, \
+     end_reason = $4, ended_by = $5, ended_at = $6, rtp_packets_in = $7, rtp_packets_out = $8, \
+     rtp_packets_lost = $9, rtp_packets_late = $10, rtp_jitter_ms = $11 \
+     WHERE id = $1 AND final_status IS NULL RETURNING answered_at";
+/// Sets the answered duration after [`FINISH_SQL`].
+pub(super) const SET_DURATION_SQL: &str = "UPDATE calls SET duration_ms = $2 WHERE id = $1";
+
 #[derive(sqlx::FromRow)]
 struct CallRow {
     id: Uuid,
@@ -424,16 +439,12 @@ impl Store {
     /// already rang, was answered or ended, or is unknown.
     pub async fn mark_ringing(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE calls SET status = 'ringing', ringing_at = $2 \
-                 WHERE id = $1 AND ringing_at IS NULL AND answered_at IS NULL \
-                 AND final_status IS NULL",
-            )
-            .bind(id)
-            .bind(micros(at))
-            .execute(p)
-            .await?
-            .rows_affected()
+            sqlx::query(MARK_RINGING_SQL)
+                .bind(id)
+                .bind(micros(at))
+                .execute(p)
+                .await?
+                .rows_affected()
         });
         Ok(done == 1)
     }
@@ -442,15 +453,12 @@ impl Store {
     /// ended, or unknown.
     pub async fn mark_answered(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE calls SET status = 'in-progress', answered_at = $2 \
-                 WHERE id = $1 AND answered_at IS NULL AND final_status IS NULL",
-            )
-            .bind(id)
-            .bind(micros(at))
-            .execute(p)
-            .await?
-            .rows_affected()
+            sqlx::query(MARK_ANSWERED_SQL)
+                .bind(id)
+                .bind(micros(at))
+                .execute(p)
+                .await?
+                .rows_affected()
         });
         Ok(done == 1)
     }
@@ -474,33 +482,27 @@ impl Store {
             // The final status is set by the first statement (a write, so SQLite takes the write
             // lock at once); the duration needs the answer time it returns.
             let mut tx = p.begin().await?;
-            let answered: Option<(Option<DateTime<Utc>>,)> = sqlx::query_as(
-                "UPDATE calls SET status = $2, final_status = $2, end_sip_code = $3, \
-                 end_reason = $4, ended_by = $5, ended_at = $6, rtp_packets_in = $7, \
-                 rtp_packets_out = $8, rtp_packets_lost = $9, rtp_packets_late = $10, \
-                 rtp_jitter_ms = $11 \
-                 WHERE id = $1 AND final_status IS NULL RETURNING answered_at",
-            )
-            .bind(id)
-            .bind(status.as_str())
-            .bind(sip_code.map(i32::from))
-            .bind(reason)
-            .bind(ended_by.as_str())
-            .bind(at)
-            .bind(db_count(stats.packets_in))
-            .bind(db_count(stats.packets_out))
-            .bind(db_count(stats.packets_lost))
-            .bind(db_count(stats.packets_late))
-            .bind(stats.jitter_ms)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let answered: Option<(Option<DateTime<Utc>>,)> = sqlx::query_as(FINISH_SQL)
+                .bind(id)
+                .bind(status.as_str())
+                .bind(sip_code.map(i32::from))
+                .bind(reason)
+                .bind(ended_by.as_str())
+                .bind(at)
+                .bind(db_count(stats.packets_in))
+                .bind(db_count(stats.packets_out))
+                .bind(db_count(stats.packets_lost))
+                .bind(db_count(stats.packets_late))
+                .bind(stats.jitter_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
             match answered {
                 None => false,
                 Some((answered_at,)) => {
                     let duration_ms = answered_at
                         .map(|a| (at - a).num_milliseconds().max(0))
                         .unwrap_or(0);
-                    sqlx::query("UPDATE calls SET duration_ms = $2 WHERE id = $1")
+                    sqlx::query(SET_DURATION_SQL)
                         .bind(id)
                         .bind(duration_ms)
                         .execute(&mut *tx)
