@@ -6,4 +6,5 @@
 pub mod frame;
 pub mod g711;
 pub mod player;
+pub mod room;
 pub mod worker;
