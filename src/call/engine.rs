@@ -45,6 +45,7 @@ use crate::amd::{AmdParams, Verdict};
 use crate::config::{Config, RouteConfig, TrunkConfig};
 use crate::media::g711::Law;
 use crate::media::player::Prompt;
+use crate::media::room::ParticipantState;
 use crate::rtp::session::SessionConfig;
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::{Challenge, Credentials, DigestClient};
@@ -158,11 +159,146 @@ pub enum MediaCommand {
         /// Digits.
         digits: String,
     },
+    /// Stop the prompt playing on the leg (it goes back to its room's mix, or silence).
+    StopPlay {
+        /// The call.
+        call_id: Uuid,
+    },
     /// Stop the leg; the worker answers [`MediaEvent::Stopped`] with its counters.
     Stop {
         /// The call.
         call_id: Uuid,
     },
+    /// A room (conference or bridge) in the worker's mixer.
+    Room(RoomCommand),
+    /// A recording (of a call or a room).
+    Record(RecordCommand),
+}
+
+/// A command about a room (conference or two-party bridge): the worker keeps one mixer per room.
+#[derive(Debug, Clone)]
+pub enum RoomCommand {
+    /// Create the room's mixer.
+    Create {
+        /// The room (conference id).
+        room_id: Uuid,
+        /// Heard by everyone until the room has started (`start_on_enter`).
+        wait_music: Option<Prompt>,
+        /// Heard by participants on hold.
+        hold_music: Option<Prompt>,
+    },
+    /// Put a started leg into the room: from the next tick it hears the room's mix for it.
+    Join {
+        /// The room.
+        room_id: Uuid,
+        /// The call.
+        call_id: Uuid,
+        /// Mute, deaf, hold, role.
+        state: ParticipantState,
+    },
+    /// Change a participant's state.
+    Update {
+        /// The room.
+        room_id: Uuid,
+        /// The call.
+        call_id: Uuid,
+        /// New state.
+        state: ParticipantState,
+    },
+    /// Take a leg out of the room (it sends silence afterwards, unless a prompt plays).
+    Leave {
+        /// The room.
+        room_id: Uuid,
+        /// The call.
+        call_id: Uuid,
+    },
+    /// Whether the room has started (until then everyone hears the wait music).
+    Started {
+        /// The room.
+        room_id: Uuid,
+        /// Started.
+        started: bool,
+    },
+    /// A short join/leave beep heard by everyone in the room.
+    Beep {
+        /// The room.
+        room_id: Uuid,
+    },
+    /// Play a prompt to the whole room (`None` stops what plays); a non-looping prompt that
+    /// ends is reported as [`MediaEvent::RoomPlayFinished`].
+    Play {
+        /// The room.
+        room_id: Uuid,
+        /// The prompt, or `None` to stop.
+        prompt: Option<Prompt>,
+        /// Loop until stopped.
+        repeat: bool,
+    },
+    /// Remove the room; legs still in it send silence.
+    End {
+        /// The room.
+        room_id: Uuid,
+    },
+}
+
+/// What a recording records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordTarget {
+    /// One call: left = what the far end sent, right = what we sent it.
+    Call(Uuid),
+    /// A room: left = the participant `left`, right = the rest of the room.
+    Room {
+        /// The room.
+        room_id: Uuid,
+        /// The participant on the left channel.
+        left: Uuid,
+    },
+}
+
+/// A command about a recording.
+#[derive(Debug, Clone)]
+pub enum RecordCommand {
+    /// Start recording to `path` (a new file; directories are created).
+    Start {
+        /// The recording.
+        recording_id: Uuid,
+        /// What to record.
+        target: RecordTarget,
+        /// The WAV file to write.
+        path: std::path::PathBuf,
+    },
+    /// Stop writing frames until resumed.
+    Pause {
+        /// The recording.
+        recording_id: Uuid,
+    },
+    /// Write frames again.
+    Resume {
+        /// The recording.
+        recording_id: Uuid,
+    },
+    /// Finish the file; the worker answers [`MediaEvent::RecordingStopped`].
+    Stop {
+        /// The recording.
+        recording_id: Uuid,
+    },
+}
+
+/// How a recording ended, as the worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingResult {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Audio frames (20 ms) written.
+    pub frames: u64,
+    /// Audio length in milliseconds.
+    pub duration_ms: u64,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// SHA-256 of the file, hex (`None` when it failed).
+    pub sha256: Option<String>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 /// What the media worker reports.
@@ -193,6 +329,19 @@ pub enum MediaEvent {
         call_id: Uuid,
         /// The verdict; its times are stream times from the leg's start.
         verdict: Verdict,
+    },
+    /// A non-looping prompt played to a whole room ended.
+    RoomPlayFinished {
+        /// The room.
+        room_id: Uuid,
+    },
+    /// A recording ended: stopped by command, or because its call or room ended (the worker
+    /// stops a call's recordings before reporting the leg `Stopped`).
+    RecordingStopped {
+        /// The recording.
+        recording_id: Uuid,
+        /// How it ended.
+        result: RecordingResult,
     },
     /// The leg stopped (after [`MediaCommand::Stop`], or because it failed to start).
     Stopped {
@@ -854,6 +1003,8 @@ impl CallEngine {
                 }
             }
             MediaEvent::Amd { call_id, verdict } => self.on_amd_verdict(now, call_id, verdict),
+            // Rooms and recordings are not created by the engine yet.
+            MediaEvent::RoomPlayFinished { .. } | MediaEvent::RecordingStopped { .. } => {}
             MediaEvent::NoMedia { call_id } => {
                 self.end_call(
                     now,

@@ -295,6 +295,8 @@ fn handle_command(
                 }
             }
         }
+        // Rooms and recordings are not created by the engine yet.
+        MediaCommand::StopPlay { .. } | MediaCommand::Room(_) | MediaCommand::Record(_) => {}
         MediaCommand::Stop { call_id } => {
             if let Some(mut leg) = legs.remove(&call_id) {
                 leg.recv_task.abort();
