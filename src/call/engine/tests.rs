@@ -486,8 +486,11 @@ impl Sim {
                     | MediaCommand::Update { call_id, .. }
                     | MediaCommand::Play { call_id, .. }
                     | MediaCommand::Dtmf { call_id, .. }
+                    | MediaCommand::StopPlay { call_id }
                     | MediaCommand::Stop { call_id },
                 ) => *call_id,
+                // Room and recording commands are checked by their own tests.
+                Action::Media(MediaCommand::Room(_) | MediaCommand::Record(_)) => continue,
             };
             per.entry(id).or_default().push(kind_of(a));
         }
@@ -559,6 +562,9 @@ fn kind_of(a: &Action) -> &'static str {
         Action::Media(MediaCommand::Play { .. }) => "Play",
         Action::Media(MediaCommand::Dtmf { .. }) => "Dtmf",
         Action::Media(MediaCommand::Stop { .. }) => "Stop",
+        Action::Media(MediaCommand::StopPlay { .. }) => "StopPlay",
+        Action::Media(MediaCommand::Room(_)) => "Room",
+        Action::Media(MediaCommand::Record(_)) => "Record",
     }
 }
 
