@@ -50,8 +50,8 @@ pub mod testing;
 pub use api_keys::{API_KEY_PREFIX, ApiKey};
 pub use batch::{CallChange, CallWrite, MAX_ROWS_PER_INSERT, NewEvent};
 pub use calls::{
-    Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy, FinalStatus,
-    MAX_LIST_LIMIT, NewCall, RtpStats,
+    AmdRow, Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy,
+    FinalStatus, MAX_LIST_LIMIT, NewCall, RtpStats,
 };
 pub use events::{ClaimedDelivery, OutboxEntry};
 pub use idempotency::Claimed;
