@@ -41,8 +41,10 @@ pub mod admin;
 mod api_keys;
 mod batch;
 mod calls;
+mod conferences;
 mod events;
 mod idempotency;
+mod recordings;
 mod settings;
 #[doc(hidden)]
 pub mod testing;
@@ -53,8 +55,14 @@ pub use calls::{
     AmdRow, Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy,
     FinalStatus, MAX_LIST_LIMIT, NewCall, RtpStats,
 };
+pub use conferences::{
+    Conference, ConferenceFilter, ConferencePage, ConferenceStatus, NewConference,
+};
 pub use events::{ClaimedDelivery, OutboxEntry};
 pub use idempotency::Claimed;
+pub use recordings::{
+    NewRecording, Recording, RecordingFilter, RecordingPage, RecordingStatus, RecordingSummaryRow,
+};
 
 use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
