@@ -446,15 +446,15 @@ impl Mixer {
         report
     }
 
-    /// The room mix at the last tick: every participant heard by the room + the announcement
-    /// + beeps (right channel of a conference recording).
+    /// The room mix at the last tick: every participant heard by the room, plus the
+    /// announcement and beeps (right channel of a conference recording).
     pub fn room_mix(&self) -> &Frame {
         &self.room_out
     }
 
-    /// The room mix at the last tick without `id`'s own voice (everyone else heard by the room
-    /// + the announcement + beeps), written into `out`; `false` (and `out` untouched) if `id`
-    /// is not in the room. See the module documentation.
+    /// The room mix at the last tick without `id`'s own voice (everyone else heard by the
+    /// room, plus the announcement and beeps), written into `out`; `false` (and `out`
+    /// untouched) if `id` is not in the room. See the module documentation.
     pub fn room_mix_without(&self, id: Uuid, out: &mut Frame) -> bool {
         let Some(&i) = self.index.get(&id) else {
             return false;
