@@ -5,6 +5,7 @@
 
 pub mod frame;
 pub mod g711;
+pub mod mixer;
 pub mod player;
 pub mod room;
 pub mod worker;
