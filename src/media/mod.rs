@@ -6,5 +6,6 @@
 pub mod frame;
 pub mod g711;
 pub mod player;
+pub mod recorder;
 pub mod room;
 pub mod worker;
