@@ -187,6 +187,7 @@ impl Sim {
             media_ip: us().ip(),
             user_agent: "trunkline-test".into(),
             max_calls,
+            recordings_dir: std::path::PathBuf::from("rec"),
         };
         let mut prompts = HashMap::new();
         prompts.insert("tone".to_string(), tone_prompt());
@@ -486,8 +487,12 @@ impl Sim {
                     | MediaCommand::Update { call_id, .. }
                     | MediaCommand::Play { call_id, .. }
                     | MediaCommand::Dtmf { call_id, .. }
+                    | MediaCommand::StopPlay { call_id }
                     | MediaCommand::Stop { call_id },
                 ) => *call_id,
+                // Rooms and recordings: checked by their own tests.
+                Action::Media(MediaCommand::Room(_) | MediaCommand::Record(_))
+                | Action::Store(StoreOp::Conference(_) | StoreOp::Recording(_)) => continue,
             };
             per.entry(id).or_default().push(kind_of(a));
         }
@@ -559,6 +564,11 @@ fn kind_of(a: &Action) -> &'static str {
         Action::Media(MediaCommand::Play { .. }) => "Play",
         Action::Media(MediaCommand::Dtmf { .. }) => "Dtmf",
         Action::Media(MediaCommand::Stop { .. }) => "Stop",
+        Action::Media(MediaCommand::StopPlay { .. }) => "StopPlay",
+        Action::Media(MediaCommand::Room(_)) => "Room",
+        Action::Media(MediaCommand::Record(_)) => "Record",
+        Action::Store(StoreOp::Conference(_)) => "Conference",
+        Action::Store(StoreOp::Recording(_)) => "Recording",
     }
 }
 
@@ -755,6 +765,8 @@ fn outbound(n: u128, to: &str, trunk: &str, ring_timeout: Duration) -> Originate
         },
         ring_timeout,
         amd: None,
+        join: None,
+        record: false,
     }
 }
 
@@ -2315,7 +2327,8 @@ fn reinvite_without_common_codec_gets_488_and_the_call_goes_on() {
 fn inbound_call_row_and_dtmf_and_api_play() {
     let mut sim = Sim::new();
     assert!(matches!(
-        sim.engine.play(Uuid::from_u128(5), tone_prompt(), false),
+        sim.engine
+            .play(sim.now, Uuid::from_u128(5), tone_prompt(), false),
         Err(EngineError::NotFound(_))
     ));
     let (mut c, id) = inbound_answered(&mut sim, "tone", 1);
@@ -2342,7 +2355,9 @@ fn inbound_call_row_and_dtmf_and_api_play() {
         other => panic!("{other:?}"),
     }
     sim.engine.dtmf(id, "12#".into()).expect("dtmf");
-    sim.engine.play(id, tone_prompt(), true).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), true)
+        .expect("play");
     sim.drain();
     assert_eq!(&sim.kinds()[sim.kinds().len() - 2..], ["Dtmf", "Play"]);
     // An API prompt ending does not hang up (only the route's prompt does).
@@ -2432,7 +2447,7 @@ fn api_commands_on_unanswered_or_unknown_calls() {
         Err(EngineError::Conflict(_))
     ));
     assert!(matches!(
-        sim.engine.play(id, tone_prompt(), false),
+        sim.engine.play(sim.now, id, tone_prompt(), false),
         Err(EngineError::Conflict(_))
     ));
     assert_eq!(
@@ -3303,7 +3318,7 @@ fn amd_voicemail_drop_plays_after_the_final_verdict_then_hangs_up() {
     assert!(sim.take_sent().is_empty());
     // While the voicemail plays, the API cannot replace it.
     assert!(matches!(
-        sim.engine.play(id, tone_prompt(), false),
+        sim.engine.play(sim.now, id, tone_prompt(), false),
         Err(EngineError::Conflict(_))
     ));
     sim.advance(ms(200));
@@ -3334,7 +3349,9 @@ fn amd_human_keeps_the_call_up_whatever_on_machine_says() {
         assert!(sim.finishes().is_empty());
         assert!(plays(&sim).is_empty());
         // A later PlayFinished (an API prompt) does not hang up.
-        sim.engine.play(id, tone_prompt(), false).expect("play");
+        sim.engine
+            .play(sim.now, id, tone_prompt(), false)
+            .expect("play");
         sim.drain();
         assert_eq!(plays(&sim), vec!["tone"]);
         sim.media_event(MediaEvent::PlayFinished { call_id: id });
@@ -3348,7 +3365,9 @@ fn amd_synchronous_holds_prompts_until_the_verdict_async_does_not() {
     // Synchronous: held, then played when the human verdict arrives.
     let mut sim = Sim::new().auto_stop();
     let (id, _) = amd_answered(&mut sim, amd_call(1, OnMachine::Continue, false));
-    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), false)
+        .expect("play");
     sim.drain();
     assert!(plays(&sim).is_empty(), "held until the verdict");
     sim.media_event(MediaEvent::Amd {
@@ -3360,7 +3379,9 @@ fn amd_synchronous_holds_prompts_until_the_verdict_async_does_not() {
     // Synchronous with hangup: a machine ends the call and the held prompt never plays.
     let mut sim = Sim::new().auto_stop();
     let (id, _) = amd_answered(&mut sim, amd_call(2, OnMachine::Hangup, false));
-    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), false)
+        .expect("play");
     sim.drain();
     sim.media_event(MediaEvent::Amd {
         call_id: id,
@@ -3378,7 +3399,9 @@ fn amd_synchronous_holds_prompts_until_the_verdict_async_does_not() {
     // Asynchronous: the prompt goes out at once, the verdict is still reported.
     let mut sim = Sim::new().auto_stop();
     let (id, _) = amd_answered(&mut sim, amd_call(3, OnMachine::Continue, true));
-    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), false)
+        .expect("play");
     sim.drain();
     assert_eq!(plays(&sim), vec!["tone"]);
     sim.media_event(MediaEvent::Amd {
