@@ -1324,6 +1324,12 @@ impl CallEngine {
         };
         call.route_mode = None;
         let previous = call.playing.replace(prompt.name.clone());
+        let name = prompt.name.clone();
+        self.actions.push_back(Action::Media(MediaCommand::Play {
+            call_id: id,
+            prompt,
+            repeat,
+        }));
         if let Some(prev) = previous {
             self.actions.push_back(Action::Store(StoreOp::Event {
                 call_id: id,
@@ -1335,13 +1341,8 @@ impl CallEngine {
         self.actions.push_back(Action::Store(StoreOp::Event {
             call_id: id,
             kind: kinds::PLAY_STARTED,
-            payload: json!({ "prompt": prompt.name, "repeat": repeat }),
+            payload: json!({ "prompt": name, "repeat": repeat }),
             at: now,
-        }));
-        self.actions.push_back(Action::Media(MediaCommand::Play {
-            call_id: id,
-            prompt,
-            repeat,
         }));
     }
 

@@ -533,6 +533,8 @@ impl Sim {
         assert!(e.ring_deadline.is_empty(), "timers left");
         assert!(e.timers.is_empty(), "timer heap left");
         assert!(e.deferred_byes.is_empty(), "held BYEs left");
+        assert!(e.rooms.rooms.is_empty(), "rooms left");
+        assert!(e.rooms.recordings.is_empty(), "recordings left");
         assert_eq!(e.poll_timeout(), None, "no deadline left");
     }
 
@@ -2359,7 +2361,11 @@ fn inbound_call_row_and_dtmf_and_api_play() {
         .play(sim.now, id, tone_prompt(), true)
         .expect("play");
     sim.drain();
-    assert_eq!(&sim.kinds()[sim.kinds().len() - 2..], ["Dtmf", "Play"]);
+    assert_eq!(
+        &sim.kinds()[sim.kinds().len() - 3..],
+        ["Dtmf", "Play", "Event"],
+        "the prompt, then play.started"
+    );
     // An API prompt ending does not hang up (only the route's prompt does).
     sim.media_event(MediaEvent::PlayFinished { call_id: id });
     assert!(sim.take_sent().is_empty());
@@ -3448,3 +3454,5 @@ fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
     assert_eq!(sim.the_finish(id).end.ended_by, EndedBy::Api);
     sim.assert_all_settled();
 }
+
+mod rooms;
