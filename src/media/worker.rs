@@ -145,8 +145,14 @@ struct Leg {
     shared: Arc<Mutex<Shared>>,
     rtp: Arc<UdpSocket>,
     rtcp: Arc<UdpSocket>,
-    mode: LegMode,
+    /// Echo what it receives when nothing else plays (the `echo` route).
+    echo: bool,
+    /// The prompt playing, if any (it takes precedence over the room's mix and echo).
     player: Option<Player>,
+    /// What arrived this tick (silence when nothing did).
+    rx: Frame,
+    /// What was sent this tick.
+    tx: Frame,
     /// Whether we send audio (false while the far end holds us).
     send: bool,
     started: Instant,
@@ -171,7 +177,6 @@ pub async fn run_media_worker(
     let mut rng = SmallRng::from_entropy();
     let mut tick = tokio::time::interval(FRAME_DURATION);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut frame: Frame = SILENCE;
     let mut out = [0u8; 512];
     let mut pending_stopped: Vec<MediaEvent> = Vec::new();
     loop {
@@ -182,7 +187,7 @@ pub async fn run_media_worker(
             }
             _ = tick.tick() => {
                 let now = clock.now();
-                tick_all(now, &config, &mut legs, &mut frame, &mut out, &events);
+                tick_all(now, &config, &mut legs, &mut out, &events);
                 pending_stopped.retain(|ev| events.try_send(ev.clone()).is_err());
             }
         }
@@ -249,8 +254,10 @@ fn handle_command(
                     shared,
                     rtp,
                     rtcp,
-                    mode,
+                    echo: matches!(mode, LegMode::Echo),
                     player,
+                    rx: SILENCE,
+                    tx: SILENCE,
                     send: true,
                     started: now,
                     recv_task,
@@ -283,8 +290,13 @@ fn handle_command(
         } => {
             if let Some(leg) = legs.get_mut(&call_id) {
                 leg.play_hold_ticks = leg.amd.as_deref().map_or(0, hold_ticks);
-                leg.player = Some(Player::new(prompt.clone(), repeat));
-                leg.mode = LegMode::Play { prompt, repeat };
+                leg.player = Some(Player::new(prompt, repeat));
+            }
+        }
+        MediaCommand::StopPlay { call_id } => {
+            if let Some(leg) = legs.get_mut(&call_id) {
+                leg.player = None;
+                leg.play_hold_ticks = 0;
             }
         }
         MediaCommand::Dtmf { call_id, digits } => {
@@ -296,7 +308,7 @@ fn handle_command(
             }
         }
         // Rooms and recordings are not created by the engine yet.
-        MediaCommand::StopPlay { .. } | MediaCommand::Room(_) | MediaCommand::Record(_) => {}
+        MediaCommand::Room(_) | MediaCommand::Record(_) => {}
         MediaCommand::Stop { call_id } => {
             if let Some(mut leg) = legs.remove(&call_id) {
                 leg.recv_task.abort();
@@ -393,56 +405,52 @@ fn tick_all(
     now: Instant,
     config: &MediaConfig,
     legs: &mut HashMap<Uuid, Leg>,
-    frame: &mut Frame,
     out: &mut [u8; 512],
     events: &mpsc::Sender<MediaEvent>,
 ) {
-    let (mut pkts_in, mut pkts_out, mut late, mut dropped, mut lost) =
-        (0u64, 0u64, 0u64, 0u64, 0i64);
+    // Phase 1: every leg's received frame (and AMD on it).
     for (call_id, leg) in legs.iter_mut() {
         let mut g = leg.shared.lock().unwrap_or_else(|e| e.into_inner());
         g.received_since_tick = 0;
-        let kind = g.session.poll_frame(now, frame);
-        let _ = kind;
+        let _kind = g.session.poll_frame(now, &mut leg.rx);
+        drop(g);
         if let Some(det) = leg.amd.as_deref_mut()
             && det.final_verdict().is_none()
-            && let Some(verdict) = det.push_frame(now, frame)
+            && let Some(verdict) = det.push_frame(now, &leg.rx)
         {
             let _ = events.try_send(MediaEvent::Amd {
                 call_id: *call_id,
                 verdict,
             });
         }
-        // What to send this tick.
+    }
+    // Phase 2: what each leg sends, and the sending.
+    let (mut pkts_in, mut pkts_out, mut late, mut dropped, mut lost) =
+        (0u64, 0u64, 0u64, 0u64, 0i64);
+    for (call_id, leg) in legs.iter_mut() {
         let mut play_finished = false;
-        let src: &Frame = match leg.mode {
-            LegMode::Echo => frame,
-            LegMode::Play { .. } if leg.play_hold_ticks > 0 => {
-                leg.play_hold_ticks -= 1;
-                &SILENCE
+        if leg.player.is_some() && leg.play_hold_ticks > 0 {
+            leg.play_hold_ticks -= 1;
+            leg.tx = SILENCE;
+        } else if let Some(p) = leg.player.as_mut() {
+            if !p.next_frame(&mut leg.tx) {
+                play_finished = true;
+                leg.player = None;
             }
-            LegMode::Play { .. } => match leg.player.as_mut() {
-                Some(p) => {
-                    if !p.next_frame(frame) {
-                        play_finished = true;
-                        leg.player = None;
-                    }
-                    frame
-                }
-                None => &SILENCE,
-            },
-            LegMode::Silence => &SILENCE,
-        };
-        let mut sent = false;
+        } else if leg.echo {
+            leg.tx = leg.rx;
+        } else {
+            leg.tx = SILENCE;
+        }
+        let mut g = leg.shared.lock().unwrap_or_else(|e| e.into_inner());
         if leg.send
             && let Some(to) = g.session.remote()
         {
-            let n = g.session.write_frame(now, src, out);
+            let n = g.session.write_frame(now, &leg.tx, out);
             if n > 0 {
-                sent = leg.rtp.try_send_to(&out[..n], to).is_ok();
+                let _ = leg.rtp.try_send_to(&out[..n], to);
             }
         }
-        let _ = sent;
         if let Some(to) = g.session.rtcp_remote()
             && let Some(n) = g.session.poll_rtcp(now, out)
         {
@@ -476,7 +484,6 @@ fn tick_all(
         leg.last_stats = s;
         drop(g);
         if play_finished {
-            leg.mode = LegMode::Silence;
             let _ = events.try_send(MediaEvent::PlayFinished { call_id: *call_id });
         }
     }
