@@ -15,8 +15,10 @@
 //! status was set by this operation, so there is exactly one per call). Replies to `originate`
 //! travel through the writer's queue, so the API answers after the call row exists.
 
-use super::engine::{Action, CallEngine, MediaCommand, MediaEvent, StoreOp};
-use super::{EngineCommand, EngineError};
+use super::engine::{
+    Action, CallEngine, ConferenceOp, MediaCommand, MediaEvent, RecordingOp, StoreOp,
+};
+use super::{EngineCommand, EngineError, RecordingStatus};
 use crate::clock::Clock;
 use crate::events::{EventBus, kinds};
 use crate::sip::message::frame_stream;
@@ -173,11 +175,15 @@ pub async fn run_engine(
         tokio::select! {
             r = udp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
-                    engine.handle_datagram(clock.now(), from, Transport::Udp, &buf[..n]);
+                    let now = clock.now();
+                    engine.set_wall_clock(now, clock.utc());
+                    engine.handle_datagram(now, from, Transport::Udp, &buf[..n]);
                 }
             }
             Some((from, msg)) = tcp_in.recv() => {
-                engine.handle_datagram(clock.now(), from, Transport::Tcp, &msg);
+                let now = clock.now();
+                engine.set_wall_clock(now, clock.utc());
+                engine.handle_datagram(now, from, Transport::Tcp, &msg);
             }
             Some(peer) = tcp_closed.recv() => {
                 io.tcp.remove(&peer);
@@ -203,6 +209,7 @@ pub async fn run_engine(
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
                 let now = clock.now();
+                engine.set_wall_clock(now, clock.utc());
                 match cmd {
                     EngineCommand::Originate(o, reply) => {
                         let r = engine.originate(now, *o);
@@ -210,12 +217,15 @@ pub async fn run_engine(
                         let _ = io.writer.send(WriterOp::Reply(reply, r)).await;
                     }
                     EngineCommand::Hangup(id, reply) => { let _ = reply.send(engine.hangup(now, id)); }
-                    EngineCommand::Play { call_id, prompt, repeat, reply } => { let _ = reply.send(engine.play(call_id, prompt, repeat)); }
+                    EngineCommand::Play { call_id, prompt, repeat, reply } => { let _ = reply.send(engine.play(now, call_id, prompt, repeat)); }
                     EngineCommand::Dtmf { call_id, digits, reply } => { let _ = reply.send(engine.dtmf(call_id, digits)); }
+                    other => handle_room_command(&mut engine, now, other),
                 }
             }
             Some(ev) = media_events.recv() => {
-                engine.handle_media_event(clock.now(), ev);
+                let now = clock.now();
+                engine.set_wall_clock(now, clock.utc());
+                engine.handle_media_event(now, ev);
             }
             _ = sleep => {
                 engine.handle_timeout(clock.now());
@@ -245,6 +255,86 @@ pub async fn run_engine(
             }
             break;
         }
+    }
+}
+
+/// Runs a room, recording or stop-play command (they answer at once; their store operations
+/// follow in order through the writer).
+fn handle_room_command(engine: &mut CallEngine, now: Instant, cmd: EngineCommand) {
+    match cmd {
+        EngineCommand::StopPlay { call_id, reply } => {
+            let _ = reply.send(engine.stop_play(now, call_id));
+        }
+        EngineCommand::CreateConference(spec, reply) => {
+            let _ = reply.send(engine.create_conference(now, *spec));
+        }
+        EngineCommand::Join {
+            conference_id,
+            call_id,
+            options,
+            reply,
+        } => {
+            let _ = reply.send(engine.join(now, conference_id, call_id, options));
+        }
+        EngineCommand::UpdateParticipant {
+            conference_id,
+            call_id,
+            patch,
+            reply,
+        } => {
+            let _ = reply.send(engine.update_participant(now, conference_id, call_id, patch));
+        }
+        EngineCommand::RemoveParticipant {
+            conference_id,
+            call_id,
+            hangup,
+            reply,
+        } => {
+            let _ = reply.send(engine.remove_participant(now, conference_id, call_id, hangup));
+        }
+        EngineCommand::EndConference {
+            conference_id,
+            reason,
+            reply,
+        } => {
+            let _ = reply.send(engine.end_conference(now, conference_id, &reason));
+        }
+        EngineCommand::Bridge { a, b, reply } => {
+            let _ = reply.send(engine.bridge(now, a, b));
+        }
+        EngineCommand::Conference(id, reply) => {
+            let _ = reply.send(engine.conference(id));
+        }
+        EngineCommand::Conferences(reply) => {
+            let _ = reply.send(Ok(engine.conferences()));
+        }
+        EngineCommand::PlayRoom {
+            conference_id,
+            prompt,
+            repeat,
+            reply,
+        } => {
+            let _ = reply.send(engine.play_room(now, conference_id, prompt, repeat));
+        }
+        EngineCommand::StartRecording(spec, reply) => {
+            let _ = reply.send(engine.start_recording(now, spec));
+        }
+        EngineCommand::PauseRecording(id, reply) => {
+            let _ = reply.send(engine.pause_recording(now, id));
+        }
+        EngineCommand::ResumeRecording(id, reply) => {
+            let _ = reply.send(engine.resume_recording(now, id));
+        }
+        EngineCommand::StopRecording(id, reply) => {
+            let _ = reply.send(engine.stop_recording(id));
+        }
+        EngineCommand::Recording(id, reply) => {
+            let _ = reply.send(engine.recording(id));
+        }
+        EngineCommand::Originate(..)
+        | EngineCommand::Hangup(..)
+        | EngineCommand::Play { .. }
+        | EngineCommand::Dtmf { .. } => {}
     }
 }
 
@@ -480,6 +570,17 @@ impl StoreWriter {
     /// Adds `op` to the batch; an op on a call this writer does not know is written on its own
     /// after the batch so far (reading the row back as before).
     async fn push(&mut self, wall: &impl Fn(Instant) -> DateTime<Utc>, op: StoreOp) {
+        let op = match op {
+            StoreOp::Conference(_) | StoreOp::Recording(_) => {
+                // Rare: written on their own, after the batch so far, each with its event.
+                self.flush().await;
+                if let Err(e) = write_room_op(&self.bus, wall, op).await {
+                    tracing::error!(error = %e, "store writer: room or recording operation failed");
+                }
+                return;
+            }
+            op => op,
+        };
         let (change, kind, at, payload) = match op {
             StoreOp::Insert { mut call, at } => {
                 let at = wall(at);
@@ -532,6 +633,7 @@ impl StoreWriter {
                 payload,
                 at,
             } => (CallChange::None, kind, wall(at), Some((call_id, payload))),
+            StoreOp::Conference(_) | StoreOp::Recording(_) => return,
         };
         let (call_id, payload, row, url) = match (&change, payload) {
             (CallChange::None, Some((call_id, payload))) => {
@@ -683,5 +785,86 @@ async fn apply_unknown(
         bus.publish(at, kind, Some(call_id), payload, url.as_deref())
             .await?;
     }
+    Ok(())
+}
+
+/// Writes one room or recording operation and publishes its event (to the room's or the
+/// recording's status callback).
+async fn write_room_op(
+    bus: &EventBus,
+    wall: &impl Fn(Instant) -> DateTime<Utc>,
+    op: StoreOp,
+) -> Result<(), crate::store::StoreError> {
+    let (kind, call_id, payload, callback, at) = match op {
+        StoreOp::Conference(op) => match op {
+            ConferenceOp::Insert { .. } => return Ok(()),
+            ConferenceOp::Started {
+                payload,
+                callback,
+                at,
+                ..
+            } => (kinds::CONFERENCE_STARTED, None, payload, callback, at),
+            ConferenceOp::Ended {
+                payload,
+                callback,
+                at,
+                ..
+            } => (kinds::CONFERENCE_ENDED, None, payload, callback, at),
+            ConferenceOp::Joined {
+                call_id,
+                payload,
+                callback,
+                at,
+                ..
+            } => (
+                kinds::PARTICIPANT_JOINED,
+                Some(call_id),
+                payload,
+                callback,
+                at,
+            ),
+            ConferenceOp::Event {
+                call_id,
+                kind,
+                payload,
+                callback,
+                at,
+                ..
+            } => (kind, call_id, payload, callback, at),
+        },
+        StoreOp::Recording(op) => match op {
+            RecordingOp::Insert {
+                row,
+                payload,
+                callback,
+                at,
+            } => (kinds::RECORDING_STARTED, row.call_id, payload, callback, at),
+            RecordingOp::Status {
+                call_id,
+                status,
+                payload,
+                callback,
+                at,
+                ..
+            } => {
+                let kind = if status == RecordingStatus::Paused {
+                    kinds::RECORDING_PAUSED
+                } else {
+                    kinds::RECORDING_RESUMED
+                };
+                (kind, call_id, payload, callback, at)
+            }
+            RecordingOp::Finish {
+                call_id,
+                payload,
+                callback,
+                at,
+                ..
+            } => (kinds::RECORDING_COMPLETED, call_id, payload, callback, at),
+        },
+        _ => return Ok(()),
+    };
+    bus.publish(wall(at), kind, call_id, payload, callback.as_deref())
+        .await?;
     Ok(())
 }

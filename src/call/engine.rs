@@ -40,7 +40,14 @@
 //! `amd.completed` (final) events and acts on [`OnMachine`] for machine verdicts. In
 //! synchronous mode a prompt asked for before the final verdict is held until then.
 
-use super::{CallAmd, EngineError, OnMachine, Originate};
+mod rooms;
+
+pub use rooms::{
+    ConferenceOp, ConferenceRow, RECORDING_CHANNELS, RECORDING_SAMPLE_RATE, RecordingOp,
+    RecordingRow, STOPPED_MEMORY, recording_rel_path,
+};
+
+use super::{CallAmd, EngineError, OnMachine, Originate, ParticipantOptions};
 use crate::amd::{AmdParams, Verdict};
 use crate::config::{Config, RouteConfig, TrunkConfig};
 use crate::media::g711::Law;
@@ -401,6 +408,10 @@ pub enum StoreOp {
         /// When.
         at: Instant,
     },
+    /// A room's row or event.
+    Conference(ConferenceOp),
+    /// A recording's row or event.
+    Recording(RecordingOp),
 }
 
 /// An output of the engine, in order.
@@ -447,6 +458,8 @@ pub struct EngineConfig {
     pub user_agent: String,
     /// Most calls at once.
     pub max_calls: usize,
+    /// Where recordings are written (`<data dir>/recordings`).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl EngineConfig {
@@ -459,6 +472,7 @@ impl EngineConfig {
             media_ip: public.unwrap_or(cfg.server.rtp.address),
             user_agent: cfg.server.sip.user_agent.clone(),
             max_calls: cfg.server.calls.max_calls,
+            recordings_dir: cfg.server.data.dir.join("recordings"),
         }
     }
 }
@@ -507,6 +521,18 @@ struct Call {
     acked: bool,
     /// Answering-machine detection on this call.
     amd: Option<AmdState>,
+    /// Where this call's events (and its recordings' events) go.
+    callback: Option<String>,
+    /// The room the call is in.
+    room: Option<Uuid>,
+    /// An originate's room, joined once answered (after the AMD verdict in synchronous mode).
+    pending_join: Option<(Uuid, ParticipantOptions)>,
+    /// Record from the answer (an originate's `record`).
+    record_on_answer: bool,
+    /// Recordings of this call not yet reported stopped.
+    recordings: Vec<Uuid>,
+    /// The API prompt playing on the leg (name), for `play.finished`.
+    playing: Option<String>,
 }
 
 /// Where a call's answering-machine detection stands.
@@ -546,6 +572,8 @@ pub struct CallEngine {
     stats: EngineStats,
     /// BYEs held until the ACK of our 2xx (sec. 15): call -> (Call-ID, BYE, peer, transport).
     deferred_byes: HashMap<Uuid, (String, Request, SocketAddr, Transport)>,
+    /// Rooms, recordings and the wall clock as last told.
+    rooms: rooms::RoomState,
 }
 
 impl std::fmt::Debug for CallEngine {
@@ -609,6 +637,7 @@ impl CallEngine {
             accepting: true,
             stats: EngineStats::default(),
             deferred_byes: HashMap::new(),
+            rooms: rooms::RoomState::default(),
         }
     }
 
@@ -715,8 +744,9 @@ impl CallEngine {
         self.accepting = false;
     }
 
-    /// Hangs up every call (end of the shutdown grace period).
+    /// Hangs up every call and ends every room (end of the shutdown grace period).
     pub fn hangup_all(&mut self, now: Instant) {
+        self.end_all_rooms(now, "shutdown");
         let ids: Vec<Uuid> = self.calls.keys().copied().collect();
         for id in ids {
             let answered = self.calls.get(&id).is_some_and(|c| c.answered);
@@ -749,7 +779,16 @@ impl CallEngine {
                 self.calls.len()
             )));
         }
+        if let Some((conf, opts)) = &o.join {
+            let room = self
+                .rooms
+                .rooms
+                .get(conf)
+                .ok_or(EngineError::ConferenceNotFound(*conf))?;
+            rooms::check_join(room, o.call.id, opts)?;
+        }
         let mut call = o.call;
+        let callback = call.status_callback.clone();
         let trunk_name = call.trunk.clone().unwrap_or_default();
         let trunk: TrunkConfig = self
             .config
@@ -877,6 +916,12 @@ impl CallEngine {
                     dropping: false,
                     held_play: None,
                 }),
+                callback,
+                room: None,
+                pending_join: o.join,
+                record_on_answer: o.record,
+                recordings: Vec::new(),
+                playing: None,
             },
         );
         self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
@@ -917,7 +962,13 @@ impl CallEngine {
     /// Plays a prompt on an answered call.
     /// With synchronous AMD, a prompt asked for before the verdict is held until then; while a
     /// voicemail is being dropped the call takes no other prompt.
-    pub fn play(&mut self, id: Uuid, prompt: Prompt, repeat: bool) -> Result<(), EngineError> {
+    pub fn play(
+        &mut self,
+        now: Instant,
+        id: Uuid,
+        prompt: Prompt,
+        repeat: bool,
+    ) -> Result<(), EngineError> {
         let call = self.live_answered(id)?;
         if let Some(amd) = call.amd.as_mut() {
             if amd.dropping {
@@ -930,12 +981,7 @@ impl CallEngine {
                 return Ok(());
             }
         }
-        call.route_mode = None;
-        self.actions.push_back(Action::Media(MediaCommand::Play {
-            call_id: id,
-            prompt,
-            repeat,
-        }));
+        self.start_call_prompt(now, id, prompt, repeat);
         Ok(())
     }
 
@@ -1000,11 +1046,16 @@ impl CallEngine {
                             EndedBy::System,
                         ),
                     );
+                } else {
+                    self.on_call_prompt_finished(now, call_id);
                 }
             }
             MediaEvent::Amd { call_id, verdict } => self.on_amd_verdict(now, call_id, verdict),
-            // Rooms and recordings are not created by the engine yet.
-            MediaEvent::RoomPlayFinished { .. } | MediaEvent::RecordingStopped { .. } => {}
+            MediaEvent::RoomPlayFinished { room_id } => self.on_room_play_finished(now, room_id),
+            MediaEvent::RecordingStopped {
+                recording_id,
+                result,
+            } => self.on_recording_stopped(now, recording_id, result),
             MediaEvent::NoMedia { call_id } => {
                 self.end_call(
                     now,
@@ -1049,6 +1100,7 @@ impl CallEngine {
                             "media leg stopped",
                             EndedBy::System,
                         ));
+                        self.detach_call(now, call_id);
                         self.send_bye(now, call_id);
                     }
                     self.finish(now, call_id, stats);
@@ -1118,13 +1170,10 @@ impl CallEngine {
             }
             _ => {
                 if let Some((prompt, repeat)) = held {
-                    call.route_mode = None;
-                    self.actions.push_back(Action::Media(MediaCommand::Play {
-                        call_id: id,
-                        prompt,
-                        repeat,
-                    }));
+                    self.start_call_prompt(now, id, prompt, repeat);
                 }
+                // The call goes on: an originate's room is joined now.
+                self.join_pending(now, id);
             }
         }
     }
@@ -1488,6 +1537,12 @@ impl CallEngine {
             route_mode: Some(mode.clone()),
             acked: false,
             amd: None,
+            callback: None,
+            room: None,
+            pending_join: None,
+            record_on_answer: false,
+            recordings: Vec::new(),
+            playing: None,
         };
         if let Some(media) = negotiated {
             self.start_media(&mut call, media, mode);
@@ -1776,6 +1831,7 @@ impl CallEngine {
                 let mut call = self.calls.remove(&id).expect("present");
                 self.start_media(&mut call, media, LegMode::Silence);
                 self.calls.insert(id, call);
+                self.after_answer(now, id);
             }
             Err(e) => {
                 let info = EndInfo::new(
@@ -1944,7 +2000,11 @@ impl CallEngine {
         }
         call.end = Some(info);
         self.ring_deadline.remove(&id);
-        if call.media_running {
+        // Its recordings stop and it leaves its room before its leg stops (a room it ends
+        // hangs up the others here, in the same input).
+        self.detach_call(now, id);
+        let media_running = self.calls.get(&id).is_some_and(|c| c.media_running);
+        if media_running {
             self.actions
                 .push_back(Action::Media(MediaCommand::Stop { call_id: id }));
         } else {
@@ -1969,6 +2029,8 @@ impl CallEngine {
 
     /// Emits `Finish` and forgets the call.
     fn finish(&mut self, now: Instant, id: Uuid, stats: RtpStats) {
+        // Normally done when the end was decided; a call must never stay in a room.
+        self.detach_call(now, id);
         let Some(call) = self.calls.remove(&id) else {
             return;
         };

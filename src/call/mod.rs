@@ -8,6 +8,12 @@
 
 pub mod driver;
 pub mod engine;
+pub mod rooms;
+
+pub use rooms::{
+    ConferenceInfo, ConferenceSpec, ConferenceStatus, ParticipantInfo, ParticipantOptions,
+    ParticipantPatch, RecordingInfo, RecordingSpec, RecordingStatus, RecordingTarget,
+};
 
 use crate::amd::AmdParams;
 use crate::media::player::Prompt;
@@ -54,6 +60,18 @@ pub enum EngineError {
     /// The engine is not running (channel closed).
     #[error("call engine is not running")]
     Stopped,
+    /// No live conference with this id on this node.
+    #[error("conference {0} is not in progress on this node")]
+    ConferenceNotFound(Uuid),
+    /// No recording in progress with this id on this node.
+    #[error("recording {0} is not in progress on this node")]
+    RecordingNotFound(Uuid),
+    /// The conference has `max_participants` participants already.
+    #[error("conference {0} is full")]
+    Full(Uuid),
+    /// A value is not acceptable (a role, a coach target not in the room, a prompt).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// An outbound call to place.
@@ -65,6 +83,11 @@ pub struct Originate {
     pub ring_timeout: Duration,
     /// Answering-machine detection on the answered call, if asked for.
     pub amd: Option<CallAmd>,
+    /// Join this conference once answered (with synchronous AMD: once the final verdict is
+    /// in, unless `on_machine` ended the call or drops a voicemail).
+    pub join: Option<(Uuid, ParticipantOptions)>,
+    /// Record the call from its answer.
+    pub record: bool,
 }
 
 /// Answering-machine detection asked for on an outbound call.
@@ -100,6 +123,9 @@ pub enum OnMachine {
     VoicemailDrop(Prompt),
 }
 
+/// A reply channel.
+pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+
 /// A command to the engine, with its reply channel.
 #[derive(Debug)]
 pub enum EngineCommand {
@@ -127,6 +153,91 @@ pub enum EngineCommand {
         /// Reply.
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    /// Stop the prompt playing on a call.
+    StopPlay {
+        /// The call.
+        call_id: Uuid,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// Create a conference.
+    CreateConference(Box<ConferenceSpec>, Reply<ConferenceInfo>),
+    /// Move a live answered call into a conference (out of its current room, if any).
+    Join {
+        /// The room.
+        conference_id: Uuid,
+        /// The call.
+        call_id: Uuid,
+        /// Flags and state.
+        options: ParticipantOptions,
+        /// Reply: the participant.
+        reply: Reply<ParticipantInfo>,
+    },
+    /// Change a participant (mute, deaf, hold, role).
+    UpdateParticipant {
+        /// The room.
+        conference_id: Uuid,
+        /// The participant's call.
+        call_id: Uuid,
+        /// The change.
+        patch: ParticipantPatch,
+        /// Reply: the participant after the change.
+        reply: Reply<ParticipantInfo>,
+    },
+    /// Take a participant out of a room, optionally hanging it up.
+    RemoveParticipant {
+        /// The room.
+        conference_id: Uuid,
+        /// The participant's call.
+        call_id: Uuid,
+        /// Hang the call up after it left.
+        hangup: bool,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// End a room and hang up every leg in it.
+    EndConference {
+        /// The room.
+        conference_id: Uuid,
+        /// Why (stored and sent in `conference.ended`).
+        reason: String,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// Put two live calls into a new two-party room (`end_on_exit` on both).
+    Bridge {
+        /// One call.
+        a: Uuid,
+        /// The other.
+        b: Uuid,
+        /// Reply: the new room.
+        reply: Reply<ConferenceInfo>,
+    },
+    /// A snapshot of one live room.
+    Conference(Uuid, Reply<ConferenceInfo>),
+    /// Snapshots of every live room.
+    Conferences(Reply<Vec<ConferenceInfo>>),
+    /// Play a prompt to a whole room (`None` stops what plays).
+    PlayRoom {
+        /// The room.
+        conference_id: Uuid,
+        /// The prompt, or `None` to stop.
+        prompt: Option<Prompt>,
+        /// Loop until stopped.
+        repeat: bool,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// Start a recording of a call or a room.
+    StartRecording(RecordingSpec, Reply<RecordingInfo>),
+    /// Pause a recording.
+    PauseRecording(Uuid, Reply<RecordingInfo>),
+    /// Resume a paused recording.
+    ResumeRecording(Uuid, Reply<RecordingInfo>),
+    /// Stop a recording (the file is finalized; `recording.completed` follows).
+    StopRecording(Uuid, Reply<RecordingInfo>),
+    /// A snapshot of one recording in progress.
+    Recording(Uuid, Reply<RecordingInfo>),
 }
 
 /// A cheap, cloneable handle to the engine.
@@ -141,10 +252,10 @@ impl EngineHandle {
         Self { tx }
     }
 
-    async fn ask(
+    async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<(), EngineError>>) -> EngineCommand,
-    ) -> Result<(), EngineError> {
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> EngineCommand,
+    ) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.tx.try_send(make(tx)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
@@ -189,5 +300,140 @@ impl EngineHandle {
             reply,
         })
         .await
+    }
+
+    /// Stops the prompt playing on a call (`play.finished` with `stopped: true`).
+    pub async fn stop_play(&self, call_id: Uuid) -> Result<(), EngineError> {
+        self.ask(|reply| EngineCommand::StopPlay { call_id, reply })
+            .await
+    }
+
+    /// Creates a conference (status `waiting` until a `start_on_enter` participant joins).
+    pub async fn create_conference(
+        &self,
+        spec: ConferenceSpec,
+    ) -> Result<ConferenceInfo, EngineError> {
+        self.ask(|r| EngineCommand::CreateConference(Box::new(spec), r))
+            .await
+    }
+
+    /// Moves a live answered call into a conference.
+    pub async fn join(
+        &self,
+        conference_id: Uuid,
+        call_id: Uuid,
+        options: ParticipantOptions,
+    ) -> Result<ParticipantInfo, EngineError> {
+        self.ask(|reply| EngineCommand::Join {
+            conference_id,
+            call_id,
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// Changes a participant; returns it after the change.
+    pub async fn update_participant(
+        &self,
+        conference_id: Uuid,
+        call_id: Uuid,
+        patch: ParticipantPatch,
+    ) -> Result<ParticipantInfo, EngineError> {
+        self.ask(|reply| EngineCommand::UpdateParticipant {
+            conference_id,
+            call_id,
+            patch,
+            reply,
+        })
+        .await
+    }
+
+    /// Takes a participant out of a room, and hangs it up if `hangup`.
+    pub async fn remove_participant(
+        &self,
+        conference_id: Uuid,
+        call_id: Uuid,
+        hangup: bool,
+    ) -> Result<(), EngineError> {
+        self.ask(|reply| EngineCommand::RemoveParticipant {
+            conference_id,
+            call_id,
+            hangup,
+            reply,
+        })
+        .await
+    }
+
+    /// Ends a room and hangs up every leg in it.
+    pub async fn end_conference(
+        &self,
+        conference_id: Uuid,
+        reason: String,
+    ) -> Result<(), EngineError> {
+        self.ask(|reply| EngineCommand::EndConference {
+            conference_id,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Bridges two live answered calls (a new two-party room).
+    pub async fn bridge(&self, a: Uuid, b: Uuid) -> Result<ConferenceInfo, EngineError> {
+        self.ask(|reply| EngineCommand::Bridge { a, b, reply })
+            .await
+    }
+
+    /// A snapshot of a live room.
+    pub async fn conference(&self, conference_id: Uuid) -> Result<ConferenceInfo, EngineError> {
+        self.ask(|r| EngineCommand::Conference(conference_id, r))
+            .await
+    }
+
+    /// Snapshots of every live room.
+    pub async fn conferences(&self) -> Result<Vec<ConferenceInfo>, EngineError> {
+        self.ask(EngineCommand::Conferences).await
+    }
+
+    /// Plays a prompt to a whole room (`None` stops what plays).
+    pub async fn play_room(
+        &self,
+        conference_id: Uuid,
+        prompt: Option<Prompt>,
+        repeat: bool,
+    ) -> Result<(), EngineError> {
+        self.ask(|reply| EngineCommand::PlayRoom {
+            conference_id,
+            prompt,
+            repeat,
+            reply,
+        })
+        .await
+    }
+
+    /// Starts a recording.
+    pub async fn start_recording(&self, spec: RecordingSpec) -> Result<RecordingInfo, EngineError> {
+        self.ask(|r| EngineCommand::StartRecording(spec, r)).await
+    }
+
+    /// Pauses a recording (409 `Conflict` if it is paused or stopped already).
+    pub async fn pause_recording(&self, id: Uuid) -> Result<RecordingInfo, EngineError> {
+        self.ask(|r| EngineCommand::PauseRecording(id, r)).await
+    }
+
+    /// Resumes a paused recording.
+    pub async fn resume_recording(&self, id: Uuid) -> Result<RecordingInfo, EngineError> {
+        self.ask(|r| EngineCommand::ResumeRecording(id, r)).await
+    }
+
+    /// Stops a recording (`Conflict` if it was stopped already).
+    pub async fn stop_recording(&self, id: Uuid) -> Result<RecordingInfo, EngineError> {
+        self.ask(|r| EngineCommand::StopRecording(id, r)).await
+    }
+
+    /// A snapshot of a recording in progress.
+    pub async fn recording(&self, id: Uuid) -> Result<RecordingInfo, EngineError> {
+        self.ask(|r| EngineCommand::Recording(id, r)).await
     }
 }

@@ -39,6 +39,32 @@ pub mod kinds {
     pub const CALL_ANSWERED: &str = "call.answered";
     /// The call ended; the payload carries its one final status.
     pub const CALL_COMPLETED: &str = "call.completed";
+    /// A conference started (its first `start_on_enter` participant joined).
+    pub const CONFERENCE_STARTED: &str = "conference.started";
+    /// A conference ended; the payload carries the reason.
+    pub const CONFERENCE_ENDED: &str = "conference.ended";
+    /// A call joined a conference.
+    pub const PARTICIPANT_JOINED: &str = "conference.participant.joined";
+    /// A call left a conference (hung up, removed, moved, or the room ended).
+    pub const PARTICIPANT_LEFT: &str = "conference.participant.left";
+    /// A participant was muted.
+    pub const PARTICIPANT_MUTED: &str = "conference.participant.muted";
+    /// A participant was unmuted.
+    pub const PARTICIPANT_UNMUTED: &str = "conference.participant.unmuted";
+    /// A participant's deaf, hold or role changed.
+    pub const PARTICIPANT_UPDATED: &str = "conference.participant.updated";
+    /// A prompt started playing to a call or a room.
+    pub const PLAY_STARTED: &str = "play.started";
+    /// A prompt played to its end, or was stopped (`stopped: true`).
+    pub const PLAY_FINISHED: &str = "play.finished";
+    /// A recording started.
+    pub const RECORDING_STARTED: &str = "recording.started";
+    /// A recording was paused.
+    pub const RECORDING_PAUSED: &str = "recording.paused";
+    /// A paused recording was resumed.
+    pub const RECORDING_RESUMED: &str = "recording.resumed";
+    /// A recording ended (status `completed`, `failed` or `interrupted`).
+    pub const RECORDING_COMPLETED: &str = "recording.completed";
 }
 
 /// A state change, stored before it is delivered. Serialised as the webhook body and SSE data.

@@ -263,7 +263,13 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::NotFound(id) => ApiError::NotFound(format!("live call {id}")),
+            EngineError::ConferenceNotFound(id) => {
+                ApiError::NotFound(format!("live conference {id}"))
+            }
+            EngineError::RecordingNotFound(id) => ApiError::NotFound(format!("recording {id}")),
             EngineError::Conflict(m) => ApiError::Conflict(m),
+            EngineError::Full(_) => ApiError::Conflict(e.to_string()),
+            EngineError::Invalid(m) => ApiError::invalid("body", m),
             EngineError::UnknownTrunk(_) => ApiError::invalid("trunk", e.to_string()),
             EngineError::DestinationNotAllowed { .. } => ApiError::invalid("to", e.to_string()),
             EngineError::TrunkRateLimited(_) => ApiError::TooManyRequests(e.to_string()),
@@ -520,6 +526,8 @@ pub async fn create_call(
             call,
             ring_timeout,
             amd,
+            join: None,
+            record: false,
         })
         .await?;
     let c = st

@@ -187,6 +187,7 @@ impl Sim {
             media_ip: us().ip(),
             user_agent: "trunkline-test".into(),
             max_calls,
+            recordings_dir: std::path::PathBuf::from("rec"),
         };
         let mut prompts = HashMap::new();
         prompts.insert("tone".to_string(), tone_prompt());
@@ -489,8 +490,9 @@ impl Sim {
                     | MediaCommand::StopPlay { call_id }
                     | MediaCommand::Stop { call_id },
                 ) => *call_id,
-                // Room and recording commands are checked by their own tests.
-                Action::Media(MediaCommand::Room(_) | MediaCommand::Record(_)) => continue,
+                // Rooms and recordings: checked by their own tests.
+                Action::Media(MediaCommand::Room(_) | MediaCommand::Record(_))
+                | Action::Store(StoreOp::Conference(_) | StoreOp::Recording(_)) => continue,
             };
             per.entry(id).or_default().push(kind_of(a));
         }
@@ -531,6 +533,8 @@ impl Sim {
         assert!(e.ring_deadline.is_empty(), "timers left");
         assert!(e.timers.is_empty(), "timer heap left");
         assert!(e.deferred_byes.is_empty(), "held BYEs left");
+        assert!(e.rooms.rooms.is_empty(), "rooms left");
+        assert!(e.rooms.recordings.is_empty(), "recordings left");
         assert_eq!(e.poll_timeout(), None, "no deadline left");
     }
 
@@ -565,6 +569,8 @@ fn kind_of(a: &Action) -> &'static str {
         Action::Media(MediaCommand::StopPlay { .. }) => "StopPlay",
         Action::Media(MediaCommand::Room(_)) => "Room",
         Action::Media(MediaCommand::Record(_)) => "Record",
+        Action::Store(StoreOp::Conference(_)) => "Conference",
+        Action::Store(StoreOp::Recording(_)) => "Recording",
     }
 }
 
@@ -761,6 +767,8 @@ fn outbound(n: u128, to: &str, trunk: &str, ring_timeout: Duration) -> Originate
         },
         ring_timeout,
         amd: None,
+        join: None,
+        record: false,
     }
 }
 
@@ -2321,7 +2329,8 @@ fn reinvite_without_common_codec_gets_488_and_the_call_goes_on() {
 fn inbound_call_row_and_dtmf_and_api_play() {
     let mut sim = Sim::new();
     assert!(matches!(
-        sim.engine.play(Uuid::from_u128(5), tone_prompt(), false),
+        sim.engine
+            .play(sim.now, Uuid::from_u128(5), tone_prompt(), false),
         Err(EngineError::NotFound(_))
     ));
     let (mut c, id) = inbound_answered(&mut sim, "tone", 1);
@@ -2348,9 +2357,15 @@ fn inbound_call_row_and_dtmf_and_api_play() {
         other => panic!("{other:?}"),
     }
     sim.engine.dtmf(id, "12#".into()).expect("dtmf");
-    sim.engine.play(id, tone_prompt(), true).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), true)
+        .expect("play");
     sim.drain();
-    assert_eq!(&sim.kinds()[sim.kinds().len() - 2..], ["Dtmf", "Play"]);
+    assert_eq!(
+        &sim.kinds()[sim.kinds().len() - 3..],
+        ["Dtmf", "Play", "Event"],
+        "the prompt, then play.started"
+    );
     // An API prompt ending does not hang up (only the route's prompt does).
     sim.media_event(MediaEvent::PlayFinished { call_id: id });
     assert!(sim.take_sent().is_empty());
@@ -2438,7 +2453,7 @@ fn api_commands_on_unanswered_or_unknown_calls() {
         Err(EngineError::Conflict(_))
     ));
     assert!(matches!(
-        sim.engine.play(id, tone_prompt(), false),
+        sim.engine.play(sim.now, id, tone_prompt(), false),
         Err(EngineError::Conflict(_))
     ));
     assert_eq!(
@@ -3309,7 +3324,7 @@ fn amd_voicemail_drop_plays_after_the_final_verdict_then_hangs_up() {
     assert!(sim.take_sent().is_empty());
     // While the voicemail plays, the API cannot replace it.
     assert!(matches!(
-        sim.engine.play(id, tone_prompt(), false),
+        sim.engine.play(sim.now, id, tone_prompt(), false),
         Err(EngineError::Conflict(_))
     ));
     sim.advance(ms(200));
@@ -3340,7 +3355,9 @@ fn amd_human_keeps_the_call_up_whatever_on_machine_says() {
         assert!(sim.finishes().is_empty());
         assert!(plays(&sim).is_empty());
         // A later PlayFinished (an API prompt) does not hang up.
-        sim.engine.play(id, tone_prompt(), false).expect("play");
+        sim.engine
+            .play(sim.now, id, tone_prompt(), false)
+            .expect("play");
         sim.drain();
         assert_eq!(plays(&sim), vec!["tone"]);
         sim.media_event(MediaEvent::PlayFinished { call_id: id });
@@ -3354,7 +3371,9 @@ fn amd_synchronous_holds_prompts_until_the_verdict_async_does_not() {
     // Synchronous: held, then played when the human verdict arrives.
     let mut sim = Sim::new().auto_stop();
     let (id, _) = amd_answered(&mut sim, amd_call(1, OnMachine::Continue, false));
-    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), false)
+        .expect("play");
     sim.drain();
     assert!(plays(&sim).is_empty(), "held until the verdict");
     sim.media_event(MediaEvent::Amd {
@@ -3366,7 +3385,9 @@ fn amd_synchronous_holds_prompts_until_the_verdict_async_does_not() {
     // Synchronous with hangup: a machine ends the call and the held prompt never plays.
     let mut sim = Sim::new().auto_stop();
     let (id, _) = amd_answered(&mut sim, amd_call(2, OnMachine::Hangup, false));
-    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), false)
+        .expect("play");
     sim.drain();
     sim.media_event(MediaEvent::Amd {
         call_id: id,
@@ -3384,7 +3405,9 @@ fn amd_synchronous_holds_prompts_until_the_verdict_async_does_not() {
     // Asynchronous: the prompt goes out at once, the verdict is still reported.
     let mut sim = Sim::new().auto_stop();
     let (id, _) = amd_answered(&mut sim, amd_call(3, OnMachine::Continue, true));
-    sim.engine.play(id, tone_prompt(), false).expect("play");
+    sim.engine
+        .play(sim.now, id, tone_prompt(), false)
+        .expect("play");
     sim.drain();
     assert_eq!(plays(&sim), vec!["tone"]);
     sim.media_event(MediaEvent::Amd {
@@ -3431,3 +3454,5 @@ fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
     assert_eq!(sim.the_finish(id).end.ended_by, EndedBy::Api);
     sim.assert_all_settled();
 }
+
+mod rooms;
