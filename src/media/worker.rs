@@ -3,11 +3,25 @@
 //! - **Receive**: each leg's receive task reads its RTP and RTCP sockets and hands every
 //!   datagram to the leg's pure [`RtpSession`] at its arrival time (so jitter statistics see real
 //!   arrival times), under a short `std` mutex that is never held across `.await`.
-//! - **Tick**: every 20 ms the worker takes each leg in turn: pulls one frame from its jitter
-//!   buffer, chooses what to send (echo of that frame, the next prompt frame, or silence), writes
-//!   one RTP packet with the leg's own SSRC and continuous sequence numbers and timestamps, and
-//!   sends it with a non-blocking `try_send_to` (a full socket buffer is counted, never awaited).
-//!   It also sends RTCP when due and notices the no-media timeout.
+//! - **Tick**: every 20 ms, in four phases:
+//!   1. every leg pulls one frame from its jitter buffer (silence when none) into its `rx`
+//!      frame, and AMD (if running) takes it, whatever the leg is doing (so asynchronous AMD
+//!      keeps working on a bridged call);
+//!   2. every room (conference or bridge) copies its members' `rx` frames into its
+//!      [`Mixer`] and mixes;
+//!   3. every leg chooses what it sends (`tx`): a prompt playing on the call, else its room's
+//!      mix for it, else the echo of `rx` (`echo` route), else silence; it writes one RTP
+//!      packet with its own SSRC and continuous sequence numbers and timestamps, and sends it
+//!      with a non-blocking `try_send_to` (a full socket buffer is counted, never awaited); it
+//!      also sends RTCP when due and notices the no-media timeout;
+//!   4. every recording takes this tick's frame pair: a call's recording `(rx, tx)`, a room's
+//!      recording (its left participant's `rx`, the rest of the room), so both channels are
+//!      aligned on the media clock. The [`crate::media::recorder::Recorder`] hands 500 ms
+//!      chunks to its writer thread, never blocking; the thread's reports come back as
+//!      [`MediaEvent::RecordingStopped`].
+//!
+//!   A far end that sends nothing, bursts or reorders only changes its own `rx` frame (its
+//!   jitter buffer absorbs it): no leg or room ever waits for another.
 //! - **Commands** ([`MediaCommand`]) come from the call engine on a bounded channel; **events**
 //!   ([`MediaEvent`]) go back on another. The tick never awaits the engine: events are sent
 //!   with `try_send`; the channel is sized for every leg's worst case.
@@ -22,10 +36,14 @@
 //! Metrics are summed per tick and added once per tick ([`crate::telemetry`]).
 
 use crate::amd::AmdDetector;
-use crate::call::engine::{LegMode, MediaCommand, MediaEvent};
+use crate::call::engine::{
+    LegMode, MediaCommand, MediaEvent, RecordCommand, RecordTarget, RecordingResult, RoomCommand,
+};
 use crate::clock::Clock;
 use crate::media::frame::{FRAME_DURATION, Frame, SILENCE};
+use crate::media::mixer::Mixer;
 use crate::media::player::Player;
+use crate::media::recorder::{RecorderReport, RecorderThread, ReportStatus};
 use crate::rtp::ports::PortPool;
 use crate::rtp::session::{RtpEvent, RtpSession};
 use crate::store::RtpStats;
@@ -153,6 +171,8 @@ struct Leg {
     rx: Frame,
     /// What was sent this tick.
     tx: Frame,
+    /// The room (conference or bridge) the leg is in: it hears the room's mix for it.
+    room: Option<Uuid>,
     /// Whether we send audio (false while the far end holds us).
     send: bool,
     started: Instant,
@@ -174,6 +194,14 @@ pub async fn run_media_worker(
     events: mpsc::Sender<MediaEvent>,
 ) {
     let mut legs: HashMap<Uuid, Leg> = HashMap::new();
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let recorder_thread = RecorderThread::spawn(report_tx);
+    let mut media = MediaState {
+        rooms: HashMap::new(),
+        recordings: HashMap::new(),
+        recorder: recorder_thread.recorder(),
+        scratch: SILENCE,
+    };
     let mut rng = SmallRng::from_entropy();
     let mut tick = tokio::time::interval(FRAME_DURATION);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -183,11 +211,14 @@ pub async fn run_media_worker(
         tokio::select! {
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
-                handle_command(&clock, &ports, &mut legs, &mut rng, &events, &mut pending_stopped, cmd);
+                handle_command(&clock, &ports, &mut legs, &mut media, &mut rng, &events, &mut pending_stopped, cmd);
+            }
+            Some(report) = reports.recv() => {
+                push_event(&events, &mut pending_stopped, recording_stopped(report));
             }
             _ = tick.tick() => {
                 let now = clock.now();
-                tick_all(now, &config, &mut legs, &mut out, &events);
+                tick_all(now, &config, &mut legs, &mut media, &mut out, &events);
                 pending_stopped.retain(|ev| events.try_send(ev.clone()).is_err());
             }
         }
@@ -195,12 +226,211 @@ pub async fn run_media_worker(
     for (_, leg) in legs.drain() {
         leg.recv_task.abort();
     }
+    // Close every recording still open, so its file is finalized, then wait for the writer.
+    drop(media);
+    let _ = tokio::task::spawn_blocking(move || recorder_thread.join()).await;
 }
 
+/// Rooms and recordings of the worker.
+struct MediaState {
+    /// One mixer per room, with its members.
+    rooms: HashMap<Uuid, Room>,
+    /// What each active recording records.
+    recordings: HashMap<Uuid, RecordTarget>,
+    /// The media side of the recorder (the writer runs on its own thread).
+    recorder: crate::media::recorder::Recorder,
+    /// A frame for recording taps.
+    scratch: Frame,
+}
+
+/// A room in the worker: its mixer and the calls in it (kept beside the mixer so the tick can
+/// copy each member's received frame in without borrowing the mixer twice).
+struct Room {
+    mixer: Mixer,
+    members: Vec<Uuid>,
+}
+
+/// A recorder report as the engine's event.
+fn recording_stopped(r: RecorderReport) -> MediaEvent {
+    MediaEvent::RecordingStopped {
+        recording_id: r.id,
+        result: RecordingResult {
+            path: r.path,
+            frames: r.frames,
+            duration_ms: r.duration_ms,
+            size_bytes: r.size_bytes,
+            sha256: r.sha256,
+            error: match r.status {
+                ReportStatus::Completed => None,
+                ReportStatus::Failed { reason } => Some(reason),
+            },
+        },
+    }
+}
+
+impl MediaState {
+    fn room_command(&mut self, legs: &mut HashMap<Uuid, Leg>, cmd: RoomCommand) {
+        match cmd {
+            RoomCommand::Create {
+                room_id,
+                wait_music,
+                hold_music,
+            } => {
+                let mut mixer = Mixer::new();
+                mixer.set_wait_music(wait_music.map(|p| Player::new(p, true)));
+                mixer.set_hold_music(hold_music.map(|p| Player::new(p, true)));
+                self.rooms.insert(
+                    room_id,
+                    Room {
+                        mixer,
+                        members: Vec::new(),
+                    },
+                );
+            }
+            RoomCommand::Join {
+                room_id,
+                call_id,
+                state,
+            } => {
+                // A call is in one room at a time.
+                if let Some(old) = legs.get(&call_id).and_then(|l| l.room)
+                    && old != room_id
+                {
+                    self.leave(legs, old, call_id);
+                }
+                let Some(room) = self.rooms.get_mut(&room_id) else {
+                    tracing::warn!(%room_id, %call_id, "join to an unknown room");
+                    return;
+                };
+                if room.mixer.add(call_id, state) {
+                    room.members.push(call_id);
+                } else {
+                    room.mixer.set_state(call_id, state);
+                }
+                if let Some(leg) = legs.get_mut(&call_id) {
+                    leg.room = Some(room_id);
+                }
+            }
+            RoomCommand::Update {
+                room_id,
+                call_id,
+                state,
+            } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.mixer.set_state(call_id, state);
+                }
+            }
+            RoomCommand::Leave { room_id, call_id } => self.leave(legs, room_id, call_id),
+            RoomCommand::Started { room_id, started } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.mixer.set_started(started);
+                }
+            }
+            RoomCommand::Beep { room_id } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.mixer.beep();
+                }
+            }
+            RoomCommand::Play {
+                room_id,
+                prompt,
+                repeat,
+            } => {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.mixer.play(prompt.map(|p| Player::new(p, repeat)));
+                }
+            }
+            RoomCommand::End { room_id } => {
+                if let Some(room) = self.rooms.remove(&room_id) {
+                    for id in room.members {
+                        if let Some(leg) = legs.get_mut(&id)
+                            && leg.room == Some(room_id)
+                        {
+                            leg.room = None;
+                        }
+                    }
+                }
+                // The engine stops a room's recordings first; any left would record nothing.
+                let left: Vec<Uuid> = self
+                    .recordings
+                    .iter()
+                    .filter(|(_, t)| matches!(t, RecordTarget::Room { room_id: r, .. } if *r == room_id))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in left {
+                    self.recordings.remove(&id);
+                    self.recorder.stop(&id);
+                }
+            }
+        }
+    }
+
+    fn leave(&mut self, legs: &mut HashMap<Uuid, Leg>, room_id: Uuid, call_id: Uuid) {
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.mixer.remove(call_id);
+            room.members.retain(|m| *m != call_id);
+        }
+        if let Some(leg) = legs.get_mut(&call_id)
+            && leg.room == Some(room_id)
+        {
+            leg.room = None;
+        }
+    }
+
+    fn record_command(&mut self, cmd: RecordCommand) {
+        match cmd {
+            RecordCommand::Start {
+                recording_id,
+                target,
+                path,
+            } => {
+                if self.recorder.start(recording_id, path) {
+                    self.recordings.insert(recording_id, target);
+                }
+            }
+            RecordCommand::Pause { recording_id } => {
+                self.recorder.pause(&recording_id);
+            }
+            RecordCommand::Resume { recording_id } => {
+                self.recorder.resume(&recording_id);
+            }
+            RecordCommand::Stop { recording_id } => {
+                self.recordings.remove(&recording_id);
+                self.recorder.stop(&recording_id);
+            }
+        }
+    }
+
+    /// Stops the recordings of a call whose leg stops (the engine normally has already).
+    fn leg_stopped(&mut self, legs: &mut HashMap<Uuid, Leg>, call_id: Uuid, room: Option<Uuid>) {
+        if let Some(room_id) = room {
+            self.leave(legs, room_id, call_id);
+        }
+        if self
+            .recordings
+            .values()
+            .any(|t| *t == RecordTarget::Call(call_id))
+        {
+            let ids: Vec<Uuid> = self
+                .recordings
+                .iter()
+                .filter(|(_, t)| **t == RecordTarget::Call(call_id))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                self.recordings.remove(&id);
+                self.recorder.stop(&id);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn handle_command(
     clock: &Arc<dyn Clock>,
     ports: &BoundPorts,
     legs: &mut HashMap<Uuid, Leg>,
+    media: &mut MediaState,
     rng: &mut SmallRng,
     events: &mpsc::Sender<MediaEvent>,
     pending: &mut Vec<MediaEvent>,
@@ -258,6 +488,7 @@ fn handle_command(
                     player,
                     rx: SILENCE,
                     tx: SILENCE,
+                    room: None,
                     send: true,
                     started: now,
                     recv_task,
@@ -307,9 +538,11 @@ fn handle_command(
                 }
             }
         }
-        // Rooms and recordings are not created by the engine yet.
-        MediaCommand::Room(_) | MediaCommand::Record(_) => {}
+        MediaCommand::Room(cmd) => media.room_command(legs, cmd),
+        MediaCommand::Record(cmd) => media.record_command(cmd),
         MediaCommand::Stop { call_id } => {
+            let room = legs.get(&call_id).and_then(|l| l.room);
+            media.leg_stopped(legs, call_id, room);
             if let Some(mut leg) = legs.remove(&call_id) {
                 leg.recv_task.abort();
                 // A stream that stops mid-analysis still gets a final verdict.
@@ -405,6 +638,7 @@ fn tick_all(
     now: Instant,
     config: &MediaConfig,
     legs: &mut HashMap<Uuid, Leg>,
+    media: &mut MediaState,
     out: &mut [u8; 512],
     events: &mpsc::Sender<MediaEvent>,
 ) {
@@ -424,7 +658,18 @@ fn tick_all(
             });
         }
     }
-    // Phase 2: what each leg sends, and the sending.
+    // Phase 2: every room mixes its members' frames.
+    for (room_id, room) in media.rooms.iter_mut() {
+        for id in &room.members {
+            if let (Some(input), Some(leg)) = (room.mixer.input_mut(*id), legs.get(id)) {
+                *input = leg.rx;
+            }
+        }
+        if room.mixer.mix().play_finished {
+            let _ = events.try_send(MediaEvent::RoomPlayFinished { room_id: *room_id });
+        }
+    }
+    // Phase 3: what each leg sends, and the sending.
     let (mut pkts_in, mut pkts_out, mut late, mut dropped, mut lost) =
         (0u64, 0u64, 0u64, 0u64, 0i64);
     for (call_id, leg) in legs.iter_mut() {
@@ -437,6 +682,12 @@ fn tick_all(
                 play_finished = true;
                 leg.player = None;
             }
+        } else if let Some(out) = leg
+            .room
+            .and_then(|r| media.rooms.get(&r))
+            .and_then(|r| r.mixer.output(*call_id))
+        {
+            leg.tx = *out;
         } else if leg.echo {
             leg.tx = leg.rx;
         } else {
@@ -487,6 +738,32 @@ fn tick_all(
             let _ = events.try_send(MediaEvent::PlayFinished { call_id: *call_id });
         }
     }
+    // Phase 4: recordings take this tick's frames (left = far end, right = our side).
+    let MediaState {
+        rooms,
+        recordings,
+        recorder,
+        scratch,
+    } = media;
+    for (rec_id, target) in recordings.iter() {
+        match *target {
+            RecordTarget::Call(call_id) => {
+                if let Some(leg) = legs.get(&call_id) {
+                    recorder.push(rec_id, &leg.rx, &leg.tx);
+                }
+            }
+            RecordTarget::Room { room_id, left } => {
+                if let Some(room) = rooms.get(&room_id) {
+                    let l = room.mixer.input(left).copied().unwrap_or(SILENCE);
+                    if !room.mixer.room_mix_without(left, scratch) {
+                        *scratch = *room.mixer.room_mix();
+                    }
+                    recorder.push(rec_id, &l, scratch);
+                }
+            }
+        }
+    }
+    recorder.poll();
     use crate::telemetry as t;
     if pkts_in > 0 {
         metrics::counter!(t::RTP_PACKETS, "direction" => "in").increment(pkts_in);
