@@ -22,6 +22,8 @@ pub const RTP_LATE: &str = "trunkline_rtp_late_packets_total";
 pub const RTP_LOST: &str = "trunkline_rtp_lost_packets_total";
 /// Counter: RTP packets dropped as malformed or from an unexpected source.
 pub const RTP_DROPPED: &str = "trunkline_rtp_dropped_packets_total";
+/// Counter: recording chunks (500 ms of audio) dropped because the writer thread was behind.
+pub const RECORDER_CHUNKS_DROPPED: &str = "trunkline_recorder_chunks_dropped_total";
 /// Counter: webhook delivery attempts, label `outcome` (kept by the outbox driver).
 pub const WEBHOOKS: &str = crate::events::outbox::DELIVERIES_METRIC;
 
@@ -65,6 +67,11 @@ fn describe() {
         "RTP packets dropped (malformed, wrong source)"
     );
     describe_counter!(
+        RECORDER_CHUNKS_DROPPED,
+        Unit::Count,
+        "recording chunks dropped because the writer was behind"
+    );
+    describe_counter!(
         WEBHOOKS,
         Unit::Count,
         "webhook delivery attempts by outcome"
@@ -74,7 +81,7 @@ fn describe() {
     for d in ["in", "out"] {
         metrics::counter!(RTP_PACKETS, "direction" => d).increment(0);
     }
-    for c in [RTP_LATE, RTP_LOST, RTP_DROPPED] {
+    for c in [RTP_LATE, RTP_LOST, RTP_DROPPED, RECORDER_CHUNKS_DROPPED] {
         metrics::counter!(c).increment(0);
     }
 }

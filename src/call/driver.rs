@@ -750,6 +750,7 @@ async fn apply_unknown(
     let (call_id, applied) = match change {
         CallChange::Ringing { call_id, at } => (call_id, store.mark_ringing(call_id, at).await?),
         CallChange::Answered { call_id, at } => (call_id, store.mark_answered(call_id, at).await?),
+        CallChange::Amd { call_id, amd } => (call_id, store.set_call_amd(call_id, &amd).await?),
         CallChange::Finish {
             call_id,
             status,

@@ -5,6 +5,8 @@
 
 pub mod frame;
 pub mod g711;
+pub mod mixer;
 pub mod player;
+pub mod recorder;
 pub mod room;
 pub mod worker;

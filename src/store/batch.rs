@@ -1,7 +1,7 @@
 //! Batched call-row changes and their events, written in one transaction. Driver (async).
 //!
 //! The store writer of the call engine turns each call's life into a row change (insert,
-//! ringing, answered, finish) plus the event announcing it. Written one at a time, every change
+//! ringing, answered, AMD verdict, finish) plus the event announcing it. Written one at a time, every change
 //! and every event is its own transaction, and on SQLite each statement is a round trip to
 //! sqlx's worker thread. [`Store::write_batch`] writes many at once: one transaction, the new
 //! rows in one multi-row `INSERT`, the updates one statement each (with the same conditions as
@@ -14,8 +14,10 @@
 //! that keeps each live call's row can build the event payload (the call as the API shows it)
 //! without reading the row back.
 
-use super::calls::{FINISH_SQL, MARK_ANSWERED_SQL, MARK_RINGING_SQL, SET_DURATION_SQL};
-use super::{Call, CallStatus, EndedBy, FinalStatus, NewCall, RtpStats, Store, StoreError};
+use super::calls::{
+    FINISH_SQL, MARK_ANSWERED_SQL, MARK_RINGING_SQL, SET_AMD_SQL, SET_DURATION_SQL,
+};
+use super::{AmdRow, Call, CallStatus, EndedBy, FinalStatus, NewCall, RtpStats, Store, StoreError};
 use super::{micros, on_pool};
 use crate::events::Event;
 use chrono::{DateTime, Utc};
@@ -64,6 +66,14 @@ pub enum CallChange {
         stats: RtpStats,
         /// When.
         at: DateTime<Utc>,
+    },
+    /// The AMD verdict, as [`Store::set_call_amd`]: applies whenever the call exists, whatever
+    /// its state (a verdict may land after the hang-up), replacing an earlier one.
+    Amd {
+        /// The call.
+        call_id: Uuid,
+        /// The verdict.
+        amd: AmdRow,
     },
     /// No row change: the event is always written.
     None,
@@ -120,6 +130,8 @@ impl Call {
             metadata: c.metadata.clone(),
             idempotency_key: c.idempotency_key.clone(),
             api_key_id: c.api_key_id,
+            amd: None,
+            conference_id: None,
         }
     }
 }
@@ -140,7 +152,8 @@ impl CallChange {
             CallChange::Insert(c) => Some(c.id),
             CallChange::Ringing { call_id, .. }
             | CallChange::Answered { call_id, .. }
-            | CallChange::Finish { call_id, .. } => Some(*call_id),
+            | CallChange::Finish { call_id, .. }
+            | CallChange::Amd { call_id, .. } => Some(*call_id),
             CallChange::None => None,
         }
     }
@@ -204,6 +217,10 @@ impl CallChange {
                         .map(|a| (at - a).num_milliseconds().max(0))
                         .unwrap_or(0),
                 );
+                true
+            }
+            CallChange::Amd { amd, .. } => {
+                row.amd = Some(amd.clone());
                 true
             }
             CallChange::None => true,
@@ -314,6 +331,19 @@ impl Store {
                         sqlx::query(MARK_ANSWERED_SQL)
                             .bind(*call_id)
                             .bind(micros(*at))
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                            == 1
+                    }
+                    CallChange::Amd { call_id, amd } => {
+                        sqlx::query(SET_AMD_SQL)
+                            .bind(*call_id)
+                            .bind(&amd.result)
+                            .bind(amd.confidence)
+                            .bind(amd.decision_ms)
+                            .bind(amd.beep_ms)
+                            .bind(amd.drop_ms)
                             .execute(&mut *tx)
                             .await?
                             .rows_affected()

@@ -16,7 +16,9 @@ pub const DEFAULT_LIST_LIMIT: u32 = 50;
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize,
+        )]
         pub enum $name {
             $($(#[$vm])* #[serde(rename = $s)] $v),+
         }
@@ -37,6 +39,8 @@ macro_rules! text_enum {
         }
     };
 }
+/// Shared with the other tables' status enums (recordings, conferences).
+pub(super) use text_enum;
 
 text_enum!(
     /// Which way a call goes.
@@ -204,6 +208,28 @@ pub struct Call {
     pub idempotency_key: Option<String>,
     /// API key that created it.
     pub api_key_id: Option<Uuid>,
+    /// Answering-machine detection verdict, once reached (the last one written wins, so a
+    /// final verdict replaces an interim `machine_start`).
+    pub amd: Option<AmdRow>,
+    /// The conference the call is in, if any.
+    pub conference_id: Option<Uuid>,
+}
+
+/// The answering-machine detection verdict stored on a call row (`amd_*` columns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmdRow {
+    /// Verdict name: `human`, `machine_start`, `machine_end_beep`, `machine_end_silence`,
+    /// `machine_end_other`, `fax` or `unknown` (not checked by the database, so a newer
+    /// detector's verdict can be stored).
+    pub result: String,
+    /// Confidence in 0..=1.
+    pub confidence: f64,
+    /// Milliseconds from the answer to the verdict.
+    pub decision_ms: Option<i64>,
+    /// Milliseconds from the answer to the start of the beep, when there was one.
+    pub beep_ms: Option<i64>,
+    /// Milliseconds from the answer to the earliest moment a voicemail drop may start.
+    pub drop_ms: Option<i64>,
 }
 
 /// Filters and paging of [`Store::list_calls`]. Pages run newest first.
@@ -246,6 +272,9 @@ pub(super) const FINISH_SQL: &str = "UPDATE calls SET status = $2, final_status 
      WHERE id = $1 AND final_status IS NULL RETURNING answered_at";
 /// Sets the answered duration after [`FINISH_SQL`].
 pub(super) const SET_DURATION_SQL: &str = "UPDATE calls SET duration_ms = $2 WHERE id = $1";
+/// Writes the AMD verdict, whatever the call's state (`set_call_amd`, batches).
+pub(super) const SET_AMD_SQL: &str = "UPDATE calls SET amd_result = $2, amd_confidence = $3, \
+     amd_decision_ms = $4, amd_beep_ms = $5, amd_drop_ms = $6 WHERE id = $1";
 
 #[derive(sqlx::FromRow)]
 struct CallRow {
@@ -274,9 +303,15 @@ struct CallRow {
     metadata: serde_json::Value,
     idempotency_key: Option<String>,
     api_key_id: Option<Uuid>,
+    amd_result: Option<String>,
+    amd_confidence: Option<f64>,
+    amd_decision_ms: Option<i64>,
+    amd_beep_ms: Option<i64>,
+    amd_drop_ms: Option<i64>,
+    conference_id: Option<Uuid>,
 }
 
-fn parse_col<T>(
+pub(super) fn parse_col<T>(
     column: &'static str,
     s: String,
     f: fn(&str) -> Option<T>,
@@ -284,7 +319,7 @@ fn parse_col<T>(
     f(&s).ok_or(StoreError::Corrupt { column, value: s })
 }
 
-fn parse_opt<T>(
+pub(super) fn parse_opt<T>(
     column: &'static str,
     s: Option<String>,
     f: fn(&str) -> Option<T>,
@@ -331,6 +366,14 @@ impl TryFrom<CallRow> for Call {
             metadata: r.metadata,
             idempotency_key: r.idempotency_key,
             api_key_id: r.api_key_id,
+            amd: r.amd_result.map(|result| AmdRow {
+                result,
+                confidence: r.amd_confidence.unwrap_or(0.0),
+                decision_ms: r.amd_decision_ms,
+                beep_ms: r.amd_beep_ms,
+                drop_ms: r.amd_drop_ms,
+            }),
+            conference_id: r.conference_id,
         })
     }
 }
@@ -338,15 +381,17 @@ impl TryFrom<CallRow> for Call {
 const CALL_COLUMNS: &str = "id, direction, from_addr, to_addr, trunk, sip_call_id, status, \
     final_status, created_at, ringing_at, answered_at, ended_at, duration_ms, end_sip_code, \
     end_reason, ended_by, rtp_packets_in, rtp_packets_out, rtp_packets_lost, rtp_packets_late, \
-    rtp_jitter_ms, status_callback, metadata, idempotency_key, api_key_id";
+    rtp_jitter_ms, status_callback, metadata, idempotency_key, api_key_id, amd_result, \
+    amd_confidence, amd_decision_ms, amd_beep_ms, amd_drop_ms, conference_id";
 
-/// Keyset position: the last call of a page, by `(created_at, id)` descending.
-fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+/// Keyset position: the last row of a page, by `(created_at, id)` descending (calls,
+/// recordings, conferences).
+pub(super) fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     let raw = format!("{}|{}", created_at.timestamp_micros(), id.simple());
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), StoreError> {
+pub(super) fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), StoreError> {
     let raw = URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| StoreError::InvalidCursor)?;
@@ -513,6 +558,42 @@ impl Store {
             }
         });
         Ok(done)
+    }
+
+    /// Stores the AMD verdict on the call row, replacing an earlier one (an interim
+    /// `machine_start` is followed by the final verdict). Returns whether the call exists.
+    pub async fn set_call_amd(&self, call_id: Uuid, amd: &AmdRow) -> Result<bool, StoreError> {
+        let done = on_pool!(self, |p| {
+            sqlx::query(SET_AMD_SQL)
+                .bind(call_id)
+                .bind(&amd.result)
+                .bind(amd.confidence)
+                .bind(amd.decision_ms)
+                .bind(amd.beep_ms)
+                .bind(amd.drop_ms)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Sets (or, with `None`, clears) the conference a call is in. Returns whether the call
+    /// exists.
+    pub async fn set_call_conference(
+        &self,
+        call_id: Uuid,
+        conference_id: Option<Uuid>,
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(self, |p| {
+            sqlx::query("UPDATE calls SET conference_id = $2 WHERE id = $1")
+                .bind(call_id)
+                .bind(conference_id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// A page of calls, newest first, by keyset pagination on `(created_at, id)`: a page is

@@ -41,8 +41,10 @@ pub mod admin;
 mod api_keys;
 mod batch;
 mod calls;
+mod conferences;
 mod events;
 mod idempotency;
+mod recordings;
 mod settings;
 #[doc(hidden)]
 pub mod testing;
@@ -50,11 +52,17 @@ pub mod testing;
 pub use api_keys::{API_KEY_PREFIX, ApiKey};
 pub use batch::{CallChange, CallWrite, MAX_ROWS_PER_INSERT, NewEvent};
 pub use calls::{
-    Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy, FinalStatus,
-    MAX_LIST_LIMIT, NewCall, RtpStats,
+    AmdRow, Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy,
+    FinalStatus, MAX_LIST_LIMIT, NewCall, RtpStats,
+};
+pub use conferences::{
+    Conference, ConferenceFilter, ConferencePage, ConferenceStatus, NewConference,
 };
 pub use events::{ClaimedDelivery, OutboxEntry};
 pub use idempotency::Claimed;
+pub use recordings::{
+    NewRecording, Recording, RecordingFilter, RecordingPage, RecordingStatus, RecordingSummaryRow,
+};
 
 use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -4,7 +4,7 @@
 //! PostgreSQL too. With `CI=true` and no `TRUNKLINE_TEST_PG`, [`test_databases`] panics, so CI
 //! can never pass by silently skipping PostgreSQL.
 
-use super::{Store, StoreError};
+use super::{Pool, Store, StoreError};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use std::path::{Path, PathBuf};
@@ -115,6 +115,30 @@ impl TestDb {
             .migrate()
             .await
             .unwrap_or_else(|e| panic!("migrate {}: {e}", self.label));
+        store
+    }
+
+    /// Connects and applies only the migrations up to `version` (e.g. `1` for the database an
+    /// older release left), to test upgrading it with [`Store::migrate`].
+    pub async fn store_at_version(&self, version: i64) -> Store {
+        let store = Store::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect {}: {e}", self.label));
+        let upto = |mut m: sqlx::migrate::Migrator| {
+            m.migrations = m
+                .migrations
+                .iter()
+                .filter(|m| m.version <= version)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            m
+        };
+        let done = match &store.pool {
+            Pool::Sqlite(p) => upto(sqlx::migrate!("migrations/sqlite")).run(p).await,
+            Pool::Postgres(p) => upto(sqlx::migrate!("migrations/postgres")).run(p).await,
+        };
+        done.unwrap_or_else(|e| panic!("migrate {} to {version}: {e}", self.label));
         store
     }
 
