@@ -14,6 +14,9 @@
 //! `call.ringing`, `call.answered` and `call.completed` (the last only when the row's final
 //! status was set by this operation, so there is exactly one per call). Replies to `originate`
 //! travel through the writer's queue, so the API answers after the call row exists.
+//! Room and recording operations are rare: the writer flushes its batch, then writes each one
+//! with its event ([`EventBus::publish`]); their events go to the room's or recording's
+//! status callback and carry `conference_id` when about a room.
 
 use super::engine::{
     Action, CallEngine, ConferenceOp, MediaCommand, MediaEvent, RecordingOp, StoreOp,
@@ -23,7 +26,10 @@ use crate::clock::Clock;
 use crate::events::{EventBus, kinds};
 use crate::sip::message::frame_stream;
 use crate::sip::transaction::{Transmit, Transport};
-use crate::store::{Call, CallChange, CallWrite, FinalStatus, NewEvent, new_id};
+use crate::store::{
+    Call, CallChange, CallWrite, FinalStatus, NewConference, NewEvent, NewRecording,
+    RecordingSummaryRow, new_id,
+};
 use crate::telemetry;
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
@@ -789,40 +795,76 @@ async fn apply_unknown(
 }
 
 /// Writes one room or recording operation and publishes its event (to the room's or the
-/// recording's status callback).
+/// recording's status callback). A row change that does not apply (a room already ended, a
+/// recording already finished) publishes nothing, so each event is stored at most once.
 async fn write_room_op(
     bus: &EventBus,
     wall: &impl Fn(Instant) -> DateTime<Utc>,
     op: StoreOp,
 ) -> Result<(), crate::store::StoreError> {
+    let store = bus.store();
     let (kind, call_id, payload, callback, at) = match op {
         StoreOp::Conference(op) => match op {
-            ConferenceOp::Insert { .. } => return Ok(()),
+            ConferenceOp::Insert { row, at } => {
+                store
+                    .insert_conference(&NewConference {
+                        id: row.id,
+                        name: row.name,
+                        max_participants: row.max_participants,
+                        options: row.options,
+                        status_callback: row.status_callback,
+                        created_at: wall(at),
+                    })
+                    .await?;
+                return Ok(());
+            }
             ConferenceOp::Started {
+                conference_id,
                 payload,
                 callback,
                 at,
-                ..
-            } => (kinds::CONFERENCE_STARTED, None, payload, callback, at),
+            } => {
+                if !store
+                    .mark_conference_started(conference_id, wall(at))
+                    .await?
+                {
+                    return Ok(());
+                }
+                (kinds::CONFERENCE_STARTED, None, payload, callback, at)
+            }
             ConferenceOp::Ended {
+                conference_id,
+                reason,
                 payload,
                 callback,
                 at,
-                ..
-            } => (kinds::CONFERENCE_ENDED, None, payload, callback, at),
+            } => {
+                if !store
+                    .end_conference(conference_id, wall(at), &reason)
+                    .await?
+                {
+                    return Ok(());
+                }
+                (kinds::CONFERENCE_ENDED, None, payload, callback, at)
+            }
             ConferenceOp::Joined {
+                conference_id,
                 call_id,
                 payload,
                 callback,
                 at,
-                ..
-            } => (
-                kinds::PARTICIPANT_JOINED,
-                Some(call_id),
-                payload,
-                callback,
-                at,
-            ),
+            } => {
+                store
+                    .set_call_conference(call_id, Some(conference_id))
+                    .await?;
+                (
+                    kinds::PARTICIPANT_JOINED,
+                    Some(call_id),
+                    payload,
+                    callback,
+                    at,
+                )
+            }
             ConferenceOp::Event {
                 call_id,
                 kind,
@@ -838,15 +880,33 @@ async fn write_room_op(
                 payload,
                 callback,
                 at,
-            } => (kinds::RECORDING_STARTED, row.call_id, payload, callback, at),
+            } => {
+                let at_utc = wall(at);
+                store
+                    .insert_recording(&NewRecording {
+                        id: row.id,
+                        call_id: row.call_id,
+                        conference_id: row.conference_id,
+                        path: row.path.to_string_lossy().into_owned(),
+                        channels: row.channels,
+                        sample_rate: row.sample_rate,
+                        started_at: at_utc,
+                        created_at: at_utc,
+                    })
+                    .await?;
+                (kinds::RECORDING_STARTED, row.call_id, payload, callback, at)
+            }
             RecordingOp::Status {
+                recording_id,
                 call_id,
                 status,
                 payload,
                 callback,
                 at,
-                ..
             } => {
+                if !store.set_recording_status(recording_id, status).await? {
+                    return Ok(());
+                }
                 let kind = if status == RecordingStatus::Paused {
                     kinds::RECORDING_PAUSED
                 } else {
@@ -855,12 +915,27 @@ async fn write_room_op(
                 (kind, call_id, payload, callback, at)
             }
             RecordingOp::Finish {
+                recording_id,
                 call_id,
+                status,
+                result,
                 payload,
                 callback,
                 at,
-                ..
-            } => (kinds::RECORDING_COMPLETED, call_id, payload, callback, at),
+            } => {
+                let summary = RecordingSummaryRow {
+                    status,
+                    ended_at: wall(at),
+                    duration_ms: Some(i64::try_from(result.duration_ms).unwrap_or(i64::MAX)),
+                    size_bytes: Some(result.size_bytes),
+                    sha256: result.sha256,
+                    error: result.error,
+                };
+                if !store.finish_recording(recording_id, &summary).await? {
+                    return Ok(());
+                }
+                (kinds::RECORDING_COMPLETED, call_id, payload, callback, at)
+            }
         },
         _ => return Ok(()),
     };
