@@ -943,3 +943,222 @@ async fn write_room_op(
         .await?;
     Ok(())
 }
+
+/// What [`recover_unfinished`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Rooms left `waiting`/`active` by the previous process, now ended (reason `restart`).
+    pub conferences: usize,
+    /// Recordings left `recording`/`paused`, repaired and marked `interrupted`.
+    pub interrupted: usize,
+    /// Recordings whose file could not be repaired (missing, unreadable): marked `failed`.
+    pub failed: usize,
+}
+
+/// At start-up, before the engine runs: no room or recording is live in a new process, so
+/// rows a crash left open are closed. Rooms end with reason `restart` (`conference.ended`);
+/// recordings get their file repaired ([`crate::media::recorder::repair`]: the header made to
+/// match the audio on disk) and end `interrupted` with the repaired file's summary
+/// (`recording.completed`), or `failed` if the file cannot be repaired.
+pub async fn recover_unfinished(
+    bus: &EventBus,
+    now: DateTime<Utc>,
+    recordings_dir: &std::path::Path,
+) -> Result<Recovered, crate::store::StoreError> {
+    let store = bus.store();
+    let mut out = Recovered::default();
+    for c in store.unfinished_conferences().await? {
+        if store.end_conference(c.id, now, "restart").await? {
+            let payload = serde_json::json!({ "conference_id": c.id, "reason": "restart" });
+            bus.publish(
+                now,
+                kinds::CONFERENCE_ENDED,
+                None,
+                payload,
+                c.status_callback.as_deref(),
+            )
+            .await?;
+            out.conferences += 1;
+        }
+    }
+    for r in store.unfinished_recordings().await? {
+        let path = recordings_dir.join(&r.path);
+        // File work off the async threads.
+        let repaired =
+            tokio::task::spawn_blocking(move || crate::media::recorder::repair(&path)).await;
+        let summary = match repaired {
+            Ok(Ok(f)) => RecordingSummaryRow {
+                status: RecordingStatus::Interrupted,
+                ended_at: now,
+                duration_ms: Some(i64::try_from(f.duration_ms).unwrap_or(i64::MAX)),
+                size_bytes: Some(f.size_bytes),
+                sha256: Some(f.sha256),
+                error: Some("interrupted: the server stopped while recording".into()),
+            },
+            Ok(Err(e)) => RecordingSummaryRow {
+                status: RecordingStatus::Failed,
+                ended_at: now,
+                duration_ms: None,
+                size_bytes: None,
+                sha256: None,
+                error: Some(format!("interrupted, and the file cannot be repaired: {e}")),
+            },
+            Err(e) => RecordingSummaryRow {
+                status: RecordingStatus::Failed,
+                ended_at: now,
+                duration_ms: None,
+                size_bytes: None,
+                sha256: None,
+                error: Some(format!("interrupted, and the repair did not finish: {e}")),
+            },
+        };
+        if !store.finish_recording(r.id, &summary).await? {
+            continue;
+        }
+        if summary.status == RecordingStatus::Interrupted {
+            out.interrupted += 1;
+        } else {
+            out.failed += 1;
+        }
+        let callback = match (r.call_id, r.conference_id) {
+            (Some(call), _) => store.get_call(call).await?.and_then(|c| c.status_callback),
+            (None, Some(conf)) => store
+                .get_conference(conf)
+                .await?
+                .and_then(|c| c.status_callback),
+            (None, None) => None,
+        };
+        let payload = serde_json::json!({
+            "id": r.id,
+            "call_id": r.call_id,
+            "conference_id": r.conference_id,
+            "path": r.path,
+            "status": summary.status,
+            "duration_ms": summary.duration_ms,
+            "size_bytes": summary.size_bytes,
+            "sha256": summary.sha256,
+            "error": summary.error,
+            "channels": r.channels,
+            "sample_rate": r.sample_rate,
+            "started_at": r.started_at,
+        });
+        bus.publish(
+            now,
+            kinds::RECORDING_COMPLETED,
+            r.call_id,
+            payload,
+            callback.as_deref(),
+        )
+        .await?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ConferenceStatus, Store, testing::fresh_sqlite_url};
+    use chrono::TimeZone;
+
+    fn recording(id: u128, path: &str, at: DateTime<Utc>) -> NewRecording {
+        NewRecording {
+            id: Uuid::from_u128(id),
+            call_id: None,
+            conference_id: None,
+            path: path.into(),
+            channels: 2,
+            sample_rate: 8_000,
+            started_at: at,
+            created_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_ends_open_rooms_and_repairs_open_recordings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&fresh_sqlite_url(dir.path()))
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let bus = EventBus::new(store.clone());
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 21, 9, 0, 0)
+            .single()
+            .expect("date");
+        let conf = Uuid::from_u128(1);
+        store
+            .insert_conference(&NewConference {
+                id: conf,
+                name: None,
+                max_participants: None,
+                options: serde_json::json!({}),
+                status_callback: None,
+                created_at: at,
+            })
+            .await
+            .expect("conference");
+        // A file cut short by a crash (here: not even a whole header), and a missing one.
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(recordings.join("2026/11/21")).expect("dirs");
+        std::fs::write(recordings.join("2026/11/21/a.wav"), b"RIFF\0\0").expect("file");
+        store
+            .insert_recording(&recording(2, "2026/11/21/a.wav", at))
+            .await
+            .expect("recording");
+        store
+            .insert_recording(&recording(3, "2026/11/21/gone.wav", at))
+            .await
+            .expect("recording");
+        let later = at + chrono::TimeDelta::minutes(5);
+        let r = recover_unfinished(&bus, later, &recordings)
+            .await
+            .expect("recover");
+        assert_eq!(
+            r,
+            Recovered {
+                conferences: 1,
+                interrupted: 1,
+                failed: 1
+            }
+        );
+        let c = store.get_conference(conf).await.expect("get").expect("row");
+        assert_eq!(c.status, ConferenceStatus::Ended);
+        assert_eq!(c.end_reason.as_deref(), Some("restart"));
+        let a = store
+            .get_recording(Uuid::from_u128(2))
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(a.status, RecordingStatus::Interrupted);
+        assert_eq!(a.ended_at, Some(later));
+        assert!(a.sha256.is_some());
+        let wav = hound::WavReader::open(recordings.join("2026/11/21/a.wav")).expect("playable");
+        assert_eq!(wav.spec().channels, 2);
+        let gone = store
+            .get_recording(Uuid::from_u128(3))
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(gone.status, RecordingStatus::Failed);
+        let kinds: Vec<String> = bus
+            .events_since(0, 10)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "conference.ended",
+                "recording.completed",
+                "recording.completed"
+            ]
+        );
+        // A second start finds nothing left open.
+        let again = recover_unfinished(&bus, later, &recordings)
+            .await
+            .expect("recover");
+        assert_eq!(again, Recovered::default());
+    }
+}
