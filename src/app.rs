@@ -98,6 +98,19 @@ pub async fn run(
         .with_context(|| format!("opening the database {}", redact(&url)))?;
     store.migrate().await.context("applying migrations")?;
     let bus = EventBus::new(store.clone());
+    // Rooms and recordings a crash left open: no room is live in a new process.
+    let recordings_dir = cfg.server.data.dir.join("recordings");
+    let recovered = driver::recover_unfinished(&bus, clock.utc(), &recordings_dir)
+        .await
+        .context("closing rooms and recordings left open by the previous run")?;
+    if recovered != driver::Recovered::default() {
+        tracing::warn!(
+            conferences = recovered.conferences,
+            interrupted = recovered.interrupted,
+            failed = recovered.failed,
+            "closed rooms and recordings left open by the previous run"
+        );
+    }
 
     let mut prompts = PromptCache::new(cfg.prompts_dir.clone());
     if cfg.prompts_dir.is_none() || prompts.get("tone").is_err() {

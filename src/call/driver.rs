@@ -14,6 +14,9 @@
 //! `call.ringing`, `call.answered` and `call.completed` (the last only when the row's final
 //! status was set by this operation, so there is exactly one per call). Replies to `originate`
 //! travel through the writer's queue, so the API answers after the call row exists.
+//! Room and recording operations are rare: the writer flushes its batch, then writes each one
+//! with its event ([`EventBus::publish`]); their events go to the room's or recording's
+//! status callback and carry `conference_id` when about a room.
 
 use super::engine::{
     Action, CallEngine, ConferenceOp, MediaCommand, MediaEvent, RecordingOp, StoreOp,
@@ -23,7 +26,10 @@ use crate::clock::Clock;
 use crate::events::{EventBus, kinds};
 use crate::sip::message::frame_stream;
 use crate::sip::transaction::{Transmit, Transport};
-use crate::store::{Call, CallChange, CallWrite, FinalStatus, NewEvent, new_id};
+use crate::store::{
+    Call, CallChange, CallWrite, FinalStatus, NewConference, NewEvent, NewRecording,
+    RecordingSummaryRow, new_id,
+};
 use crate::telemetry;
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
@@ -789,40 +795,76 @@ async fn apply_unknown(
 }
 
 /// Writes one room or recording operation and publishes its event (to the room's or the
-/// recording's status callback).
+/// recording's status callback). A row change that does not apply (a room already ended, a
+/// recording already finished) publishes nothing, so each event is stored at most once.
 async fn write_room_op(
     bus: &EventBus,
     wall: &impl Fn(Instant) -> DateTime<Utc>,
     op: StoreOp,
 ) -> Result<(), crate::store::StoreError> {
+    let store = bus.store();
     let (kind, call_id, payload, callback, at) = match op {
         StoreOp::Conference(op) => match op {
-            ConferenceOp::Insert { .. } => return Ok(()),
+            ConferenceOp::Insert { row, at } => {
+                store
+                    .insert_conference(&NewConference {
+                        id: row.id,
+                        name: row.name,
+                        max_participants: row.max_participants,
+                        options: row.options,
+                        status_callback: row.status_callback,
+                        created_at: wall(at),
+                    })
+                    .await?;
+                return Ok(());
+            }
             ConferenceOp::Started {
+                conference_id,
                 payload,
                 callback,
                 at,
-                ..
-            } => (kinds::CONFERENCE_STARTED, None, payload, callback, at),
+            } => {
+                if !store
+                    .mark_conference_started(conference_id, wall(at))
+                    .await?
+                {
+                    return Ok(());
+                }
+                (kinds::CONFERENCE_STARTED, None, payload, callback, at)
+            }
             ConferenceOp::Ended {
+                conference_id,
+                reason,
                 payload,
                 callback,
                 at,
-                ..
-            } => (kinds::CONFERENCE_ENDED, None, payload, callback, at),
+            } => {
+                if !store
+                    .end_conference(conference_id, wall(at), &reason)
+                    .await?
+                {
+                    return Ok(());
+                }
+                (kinds::CONFERENCE_ENDED, None, payload, callback, at)
+            }
             ConferenceOp::Joined {
+                conference_id,
                 call_id,
                 payload,
                 callback,
                 at,
-                ..
-            } => (
-                kinds::PARTICIPANT_JOINED,
-                Some(call_id),
-                payload,
-                callback,
-                at,
-            ),
+            } => {
+                store
+                    .set_call_conference(call_id, Some(conference_id))
+                    .await?;
+                (
+                    kinds::PARTICIPANT_JOINED,
+                    Some(call_id),
+                    payload,
+                    callback,
+                    at,
+                )
+            }
             ConferenceOp::Event {
                 call_id,
                 kind,
@@ -838,15 +880,33 @@ async fn write_room_op(
                 payload,
                 callback,
                 at,
-            } => (kinds::RECORDING_STARTED, row.call_id, payload, callback, at),
+            } => {
+                let at_utc = wall(at);
+                store
+                    .insert_recording(&NewRecording {
+                        id: row.id,
+                        call_id: row.call_id,
+                        conference_id: row.conference_id,
+                        path: row.path.to_string_lossy().into_owned(),
+                        channels: row.channels,
+                        sample_rate: row.sample_rate,
+                        started_at: at_utc,
+                        created_at: at_utc,
+                    })
+                    .await?;
+                (kinds::RECORDING_STARTED, row.call_id, payload, callback, at)
+            }
             RecordingOp::Status {
+                recording_id,
                 call_id,
                 status,
                 payload,
                 callback,
                 at,
-                ..
             } => {
+                if !store.set_recording_status(recording_id, status).await? {
+                    return Ok(());
+                }
                 let kind = if status == RecordingStatus::Paused {
                     kinds::RECORDING_PAUSED
                 } else {
@@ -855,16 +915,250 @@ async fn write_room_op(
                 (kind, call_id, payload, callback, at)
             }
             RecordingOp::Finish {
+                recording_id,
                 call_id,
+                status,
+                result,
                 payload,
                 callback,
                 at,
-                ..
-            } => (kinds::RECORDING_COMPLETED, call_id, payload, callback, at),
+            } => {
+                let summary = RecordingSummaryRow {
+                    status,
+                    ended_at: wall(at),
+                    duration_ms: Some(i64::try_from(result.duration_ms).unwrap_or(i64::MAX)),
+                    size_bytes: Some(result.size_bytes),
+                    sha256: result.sha256,
+                    error: result.error,
+                };
+                if !store.finish_recording(recording_id, &summary).await? {
+                    return Ok(());
+                }
+                (kinds::RECORDING_COMPLETED, call_id, payload, callback, at)
+            }
         },
         _ => return Ok(()),
     };
     bus.publish(wall(at), kind, call_id, payload, callback.as_deref())
         .await?;
     Ok(())
+}
+
+/// What [`recover_unfinished`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Rooms left `waiting`/`active` by the previous process, now ended (reason `restart`).
+    pub conferences: usize,
+    /// Recordings left `recording`/`paused`, repaired and marked `interrupted`.
+    pub interrupted: usize,
+    /// Recordings whose file could not be repaired (missing, unreadable): marked `failed`.
+    pub failed: usize,
+}
+
+/// At start-up, before the engine runs: no room or recording is live in a new process, so
+/// rows a crash left open are closed. Rooms end with reason `restart` (`conference.ended`);
+/// recordings get their file repaired ([`crate::media::recorder::repair`]: the header made to
+/// match the audio on disk) and end `interrupted` with the repaired file's summary
+/// (`recording.completed`), or `failed` if the file cannot be repaired.
+pub async fn recover_unfinished(
+    bus: &EventBus,
+    now: DateTime<Utc>,
+    recordings_dir: &std::path::Path,
+) -> Result<Recovered, crate::store::StoreError> {
+    let store = bus.store();
+    let mut out = Recovered::default();
+    for c in store.unfinished_conferences().await? {
+        if store.end_conference(c.id, now, "restart").await? {
+            let payload = serde_json::json!({ "conference_id": c.id, "reason": "restart" });
+            bus.publish(
+                now,
+                kinds::CONFERENCE_ENDED,
+                None,
+                payload,
+                c.status_callback.as_deref(),
+            )
+            .await?;
+            out.conferences += 1;
+        }
+    }
+    for r in store.unfinished_recordings().await? {
+        let path = recordings_dir.join(&r.path);
+        // File work off the async threads.
+        let repaired =
+            tokio::task::spawn_blocking(move || crate::media::recorder::repair(&path)).await;
+        let summary = match repaired {
+            Ok(Ok(f)) => RecordingSummaryRow {
+                status: RecordingStatus::Interrupted,
+                ended_at: now,
+                duration_ms: Some(i64::try_from(f.duration_ms).unwrap_or(i64::MAX)),
+                size_bytes: Some(f.size_bytes),
+                sha256: Some(f.sha256),
+                error: Some("interrupted: the server stopped while recording".into()),
+            },
+            Ok(Err(e)) => RecordingSummaryRow {
+                status: RecordingStatus::Failed,
+                ended_at: now,
+                duration_ms: None,
+                size_bytes: None,
+                sha256: None,
+                error: Some(format!("interrupted, and the file cannot be repaired: {e}")),
+            },
+            Err(e) => RecordingSummaryRow {
+                status: RecordingStatus::Failed,
+                ended_at: now,
+                duration_ms: None,
+                size_bytes: None,
+                sha256: None,
+                error: Some(format!("interrupted, and the repair did not finish: {e}")),
+            },
+        };
+        if !store.finish_recording(r.id, &summary).await? {
+            continue;
+        }
+        if summary.status == RecordingStatus::Interrupted {
+            out.interrupted += 1;
+        } else {
+            out.failed += 1;
+        }
+        let callback = match (r.call_id, r.conference_id) {
+            (Some(call), _) => store.get_call(call).await?.and_then(|c| c.status_callback),
+            (None, Some(conf)) => store
+                .get_conference(conf)
+                .await?
+                .and_then(|c| c.status_callback),
+            (None, None) => None,
+        };
+        let payload = serde_json::json!({
+            "id": r.id,
+            "call_id": r.call_id,
+            "conference_id": r.conference_id,
+            "path": r.path,
+            "status": summary.status,
+            "duration_ms": summary.duration_ms,
+            "size_bytes": summary.size_bytes,
+            "sha256": summary.sha256,
+            "error": summary.error,
+            "channels": r.channels,
+            "sample_rate": r.sample_rate,
+            "started_at": r.started_at,
+        });
+        bus.publish(
+            now,
+            kinds::RECORDING_COMPLETED,
+            r.call_id,
+            payload,
+            callback.as_deref(),
+        )
+        .await?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ConferenceStatus, Store, testing::fresh_sqlite_url};
+    use chrono::TimeZone;
+
+    fn recording(id: u128, path: &str, at: DateTime<Utc>) -> NewRecording {
+        NewRecording {
+            id: Uuid::from_u128(id),
+            call_id: None,
+            conference_id: None,
+            path: path.into(),
+            channels: 2,
+            sample_rate: 8_000,
+            started_at: at,
+            created_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_ends_open_rooms_and_repairs_open_recordings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&fresh_sqlite_url(dir.path()))
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let bus = EventBus::new(store.clone());
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 21, 9, 0, 0)
+            .single()
+            .expect("date");
+        let conf = Uuid::from_u128(1);
+        store
+            .insert_conference(&NewConference {
+                id: conf,
+                name: None,
+                max_participants: None,
+                options: serde_json::json!({}),
+                status_callback: None,
+                created_at: at,
+            })
+            .await
+            .expect("conference");
+        // A file cut short by a crash (here: not even a whole header), and a missing one.
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(recordings.join("2026/11/21")).expect("dirs");
+        std::fs::write(recordings.join("2026/11/21/a.wav"), b"RIFF\0\0").expect("file");
+        store
+            .insert_recording(&recording(2, "2026/11/21/a.wav", at))
+            .await
+            .expect("recording");
+        store
+            .insert_recording(&recording(3, "2026/11/21/gone.wav", at))
+            .await
+            .expect("recording");
+        let later = at + chrono::TimeDelta::minutes(5);
+        let r = recover_unfinished(&bus, later, &recordings)
+            .await
+            .expect("recover");
+        assert_eq!(
+            r,
+            Recovered {
+                conferences: 1,
+                interrupted: 1,
+                failed: 1
+            }
+        );
+        let c = store.get_conference(conf).await.expect("get").expect("row");
+        assert_eq!(c.status, ConferenceStatus::Ended);
+        assert_eq!(c.end_reason.as_deref(), Some("restart"));
+        let a = store
+            .get_recording(Uuid::from_u128(2))
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(a.status, RecordingStatus::Interrupted);
+        assert_eq!(a.ended_at, Some(later));
+        assert!(a.sha256.is_some());
+        let wav = hound::WavReader::open(recordings.join("2026/11/21/a.wav")).expect("playable");
+        assert_eq!(wav.spec().channels, 2);
+        let gone = store
+            .get_recording(Uuid::from_u128(3))
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(gone.status, RecordingStatus::Failed);
+        let kinds: Vec<String> = bus
+            .events_since(0, 10)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "conference.ended",
+                "recording.completed",
+                "recording.completed"
+            ]
+        );
+        // A second start finds nothing left open.
+        let again = recover_unfinished(&bus, later, &recordings)
+            .await
+            .expect("recover");
+        assert_eq!(again, Recovered::default());
+    }
 }

@@ -39,8 +39,15 @@
 //! `machine_end_other`) when the leg stops before a final verdict. The engine records `amd.machine_start` (interim) and
 //! `amd.completed` (final) events and acts on [`OnMachine`] for machine verdicts. In
 //! synchronous mode a prompt asked for before the final verdict is held until then.
+//!
+//! # Rooms and recordings
+//!
+//! Conferences, two-party bridges and recordings are kept here too (one owner), in
+//! [`rooms`]: a call's end takes it out of its room and stops its recordings before its leg
+//! stops, and a room ended by an `end_on_exit` participant hangs up the others in the same
+//! input. An originate may ask to join a room once answered and to be recorded.
 
-mod rooms;
+pub mod rooms;
 
 pub use rooms::{
     ConferenceOp, ConferenceRow, RECORDING_CHANNELS, RECORDING_SAMPLE_RATE, RecordingOp,

@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use uuid::Uuid;
 
+/// Where a room stands (the store's spelling: `waiting`, `active`, `ended`).
+pub use crate::store::ConferenceStatus;
+/// Where a recording stands (the store's spelling: `recording`, `paused`, `completed`,
+/// `interrupted`, `failed`).
+pub use crate::store::RecordingStatus;
+
 /// A conference to create.
 #[derive(Debug, Clone)]
 pub struct ConferenceSpec {
@@ -90,29 +96,6 @@ pub struct ParticipantPatch {
     pub hold: Option<bool>,
     /// Normal, coach (with the target's call id, a participant of the same room) or listen.
     pub role: Option<Role>,
-}
-
-/// Where a room stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConferenceStatus {
-    /// Created; no `start_on_enter` participant has joined yet (wait music plays).
-    Waiting,
-    /// Started.
-    Active,
-    /// Over.
-    Ended,
-}
-
-impl ConferenceStatus {
-    /// The name stored and shown (`waiting`, `active`, `ended`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConferenceStatus::Waiting => "waiting",
-            ConferenceStatus::Active => "active",
-            ConferenceStatus::Ended => "ended",
-        }
-    }
 }
 
 /// A participant as seen at one moment.
@@ -198,35 +181,6 @@ pub struct RecordingSpec {
     pub id: Uuid,
     /// What it records.
     pub target: RecordingTarget,
-}
-
-/// Where a recording stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordingStatus {
-    /// Frames are being written.
-    Recording,
-    /// Frames are not written until resumed.
-    Paused,
-    /// Stopped and finalized; the file is complete.
-    Completed,
-    /// Cut short by a crash; the file was repaired at the next start.
-    Interrupted,
-    /// The file could not be written.
-    Failed,
-}
-
-impl RecordingStatus {
-    /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordingStatus::Recording => "recording",
-            RecordingStatus::Paused => "paused",
-            RecordingStatus::Completed => "completed",
-            RecordingStatus::Interrupted => "interrupted",
-            RecordingStatus::Failed => "failed",
-        }
-    }
 }
 
 /// A recording in progress as seen at one moment.
