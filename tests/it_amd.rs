@@ -203,6 +203,31 @@ fn voicemail_greeting_with_beep_gets_machine_end_beep_and_the_drop_starts_after_
     .expect("call ended");
     assert_eq!(c["final_status"], "completed", "{c}");
     assert_eq!(c["end_reason"], "voicemail dropped", "{c}");
+    // The verdict and its times are on the call row.
+    assert_eq!(c["amd"]["result"], "machine_end_beep", "{c}");
+    assert_eq!(c["amd"]["decision_ms"], p["decision_ms"], "{c}");
+    assert_eq!(c["amd"]["beep_ms"], p["beep_ms"], "{c}");
+    assert_eq!(c["amd"]["drop_ms"], p["message_start_ms"], "{c}");
+    // Synchronous AMD: `call.answered` is published with the verdict, after `amd.completed`,
+    // and its row already carries the verdict.
+    let kinds: Vec<(String, serde_json::Value)> = hook
+        .requests()
+        .iter()
+        .filter_map(|r| r.json().ok())
+        .map(|j| (j["type"].as_str().unwrap_or_default().to_string(), j))
+        .collect();
+    let pos = |k: &str| kinds.iter().position(|(t, _)| t == k);
+    let (amd_at, answered_at) = (pos("amd.completed"), pos("call.answered"));
+    assert!(
+        amd_at.is_some() && answered_at.is_some() && amd_at < answered_at,
+        "amd.completed then call.answered: {:?}",
+        kinds.iter().map(|(t, _)| t).collect::<Vec<_>>()
+    );
+    let answered = &kinds[answered_at.unwrap_or_default()].1;
+    assert_eq!(
+        answered["payload"]["amd"]["result"], "machine_end_beep",
+        "{answered}"
+    );
 
     let heard = phone.heard_wav().expect("baresip recorded what it heard");
     let out = phone.quit(Duration::from_secs(5));
@@ -277,6 +302,8 @@ fn hello_then_silence_gets_human_and_the_call_stays_up() {
     std::thread::sleep(Duration::from_secs(2));
     let c = server.call(&key, &id);
     assert_eq!(c["status"], "in-progress", "{c}");
+    assert_eq!(c["amd"]["result"], "human", "the verdict is on the row: {c}");
+    assert_eq!(c["amd"]["decision_ms"], p["decision_ms"], "{c}");
     assert!(c["final_status"].is_null(), "{c}");
     assert_eq!(phone.count(" terminated (duration"), 0);
     let r = request(

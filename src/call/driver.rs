@@ -633,6 +633,17 @@ impl StoreWriter {
                     None,
                 )
             }
+            StoreOp::Amd {
+                call_id,
+                amd,
+                payload,
+                at,
+            } => (
+                CallChange::Amd { call_id, amd },
+                kinds::AMD_COMPLETED,
+                wall(at),
+                Some((call_id, payload)),
+            ),
             StoreOp::Event {
                 call_id,
                 kind,
@@ -646,7 +657,7 @@ impl StoreWriter {
                 let url = self.row(call_id).and_then(|r| r.status_callback.clone());
                 (Some(call_id), payload, None, url)
             }
-            _ => {
+            (_, explicit) => {
                 let Some(call_id) = change.call_id() else {
                     return;
                 };
@@ -665,7 +676,12 @@ impl StoreWriter {
                     // The stored row would not change either: no write, no event.
                     return;
                 }
-                let payload = serde_json::to_value(&row).unwrap_or_default();
+                // A change with its own event payload (the AMD verdict) keeps it; the others
+                // publish the row.
+                let payload = match explicit {
+                    Some((_, p)) => p,
+                    None => serde_json::to_value(&row).unwrap_or_default(),
+                };
                 let url = row.status_callback.clone();
                 (Some(call_id), payload, Some(row), url)
             }

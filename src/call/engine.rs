@@ -68,7 +68,7 @@ use crate::sip::sdp::{self, Codec, LocalMedia, NegotiatedMedia, SessionDescripti
 use crate::sip::transaction::{
     TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit, Transport,
 };
-use crate::store::{CallStatus, Direction, EndedBy, FinalStatus, NewCall, RtpStats};
+use crate::store::{AmdRow, CallStatus, Direction, EndedBy, FinalStatus, NewCall, RtpStats};
 use ezk_sip_types::header::typed::Contact;
 use ezk_sip_types::uri::NameAddr;
 use ezk_sip_types::uri::SipUri;
@@ -404,6 +404,18 @@ pub enum StoreOp {
         /// When.
         at: Instant,
     },
+    /// The final answering-machine verdict: stored on the call row (its `amd` fields) and
+    /// published as `amd.completed` with `payload`.
+    Amd {
+        /// The call.
+        call_id: Uuid,
+        /// The verdict as the row keeps it.
+        amd: AmdRow,
+        /// The event payload ([`amd_payload`]).
+        payload: serde_json::Value,
+        /// When.
+        at: Instant,
+    },
     /// Any other event about a call (e.g. `call.dtmf`), stored and delivered like the rest.
     Event {
         /// The call.
@@ -552,6 +564,9 @@ struct AmdState {
     dropping: bool,
     /// Synchronous mode: a prompt asked for before the verdict.
     held_play: Option<(Prompt, bool)>,
+    /// Synchronous mode: when the call was answered; `call.answered` is published with the
+    /// final verdict (or, at the latest, just before the call's final status).
+    held_answered: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -922,6 +937,7 @@ impl CallEngine {
                     done: false,
                     dropping: false,
                     held_play: None,
+                    held_answered: None,
                 }),
                 callback,
                 room: None,
@@ -1131,19 +1147,24 @@ impl CallEngine {
         if amd.done || (ending && !verdict.is_final) {
             return;
         }
-        let kind = if verdict.is_final {
-            "amd.completed"
-        } else {
-            "amd.machine_start"
-        };
-        self.actions.push_back(Action::Store(StoreOp::Event {
+        if !verdict.is_final {
+            self.actions.push_back(Action::Store(StoreOp::Event {
+                call_id: id,
+                kind: "amd.machine_start",
+                payload: amd_payload(&verdict),
+                at: now,
+            }));
+            return;
+        }
+        self.actions.push_back(Action::Store(StoreOp::Amd {
             call_id: id,
-            kind,
+            amd: amd_row(&verdict),
             payload: amd_payload(&verdict),
             at: now,
         }));
-        if !verdict.is_final {
-            return;
+        if let Some(at) = amd.held_answered.take() {
+            self.actions
+                .push_back(Action::Store(StoreOp::Answered { call_id: id, at }));
         }
         amd.done = true;
         if ending {
@@ -1822,10 +1843,14 @@ impl CallEngine {
             return;
         }
         call.answered = true;
-        self.actions.push_back(Action::Store(StoreOp::Answered {
-            call_id: id,
-            at: now,
-        }));
+        match call.amd.as_mut() {
+            // Synchronous AMD: the answer is published with the verdict.
+            Some(amd) if !amd.cfg.asynchronous => amd.held_answered = Some(now),
+            _ => self.actions.push_back(Action::Store(StoreOp::Answered {
+                call_id: id,
+                at: now,
+            })),
+        }
         let negotiated = call
             .offer
             .as_ref()
@@ -2041,6 +2066,11 @@ impl CallEngine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        // An answer held for a verdict that never came is still published, before the end.
+        if let Some(at) = call.amd.as_ref().and_then(|a| a.held_answered) {
+            self.actions
+                .push_back(Action::Store(StoreOp::Answered { call_id: id, at }));
+        }
         self.by_sip_call_id.remove(&call.sip_call_id);
         self.ring_deadline.remove(&id);
         if let Some(t) = &call.trunk
@@ -2177,6 +2207,18 @@ pub fn amd_payload(v: &Verdict) -> serde_json::Value {
         "speech_ms": ms(v.speech),
         "final": v.is_final,
     })
+}
+
+/// A final verdict as the call row keeps it (times in ms from the answer).
+pub fn amd_row(v: &Verdict) -> AmdRow {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    AmdRow {
+        result: v.answered_by.as_str().to_string(),
+        confidence: f64::from(v.confidence),
+        decision_ms: Some(ms(v.at)),
+        beep_ms: v.beep_onset.map(ms),
+        drop_ms: v.message_start.map(ms),
+    }
 }
 
 fn uri_string(uri: &SipUri) -> String {

@@ -39,6 +39,8 @@ pub mod kinds {
     pub const CALL_ANSWERED: &str = "call.answered";
     /// The call ended; the payload carries its one final status.
     pub const CALL_COMPLETED: &str = "call.completed";
+    /// The final answering-machine verdict of a call (also stored on its row).
+    pub const AMD_COMPLETED: &str = "amd.completed";
     /// A conference started (its first `start_on_enter` participant joined).
     pub const CONFERENCE_STARTED: &str = "conference.started";
     /// A conference ended; the payload carries the reason.
