@@ -213,6 +213,10 @@ fn assert_tone(samples: &[i16], want: f64, not: f64, what: &str) {
     let f = audio::dominant_frequency(samples, 8_000);
     let p_want = audio::tone_power_ratio(samples, 8_000, want);
     let p_not = audio::tone_power_ratio(samples, 8_000, not);
+    eprintln!(
+        "{what}: dominant {:.1} Hz, power share {p_want:.3} at {want} Hz, {p_not:.5} at {not} Hz",
+        f.unwrap_or(0.0)
+    );
     assert!(
         f.is_some_and(|f| (f - want).abs() < 10.0),
         "{what}: dominant {f:?} Hz, expected {want} Hz (power {p_want:.3} at {want}, {p_not:.3} at {not})"
@@ -498,7 +502,13 @@ fn bridged_baresips_hear_each_other_and_the_recording_has_one_tone_per_channel()
     );
     let rec_id = rec["id"].as_str().expect("recording id").to_string();
     assert_eq!(rec["status"], "recording", "{rec}");
-    assert_eq!(server.call(&key, &a)["conference_id"], conf_id.as_str());
+    // The call rows learn their room through the store writer (eventually, not at once).
+    for id in [&a, &b] {
+        poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            (server.call(&key, id)["conference_id"] == conf_id.as_str()).then_some(())
+        })
+        .unwrap_or_else(|| panic!("call {id} row never got conference_id {conf_id}"));
+    }
 
     // The bridge carries both tones for a while.
     std::thread::sleep(Duration::from_secs(4));
