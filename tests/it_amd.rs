@@ -8,6 +8,7 @@
 //! - A baresip that says "Hello?" and waits gets `human`, stays connected, and the webhook
 //!   carries the verdict (asynchronous AMD with `on_machine: hangup`: a person is never hung
 //!   up on).
+//! - Asynchronous AMD on a call that is bridged at once still delivers its verdict.
 //!
 //! The trunk points at baresip's SIP address and the call is addressed to its account URI;
 //! baresip answers by itself. Test audio is made here with espeak-ng and sox.
@@ -302,7 +303,10 @@ fn hello_then_silence_gets_human_and_the_call_stays_up() {
     std::thread::sleep(Duration::from_secs(2));
     let c = server.call(&key, &id);
     assert_eq!(c["status"], "in-progress", "{c}");
-    assert_eq!(c["amd"]["result"], "human", "the verdict is on the row: {c}");
+    assert_eq!(
+        c["amd"]["result"], "human",
+        "the verdict is on the row: {c}"
+    );
     assert_eq!(c["amd"]["decision_ms"], p["decision_ms"], "{c}");
     assert!(c["final_status"].is_null(), "{c}");
     assert_eq!(phone.count(" terminated (duration"), 0);
@@ -357,4 +361,101 @@ fn amd_request_validation_names_the_field() {
         assert_eq!(r.status, 422, "{amd}: {}", r.body);
         assert!(r.body.contains(field), "{amd}: {}", r.body);
     }
+}
+
+/// Issue 3: asynchronous AMD on a call that is bridged at once still delivers its verdict.
+///
+/// Two phones: one says "Hello?" and waits (the call under analysis, asynchronous AMD), the
+/// other plays a tone. As soon as the first is answered it is bridged to the second; the
+/// detector keeps listening to what the first phone sends while its leg hears the bridge, so
+/// `amd.completed` (human) still arrives, and the bridge carries the hello to the other phone.
+#[test]
+fn async_amd_on_a_call_bridged_at_once_still_delivers_its_verdict() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (hello, _) = speak(dir.path(), "hello", "Hello?");
+    let tail = dir.path().join("tail.wav");
+    audio::make_silence(&tail, 30.0).expect("tail");
+    let lead = dir.path().join("lead.wav");
+    audio::make_silence(&lead, 0.3).expect("lead");
+    let mic = dir.path().join("human.wav");
+    concat(&[&lead, &hello, &tail], &mic);
+    let tone = dir.path().join("tone.wav");
+    audio::make_tone(&tone, 440.0, 30.0, 0.3).expect("tone");
+
+    let mut human = phone_playing(&mic);
+    let mut other = {
+        let mut o = BaresipOptions::new("agent", Some(&tone));
+        o.auto_answer = true;
+        Baresip::start_with(o).expect("baresip starts")
+    };
+    let server = Server::start_with(
+        ServerOptions::default()
+            .trunk(
+                "phone",
+                std::net::SocketAddr::from(([127, 0, 0, 1], human.sip_port)),
+            )
+            .trunk(
+                "agent",
+                std::net::SocketAddr::from(([127, 0, 0, 1], other.sip_port)),
+            ),
+    );
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let key = server.api_key();
+    // The other party first, so the bridge can be made the moment the first is answered.
+    let b = place_call(
+        &server,
+        &key,
+        &format!(r#"{{"to": "{}", "trunk": "agent"}}"#, other.uri()),
+    );
+    server.wait_status(&key, &b, "in-progress");
+    let a = place_call(
+        &server,
+        &key,
+        &format!(
+            r#"{{"to": "{}", "trunk": "phone", "status_callback": "{}",
+                "amd": {{"on_machine": "continue", "async": true}}}}"#,
+            human.uri(),
+            hook.url("/hook")
+        ),
+    );
+    server.wait_status(&key, &a, "in-progress");
+    let r = request(
+        server.http,
+        "POST",
+        &format!("/v1/calls/{a}/bridge"),
+        Some(&key),
+        &[],
+        Some(&format!(r#"{{"call_id": "{b}"}}"#)),
+    );
+    assert_eq!(r.status, 201, "bridge: {}\n{}", r.body, server.log());
+    // The verdict has not come yet when the bridge is made (the hello is still being said).
+    let early = hook
+        .requests()
+        .iter()
+        .filter_map(|r| r.json().ok())
+        .any(|j| j["type"] == "amd.completed");
+    assert!(
+        !early,
+        "the verdict must come after the bridge for this test to show anything"
+    );
+
+    let verdict = amd_completed(&hook, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no amd.completed webhook\n--- server ---\n{}", server.log()));
+    assert_eq!(verdict["payload"]["answered_by"], "human", "{verdict}");
+    assert_eq!(verdict["call_id"], a.as_str());
+    let c = server.call(&key, &a);
+    assert!(c["conference_id"].is_string(), "still bridged: {c}");
+    assert_eq!(c["amd"]["result"], "human", "{c}");
+    assert_eq!(c["status"], "in-progress", "{c}");
+
+    server.hangup(&key, &a);
+    human
+        .wait_closed(1, Duration::from_secs(10))
+        .expect("human leg closed");
+    // A bridge ends with either side: the other leg gets BYE too.
+    other
+        .wait_closed(1, Duration::from_secs(10))
+        .expect("other leg closed with the bridge");
+    human.quit(Duration::from_secs(5));
+    other.quit(Duration::from_secs(5));
 }
