@@ -140,6 +140,7 @@ pub async fn run(
     let (phase_tx, phase_rx) = watch::channel(ShutdownPhase::Run);
     let (outbox_stop_tx, outbox_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (retention_stop_tx, retention_stop_rx) = tokio::sync::oneshot::channel::<()>();
 
     let engine = CallEngine::new(
         EngineConfig::from_config(&cfg, sip_addr),
@@ -192,6 +193,18 @@ pub async fn run(
         },
     ));
 
+    // Old recordings go at start and then hourly (nothing to do with retention_days = 0).
+    let retention_task = tokio::spawn(crate::retention::run_retention(
+        bus.clone(),
+        clock.clone(),
+        cfg.recordings_dir(),
+        cfg.server.recordings.retention_days,
+        crate::retention::RETENTION_INTERVAL,
+        async {
+            let _ = retention_stop_rx.await;
+        },
+    ));
+
     let state = crate::http::AppState {
         store: store.clone(),
         engine: EngineHandle::new(cmd_tx),
@@ -235,6 +248,8 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(30), writer_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), media_task).await;
     let _ = http_stop_tx.send(());
+    let _ = retention_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), retention_task).await;
     let _ = outbox_stop_tx.send(());
     match tokio::time::timeout(Duration::from_secs(30), outbox_task).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "outbox stopped with an error"),

@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub calls: CallsConfig,
     /// Webhook delivery.
     pub webhooks: WebhooksConfig,
+    /// Recording files and their retention.
+    pub recordings: RecordingsConfig,
 }
 
 /// `[sip]`.
@@ -196,6 +198,15 @@ impl Default for WebhooksConfig {
             retry_max_secs: 900,
         }
     }
+}
+
+/// `[recordings]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingsConfig {
+    /// Delete recordings (file and row) that ended more than this many days ago; `0` (the
+    /// default) keeps them forever. Checked at start and then hourly.
+    pub retention_days: u32,
 }
 
 /// SIP transport toward a trunk.
@@ -445,6 +456,12 @@ impl Config {
     /// A trunk by name.
     pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
         self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// The folder recording files live in (`<data dir>/recordings`); store rows hold paths
+    /// relative to it.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.server.data.dir.join("recordings")
     }
 
     /// No-media timeout as a `Duration`.

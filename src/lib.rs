@@ -21,6 +21,7 @@
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.
+//! - [`retention`]: deleting recording files (by API) and the retention job (driver).
 //! - [`telemetry`]: Prometheus metric names and the recorder.
 
 pub mod amd;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod media;
+pub mod retention;
 pub mod rtp;
 pub mod sip;
 pub mod store;

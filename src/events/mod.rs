@@ -65,6 +65,8 @@ pub mod kinds {
     pub const RECORDING_RESUMED: &str = "recording.resumed";
     /// A recording ended (status `completed`, `failed` or `interrupted`).
     pub const RECORDING_COMPLETED: &str = "recording.completed";
+    /// A recording's file and row were deleted (`reason`: `api` or `retention`).
+    pub const RECORDING_DELETED: &str = "recording.deleted";
 }
 
 /// A state change, stored before it is delivered. Serialised as the webhook body and SSE data.

@@ -1,13 +1,16 @@
-//! `/v1/calls`: originate, list, fetch, hang up, play a prompt, send DTMF.
+//! `/v1/calls`: originate (optionally recorded, or joining a conference on answer), list,
+//! fetch, hang up, play and stop a prompt, send DTMF.
 
 use super::auth::Authed;
+use super::conferences::JoinOnAnswer;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::amd::{AmdMode, AmdParams};
-use crate::call::{CallAmd, EngineError, OnMachine, Originate};
+use crate::call::{CallAmd, OnMachine, Originate, ParticipantOptions};
+use crate::media::player::{Prompt, PromptError};
 use crate::store::Claimed;
 use crate::store::StoreError;
-use crate::store::{Call, CallFilter, CallStatus, Direction, NewCall};
+use crate::store::{AmdRow, Call, CallFilter, CallStatus, Direction, NewCall};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -31,7 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/calls", post(create_call).get(list_calls))
         .route("/calls/{id}", get(get_call))
         .route("/calls/{id}/hangup", post(hangup))
-        .route("/calls/{id}/play", post(play))
+        .route("/calls/{id}/play", post(play).delete(stop_play))
         .route("/calls/{id}/dtmf", post(dtmf))
 }
 
@@ -62,6 +65,13 @@ pub struct CreateCall {
     /// `amd.machine_start` (interim) and `amd.completed` events at `status_callback`.
     #[serde(default)]
     pub amd: Option<AmdRequest>,
+    /// Record the call from its answer (dual channel: left the far end, right what we send).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
+    /// Join this conference once answered (with synchronous AMD: once the verdict is in),
+    /// with these participant options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference: Option<JoinOnAnswer>,
 }
 
 /// `amd` in `POST /v1/calls`.
@@ -153,6 +163,38 @@ pub struct CallResource {
     /// Metadata given at creation.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// The conference the call is in, if any.
+    pub conference_id: Option<Uuid>,
+    /// Answering-machine detection verdict, once reached.
+    pub amd: Option<AmdResource>,
+}
+
+/// The answering-machine detection verdict of a call.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AmdResource {
+    /// `human`, `machine_start`, `machine_end_beep`, `machine_end_silence`,
+    /// `machine_end_other`, `fax` or `unknown`.
+    pub result: String,
+    /// Confidence in 0..=1.
+    pub confidence: f64,
+    /// Milliseconds from the answer to the verdict.
+    pub decision_ms: Option<i64>,
+    /// Milliseconds from the answer to the start of the beep, when there was one.
+    pub beep_ms: Option<i64>,
+    /// Milliseconds from the answer to the earliest moment a voicemail drop may start.
+    pub drop_ms: Option<i64>,
+}
+
+impl From<AmdRow> for AmdResource {
+    fn from(a: AmdRow) -> Self {
+        AmdResource {
+            result: a.result,
+            confidence: a.confidence,
+            decision_ms: a.decision_ms,
+            beep_ms: a.beep_ms,
+            drop_ms: a.drop_ms,
+        }
+    }
 }
 
 /// RTP counters of a call.
@@ -198,6 +240,8 @@ impl From<Call> for CallResource {
             },
             status_callback: c.status_callback,
             metadata: c.metadata,
+            conference_id: c.conference_id,
+            amd: c.amd.map(Into::into),
         }
     }
 }
@@ -259,34 +303,6 @@ fn store_err(e: StoreError) -> ApiError {
     ApiError::Internal(e.into())
 }
 
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::NotFound(id) => ApiError::NotFound(format!("live call {id}")),
-            EngineError::ConferenceNotFound(id) => {
-                ApiError::NotFound(format!("live conference {id}"))
-            }
-            EngineError::RecordingNotFound(id) => ApiError::NotFound(format!("recording {id}")),
-            EngineError::Conflict(m) => ApiError::Conflict(m),
-            EngineError::Full(_) => ApiError::Conflict(e.to_string()),
-            EngineError::Invalid(m) => ApiError::invalid("body", m),
-            EngineError::UnknownTrunk(_) => ApiError::invalid("trunk", e.to_string()),
-            EngineError::DestinationNotAllowed { .. } => ApiError::invalid("to", e.to_string()),
-            EngineError::TrunkRateLimited(_) => ApiError::TooManyRequests(e.to_string()),
-            EngineError::TrunkAtCapacity(_) | EngineError::OverCapacity(_) => {
-                ApiError::Unavailable {
-                    message: e.to_string(),
-                    retry_after_secs: 1,
-                }
-            }
-            EngineError::ShuttingDown | EngineError::Stopped => ApiError::Unavailable {
-                message: e.to_string(),
-                retry_after_secs: 5,
-            },
-        }
-    }
-}
-
 /// Whether `s` is an E.164 number: `+`, a non-zero digit, 7 to 15 digits in all.
 pub fn is_e164(s: &str) -> bool {
     let Some(d) = s.strip_prefix('+') else {
@@ -320,6 +336,48 @@ fn validate_party(field: &str, v: &str) -> Result<(), ApiError> {
             ),
         ))
     }
+}
+
+/// 422 unless `url` (if any) is an http or https URL with a host.
+pub fn validate_callback(url: Option<&str>) -> Result<(), ApiError> {
+    if let Some(u) = url {
+        let ok = reqwest::Url::parse(u)
+            .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .unwrap_or(false);
+        if !ok {
+            return Err(ApiError::invalid(
+                "status_callback",
+                format!("status_callback must be an http or https URL, not {u:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The 422 for a prompt that cannot be had, naming the prompt (never the server's path).
+pub fn prompt_error(field: &str, name: &str, e: &PromptError) -> ApiError {
+    let message = match e {
+        PromptError::NotFound(_) => format!("prompt {name:?} not found"),
+        PromptError::Decode { reason, .. } => {
+            format!("prompt {name:?} cannot be decoded: {reason}")
+        }
+        PromptError::InvalidName(_) | PromptError::UnsupportedExtension { .. } => e.to_string(),
+    };
+    ApiError::invalid(field, message)
+}
+
+/// Resolves a prompt name through the cache; decoding a new file runs off the async runtime.
+/// A missing or undecodable prompt is 422 on `field`.
+pub async fn resolve_prompt(st: &AppState, field: &str, name: &str) -> Result<Prompt, ApiError> {
+    let cache = st.prompts.clone();
+    let owned = name.to_string();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(&owned)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("prompt decoding task failed: {e}")))?;
+    got.map_err(|e| prompt_error(field, name, &e))
 }
 
 /// Validates a create request against the config; returns (trunk, from, ring timeout).
@@ -361,17 +419,7 @@ fn validate_create(
             format!("ring_timeout_secs must be 1-{MAX_RING_TIMEOUT_SECS}, not {secs}"),
         ));
     }
-    if let Some(u) = &body.status_callback {
-        let ok = reqwest::Url::parse(u)
-            .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .unwrap_or(false);
-        if !ok {
-            return Err(ApiError::invalid(
-                "status_callback",
-                format!("status_callback must be an http or https URL, not {u:?}"),
-            ));
-        }
-    }
+    validate_callback(body.status_callback.as_deref())?;
     if let Some(m) = &body.metadata
         && !m.is_object()
     {
@@ -384,7 +432,7 @@ fn validate_create(
 }
 
 /// Validates `amd` and decodes its voicemail prompt.
-fn validate_amd(st: &AppState, req: &AmdRequest) -> Result<CallAmd, ApiError> {
+async fn validate_amd(st: &AppState, req: &AmdRequest) -> Result<CallAmd, ApiError> {
     let mut params = req.params.unwrap_or_default();
     if let Some(mode) = req.mode {
         params.mode = mode;
@@ -408,10 +456,7 @@ fn validate_amd(st: &AppState, req: &AmdRequest) -> Result<CallAmd, ApiError> {
                     "voicemail_prompt is required with on_machine voicemail_drop",
                 )
             })?;
-            let mut cache = st.prompts.lock().unwrap_or_else(|e| e.into_inner());
-            let prompt = cache
-                .get(name)
-                .map_err(|e| ApiError::invalid("amd.voicemail_prompt", e.to_string()))?;
+            let prompt = resolve_prompt(st, "amd.voicemail_prompt", name).await?;
             OnMachine::VoicemailDrop(prompt)
         }
     };
@@ -444,14 +489,14 @@ pub async fn create_call(
     body: Result<Json<CreateCall>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CallResource>), ApiError> {
     let Json(body) = body?;
-    let (trunk, from, ring_timeout) = validate_create(&st, &body)?;
-    let amd = body
-        .amd
-        .as_ref()
-        .map(|a| validate_amd(&st, a))
-        .transpose()?;
-    let now = st.clock.utc();
-    let id = crate::store::new_id(now);
+    let join = match &body.conference {
+        Some(c) => {
+            let options = c.fields().options("conference.")?;
+            super::conferences::check_can_join(&st, c.id, &options, "conference.").await?;
+            Some((c.id, options))
+        }
+        None => None,
+    };
     let idem = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -468,13 +513,63 @@ pub async fn create_call(
             Some(k.to_string())
         }
     };
+    let replay = idem.is_some();
+    match place_call(&st, key.id, body, idem, join).await {
+        Ok(c) => Ok((StatusCode::CREATED, Json(c))),
+        Err(Placed::Replay(c)) if replay => Ok((StatusCode::OK, Json(*c))),
+        Err(Placed::Replay(c)) => Ok((StatusCode::CREATED, Json(*c))),
+        Err(Placed::Error(e)) => Err(e),
+    }
+}
+
+/// Why [`place_call`] placed no new call.
+#[derive(Debug)]
+pub enum Placed {
+    /// An earlier request with the same `Idempotency-Key` placed this call.
+    Replay(Box<CallResource>),
+    /// Refused.
+    Error(ApiError),
+}
+
+impl From<ApiError> for Placed {
+    fn from(e: ApiError) -> Self {
+        Placed::Error(e)
+    }
+}
+
+impl From<Placed> for ApiError {
+    fn from(p: Placed) -> Self {
+        match p {
+            // Only with an idempotency key, which the dial-into-a-room path never gives.
+            Placed::Replay(_) => ApiError::Conflict("call placed by an earlier request".into()),
+            Placed::Error(e) => e,
+        }
+    }
+}
+
+/// Validates `body`, claims `idem` (if any) and places the call, joining `join` on answer;
+/// returns the stored call.
+pub async fn place_call(
+    st: &AppState,
+    key_id: Uuid,
+    body: CreateCall,
+    idem: Option<String>,
+    join: Option<(Uuid, ParticipantOptions)>,
+) -> Result<CallResource, Placed> {
+    let (trunk, from, ring_timeout) = validate_create(st, &body)?;
+    let amd = match &body.amd {
+        Some(a) => Some(validate_amd(st, a).await?),
+        None => None,
+    };
+    let now = st.clock.utc();
+    let id = crate::store::new_id(now);
     if let Some(k) = &idem {
         let hash = hex::encode(Sha256::digest(
             serde_json::to_vec(&body).unwrap_or_default(),
         ));
         match st
             .store
-            .claim_idempotency_key(key.id, k, &hash, id, now)
+            .claim_idempotency_key(key_id, k, &hash, id, now)
             .await
             .map_err(store_err)?
         {
@@ -486,13 +581,14 @@ pub async fn create_call(
                 // The first request may still be placing its call: its row appears shortly.
                 for _ in 0..50 {
                     if let Some(c) = st.store.get_call(call_id).await.map_err(store_err)? {
-                        return Ok((StatusCode::OK, Json(c.into())));
+                        return Err(Placed::Replay(Box::new(c.into())));
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 return Err(ApiError::Conflict(
                     "a request with this Idempotency-Key is still being processed".into(),
-                ));
+                )
+                .into());
             }
             Claimed::Existing {
                 same_request: false,
@@ -500,7 +596,8 @@ pub async fn create_call(
             } => {
                 return Err(ApiError::Conflict(
                     "Idempotency-Key was already used with a different request body".into(),
-                ));
+                )
+                .into());
             }
         }
     }
@@ -518,7 +615,7 @@ pub async fn create_call(
             .clone()
             .unwrap_or_else(|| serde_json::json!({})),
         idempotency_key: idem,
-        api_key_id: Some(key.id),
+        api_key_id: Some(key_id),
         created_at: now,
     };
     st.engine
@@ -526,17 +623,18 @@ pub async fn create_call(
             call,
             ring_timeout,
             amd,
-            join: None,
-            record: false,
+            join,
+            record: body.record,
         })
-        .await?;
+        .await
+        .map_err(|e| ApiError::from_engine(e, "conference.coach_target"))?;
     let c = st
         .store
         .get_call(id)
         .await
         .map_err(store_err)?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("call {id} missing after originate")))?;
-    Ok((StatusCode::CREATED, Json(c.into())))
+    Ok(c.into())
 }
 
 /// Fetch one call.
@@ -644,14 +742,24 @@ pub async fn play(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let Path(id) = id?;
     let Json(body) = body?;
-    let prompt = {
-        let mut cache = st.prompts.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(&body.prompt)
-            .map_err(|e| ApiError::invalid("prompt", e.to_string()))?
-    };
+    let prompt = resolve_prompt(&st, "prompt", &body.prompt).await?;
     ensure_exists(&st, id).await?;
     st.engine.play(id, prompt, body.repeat).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
+}
+
+/// Stop the prompt playing to a call (`play.finished` with `stopped: true`).
+#[utoipa::path(delete, path = "/v1/calls/{id}/play", tag = "calls",
+    params(("id" = Uuid, Path, description = "call id")),
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, description = "ended, or nothing playing", body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn stop_play(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let Path(id) = id?;
+    ensure_exists(&st, id).await?;
+    st.engine.stop_play(id).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
 }
 

@@ -2,6 +2,7 @@
 //!
 //! 4xx carry a message for the user; 5xx return generic text and log the cause.
 
+use crate::call::EngineError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -29,6 +30,12 @@ pub enum ApiError {
         field: String,
         /// Why.
         message: String,
+    },
+    /// 416: the `Range` of a download lies past the end of the file (`len` bytes).
+    #[error("range not satisfiable: the file has {len} bytes")]
+    RangeNotSatisfiable {
+        /// The file's length, sent as `Content-Range: bytes */len`.
+        len: u64,
     },
     /// 429: too many requests.
     #[error("{0}")]
@@ -62,6 +69,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +83,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Invalid { .. } => "invalid_value",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -93,7 +102,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code (`bad_request`, `unauthorized`, `not_found`, `conflict`,
-    /// `invalid_value`, `too_many_requests`, `unavailable`, `internal`).
+    /// `invalid_value`, `range_not_satisfiable`, `too_many_requests`, `unavailable`, `internal`).
     pub code: String,
     /// Human-readable message.
     pub message: String,
@@ -127,7 +136,57 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, v);
         }
+        if let ApiError::RangeNotSatisfiable { len } = &self
+            && let Ok(v) = format!("bytes */{len}").parse()
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::CONTENT_RANGE, v);
+        }
         resp
+    }
+}
+
+impl ApiError {
+    /// An engine refusal, with `field` named in a 422 ([`EngineError::Invalid`]) instead of
+    /// `body`: the handler knows which field the engine judged.
+    pub fn from_engine(e: EngineError, field: &str) -> Self {
+        match e {
+            EngineError::Invalid(m) => ApiError::invalid(field, m),
+            e => e.into(),
+        }
+    }
+}
+
+/// Engine refusals: unknown call, conference or recording 404; a state that forbids the
+/// command (full room, recording stopped already) 409; an unacceptable value 422; rate limits
+/// 429; capacity and shutdown 503 with `Retry-After`.
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotFound(id) => ApiError::NotFound(format!("live call {id}")),
+            EngineError::ConferenceNotFound(id) => {
+                ApiError::NotFound(format!("live conference {id}"))
+            }
+            EngineError::RecordingNotFound(id) => {
+                ApiError::NotFound(format!("live recording {id}"))
+            }
+            EngineError::Conflict(m) => ApiError::Conflict(m),
+            EngineError::Full(_) => ApiError::Conflict(e.to_string()),
+            EngineError::Invalid(m) => ApiError::invalid("body", m),
+            EngineError::UnknownTrunk(_) => ApiError::invalid("trunk", e.to_string()),
+            EngineError::DestinationNotAllowed { .. } => ApiError::invalid("to", e.to_string()),
+            EngineError::TrunkRateLimited(_) => ApiError::TooManyRequests(e.to_string()),
+            EngineError::TrunkAtCapacity(_) | EngineError::OverCapacity(_) => {
+                ApiError::Unavailable {
+                    message: e.to_string(),
+                    retry_after_secs: 1,
+                }
+            }
+            EngineError::ShuttingDown | EngineError::Stopped => ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: 5,
+            },
+        }
     }
 }
 

@@ -8,8 +8,10 @@
 
 pub mod auth;
 pub mod calls;
+pub mod conferences;
 pub mod error;
 pub mod events;
+pub mod recordings;
 pub mod state;
 
 pub use state::AppState;
@@ -33,10 +35,30 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(OpenApi)]
 #[openapi(
     info(title = "trunkline", description = "Control API of the trunkline SIP/RTP media server"),
-    paths(calls::create_call, calls::list_calls, calls::get_call, calls::hangup, calls::play, calls::dtmf, events::stream),
-    components(schemas(error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::CallList, calls::PlayRequest, calls::DtmfRequest, calls::Accepted, calls::AmdRequest, calls::OnMachineAction)),
+    paths(
+        calls::create_call, calls::list_calls, calls::get_call, calls::hangup, calls::play, calls::stop_play, calls::dtmf,
+        conferences::create_conference, conferences::list_conferences, conferences::get_conference, conferences::end_conference,
+        conferences::add_participant, conferences::update_participant, conferences::remove_participant,
+        conferences::play, conferences::stop_play, conferences::bridge,
+        recordings::start_call_recording, recordings::start_conference_recording, recordings::pause, recordings::resume,
+        recordings::stop, recordings::list_recordings, recordings::get_recording, recordings::audio, recordings::delete_recording,
+        events::stream,
+    ),
+    components(schemas(
+        error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::AmdResource,
+        calls::CallList, calls::PlayRequest, calls::DtmfRequest, calls::Accepted, calls::AmdRequest, calls::OnMachineAction,
+        conferences::CreateConference, conferences::ConferenceResource, conferences::ConferenceOptions,
+        conferences::ParticipantResource, conferences::ConferenceList, conferences::JoinOnAnswer, conferences::AddParticipant,
+        conferences::UpdateParticipant, conferences::ParticipantCreated, conferences::RoomPlayRequest, conferences::BridgeRequest,
+        recordings::RecordingResource, recordings::RecordingList, recordings::StartCallRecording, recordings::StartConferenceRecording,
+    )),
     modifiers(&SecurityAddon),
-    tags((name = "calls", description = "Outbound calls and live call control"), (name = "events", description = "Live event stream"))
+    tags(
+        (name = "calls", description = "Outbound calls and live call control"),
+        (name = "conferences", description = "Conferences, participants, room playback and two-party bridges"),
+        (name = "recordings", description = "Dual-channel call and conference recordings: control, download, deletion"),
+        (name = "events", description = "Live event stream"),
+    )
 )]
 pub struct ApiDoc;
 
@@ -57,6 +79,8 @@ impl utoipa::Modify for SecurityAddon {
 pub fn router(state: AppState) -> Router {
     let timed = Router::new()
         .merge(calls::router())
+        .merge(conferences::router())
+        .merge(recordings::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
