@@ -748,11 +748,6 @@ pub async fn check_can_join(
         Ok(r) => r,
         Err(e) => return Err(not_live(st, id, e, "id").await),
     };
-    if let Some(max) = room.max_participants
-        && room.participants.len() >= max as usize
-    {
-        return Err(EngineError::Full(id).into());
-    }
     if let Role::Coach { target } = options.state.role
         && !room.participants.iter().any(|p| p.call_id == target)
     {
@@ -760,6 +755,11 @@ pub async fn check_can_join(
             format!("{prefix}coach_target"),
             format!("coach target {target} is not a participant of conference {id}"),
         ));
+    }
+    if let Some(max) = room.max_participants
+        && room.participants.len() >= max as usize
+    {
+        return Err(EngineError::Full(id).into());
     }
     Ok(())
 }
