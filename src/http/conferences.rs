@@ -598,13 +598,13 @@ async fn conference_resource(st: &AppState, id: Uuid) -> Result<ConferenceResour
 }
 
 /// 404 for a conference never heard of, 409 for one that has ended, else the engine's error.
+/// A stored room the engine no longer holds has ended, even while the store writer has not
+/// yet marked its row `ended` (just after an end): 409 then too, never 404.
 async fn not_live(st: &AppState, id: Uuid, e: EngineError, field: &str) -> ApiError {
     if let EngineError::ConferenceNotFound(_) = e {
         return match st.store.get_conference(id).await {
-            Ok(Some(c)) if c.status == ConferenceStatus::Ended => {
-                ApiError::Conflict(format!("conference {id} has ended"))
-            }
-            Ok(_) => ApiError::NotFound(format!("conference {id}")),
+            Ok(Some(_)) => ApiError::Conflict(format!("conference {id} has ended")),
+            Ok(None) => ApiError::NotFound(format!("conference {id}")),
             Err(e) => store_err(e),
         };
     }
