@@ -257,9 +257,11 @@ impl Recorder {
             return false;
         }
         self.refill_spares();
-        // Two buffers per recording: one filling, one in flight or spare. `spares` can hold
-        // every buffer made, so taking them back never reallocates on the media path.
-        let made = 2usize.saturating_sub(self.spares.len());
+        // Two buffers per recording: one filling, one in flight or spare. Buffers of stopped
+        // recordings come back and serve new ones. `spares` can hold every buffer made, so
+        // taking them back never reallocates on the media path.
+        let wanted = 2 * (self.slots.len() + 1);
+        let made = wanted.saturating_sub(self.buffers);
         self.buffers += made;
         self.spares
             .reserve(self.buffers.saturating_sub(self.spares.len()));
@@ -299,9 +301,15 @@ impl Recorder {
         if slot.paused || slot.stopping.is_some() {
             return true;
         }
-        for (l, r) in left.iter().zip(right.iter()) {
-            slot.buf.push(*l);
-            slot.buf.push(*r);
+        // Within the buffer's capacity (a chunk is a whole number of frames): no allocation.
+        let start = slot.buf.len();
+        slot.buf.resize(start + 2 * FRAME_SAMPLES, 0);
+        for (lr, (l, r)) in slot.buf[start..]
+            .chunks_exact_mut(2)
+            .zip(left.iter().zip(right.iter()))
+        {
+            lr[0] = *l;
+            lr[1] = *r;
         }
         if slot.buf.len() >= CHUNK_SAMPLES {
             if slot.pending_open.is_some() {

@@ -406,6 +406,33 @@ fn buffers_come_back_and_are_reused() {
 }
 
 #[test]
+fn each_recording_brings_a_spare_buffer() {
+    // Every recording can hand over a full chunk on the same tick without waiting for the
+    // writer to return a buffer.
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut reports) = spawn();
+    let mut rec = handle.recorder();
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    for id in &ids {
+        rec.start(*id, dir.path().join(format!("{id}.wav")));
+    }
+    assert_eq!((rec.buffers, rec.free_buffers()), (6, 3));
+    for i in 0..CHUNK_FRAMES {
+        let (l, r) = pair(i);
+        for id in &ids {
+            rec.push(id, &l, &r);
+        }
+    }
+    assert_eq!(rec.dropped_chunks(), 0);
+    for id in &ids {
+        rec.stop(id);
+    }
+    for _ in &ids {
+        assert_eq!(reports.blocking_recv().unwrap().frames, CHUNK_FRAMES as u64);
+    }
+}
+
+#[test]
 fn dropping_the_recorder_closes_its_recordings() {
     let dir = tempfile::tempdir().unwrap();
     let (handle, mut reports) = spawn();
