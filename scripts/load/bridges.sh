@@ -8,10 +8,13 @@
 # server_cpu_pct and sipp_cpu_pct are measured over the hold only (every bridge up and
 # recording), 100 = one core; cpu_pct_per_bridge = server_cpu_pct / bridges held.
 # rss_kb_per_bridge = (highest RSS - RSS before the first call) / bridges up.
-# rec_dur_ms_min/max: duration_ms of the completed recordings (about T x 1000 expected).
+# rec_dur_ms_min/max: duration_ms of the completed recordings (audio written: about T x 1000
+# expected; the i-th recording also spans the requests after its own start in the recording
+# phase and before its own hang-up; rec_start_s and hangup_s give those phases' lengths).
 # chunks_dropped: the recorder's dropped-chunk counter (/metrics) at the end. Prints ONE line:
 #   result kind=bridges bridges=.. seconds=.. calls_answered=.. bridges_up=.. recordings_started=..
 #          bridges_held=.. recordings_completed=.. rec_dur_ms_min=.. rec_dur_ms_max=..
+#          rec_start_s=.. hangup_s=..
 #          chunks_dropped=.. server_cpu_pct=.. cpu_pct_per_bridge=.. server_rss_kb=..
 #          rss_kb_per_bridge=.. sipp_cpu_pct=.. loadavg=.. loadavg_hold=.. duration_s=..
 # (loadavg: the 1-minute load average read before the run, where other work on the machine
@@ -28,7 +31,7 @@ while [ $# -gt 0 ]; do
     --bridges) BRIDGES="$2"; shift 2 ;;
     --seconds) SECS="$2"; shift 2 ;;
     --ramp) RAMP="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) die "unknown argument $1" ;;
   esac
 done
@@ -41,7 +44,10 @@ LOADAVG=$(awk '{print $1}' /proc/loadavg)
 # The far end plays RTP from its answer until the BYE: long enough for dialling, bridging,
 # starting the recordings, the hold and the hang-ups.
 DIAL_S=$(( (CALLS + RAMP - 1) / RAMP ))
-PCAP_S=$((SECS + DIAL_S * 3 + 30))
+# Each API request costs the script tens of milliseconds (curl, jq), more on a loaded machine:
+# allow half a second per call, which also bounds the phases (a call left without RTP for
+# [rtp] no_media_timeout_secs, 30 s, would be hung up by the server).
+PCAP_S=$((SECS + DIAL_S + CALLS / 2 + 60))
 make_pcap "$PCAP_S" "$WORK/rtp.pcap"
 sed "s#/usr/share/sip-tester/g711a.pcap#$WORK/rtp.pcap#" "$SCENARIOS/uas_answer.xml" > "$WORK/uas_answer.xml"
 
@@ -81,10 +87,11 @@ start=$(now_s)
 # 1. Dial 2N calls at RAMP per second.
 log "dialling $CALLS calls at $RAMP/s through the trunk to 127.0.0.1:$FAR_PORT"
 : > "$WORK/calls"
+GAP=$(awk -v r="$RAMP" 'BEGIN{printf "%.4f", 1 / r}')
 for i in $(seq 1 "$CALLS"); do
   id=$(api POST /v1/calls "{\"to\": \"+1555$(printf '%07d' "$i")\", \"trunk\": \"load\"}" | jq -r '.id // empty' 2>/dev/null || true)
   if [ -n "$id" ]; then echo "$id" >> "$WORK/calls"; else log "call $i: POST /v1/calls failed"; fi
-  sleep "$(awk -v r="$RAMP" 'BEGIN{printf "%.4f", 1 / r}')"
+  sleep "$GAP"
 done
 
 # 2. Wait (bounded) until every placed call is answered or has ended.
@@ -114,10 +121,13 @@ bridges_up=$(wc -l < "$WORK/bridges")
 log "$bridges_up bridges up; starting their recordings"
 recs=0
 : > "$WORK/recorded"
+rec0=$(now_s)
 while read -r conf leg; do
   rec=$(api POST "/v1/conferences/$conf/recordings" '{}' | jq -r '.id // empty' 2>/dev/null || true)
   if [ -n "$rec" ]; then recs=$((recs + 1)); echo "$conf $leg" >> "$WORK/recorded"; else log "recording of $conf failed to start"; fi
 done < "$WORK/bridges"
+
+rec_phase=$(elapsed "$rec0" "$(now_s)")
 
 # 4. Hold T seconds (the measured window), then hang up in the order the recordings started.
 UAS_T0=$(cpu_ticks "$FAR_PID"); SRV_T0=$(cpu_ticks "$SERVER_PID"); hold0=$(now_s)
@@ -127,9 +137,12 @@ UAS_T1=$(cpu_ticks "$FAR_PID"); SRV_T1=$(cpu_ticks "$SERVER_PID"); hold1=$(now_s
 LOADAVG_HOLD=$(awk '{print $1}' /proc/loadavg)
 held=$(( $(count_calls in-progress) / 2 ))
 hold_s=$(elapsed "$hold0" "$hold1")
+hang0=$(now_s)
 while read -r conf leg; do
   api POST "/v1/calls/$leg/hangup" '{}' > /dev/null || log "hangup of $leg failed"
 done < "$WORK/bridges"
+hang_phase=$(elapsed "$hang0" "$(now_s)")
+log "recordings started in ${rec_phase}s, hang-ups sent in ${hang_phase}s"
 
 # 5. Wait (bounded) for the recordings to complete.
 completed=0
@@ -150,4 +163,4 @@ sipp_cpu=$(cpu_pct "$(( ${UAS_T1:-0} - ${UAS_T0:-0} ))" "$hold_s")
 per_bridge=$(awk -v c="$server_cpu" -v n="$held" 'BEGIN{ if (n > 0) printf "%.3f", c / n; else print "n/a" }')
 rss=$(max_rss "$WORK/server.samples")
 rss_per_bridge=$(awk -v p="$rss" -v i="$IDLE_RSS" -v n="$bridges_up" 'BEGIN{ if (n > 0) printf "%.0f", (p - i) / n; else print "n/a" }')
-echo "result kind=bridges bridges=$BRIDGES seconds=$SECS calls_answered=$answered bridges_up=$bridges_up recordings_started=$recs bridges_held=$held recordings_completed=$completed rec_dur_ms_min=$dmin rec_dur_ms_max=$dmax chunks_dropped=$dropped server_cpu_pct=$server_cpu cpu_pct_per_bridge=$per_bridge server_rss_kb=$rss rss_kb_per_bridge=$rss_per_bridge sipp_cpu_pct=$sipp_cpu loadavg=$LOADAVG loadavg_hold=$LOADAVG_HOLD duration_s=$dur"
+echo "result kind=bridges bridges=$BRIDGES seconds=$SECS calls_answered=$answered bridges_up=$bridges_up recordings_started=$recs bridges_held=$held recordings_completed=$completed rec_dur_ms_min=$dmin rec_dur_ms_max=$dmax rec_start_s=$rec_phase hangup_s=$hang_phase chunks_dropped=$dropped server_cpu_pct=$server_cpu cpu_pct_per_bridge=$per_bridge server_rss_kb=$rss rss_kb_per_bridge=$rss_per_bridge sipp_cpu_pct=$sipp_cpu loadavg=$LOADAVG loadavg_hold=$LOADAVG_HOLD duration_s=$dur"
