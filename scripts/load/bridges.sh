@@ -157,6 +157,9 @@ dur=$(elapsed "$start" "$end")
 read -r dmin dmax < <(api GET "/v1/recordings?status=completed&limit=500" \
   | jq -r '[.recordings[].duration_ms // 0] | if length > 0 then "\(min) \(max)" else "n/a n/a" end' 2>/dev/null || echo "n/a n/a")
 dropped=$(chunks_dropped)
+# Recordings that ended otherwise (failed, interrupted) or never ended, for the log.
+api GET "/v1/recordings?limit=500" | jq -r '.recordings[] | select(.status != "completed") | "\(.id) \(.status) \(.error // "")"' 2>/dev/null \
+  | while read -r line; do log "recording not completed: $line"; done
 
 server_cpu=$(cpu_pct "$(( ${SRV_T1:-0} - ${SRV_T0:-0} ))" "$hold_s")
 sipp_cpu=$(cpu_pct "$(( ${UAS_T1:-0} - ${UAS_T0:-0} ))" "$hold_s")
