@@ -130,24 +130,41 @@ trunkline_bin() {
 # HTTP status of GET http://127.0.0.1:PORT/PATH (bash /dev/tcp; no curl needed).
 http_status() {
   local port="$1" path="$2" line
-  exec 9<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || { echo 0; return; }
+  { exec 9<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || { echo 0; return; }
   printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path" >&9
   IFS= read -r -t 2 line <&9 || line=""
   exec 9<&- 9>&-
   echo "$line" | awk '{print $2+0}'
 }
 
-# Starts trunkline with an echo route on loopback ports; sets SERVER_PID, SERVER_SIP_PORT.
+# Starts trunkline with an echo route on loopback ports: start_trunkline [RTP_PORTS [TRUNK_ADDR]].
+# With TRUNK_ADDR (ip:port), one trunk `load` points there (any destination, no concurrency or
+# rate cap worth the name). Sets SERVER_PID, SERVER_SIP_PORT, SERVER_HTTP_PORT and SERVER_ARGS
+# (the --config/--data arguments, for `trunkline apikey create` on the same database).
 start_trunkline() {
-  local cfg="$WORK/sip-config" data="$WORK/data" http rtp_min rtp_len="${1:-2000}"
+  local cfg="$WORK/sip-config" data="$WORK/data" http rtp_min rtp_len="${1:-2000}" trunk="${2:-}"
   mkdir -p "$cfg/prompts" "$data"
   SERVER_SIP_PORT=$(free_ports 1); http=$(free_ports 1); rtp_min=$(free_ports "$rtp_len")
+  SERVER_HTTP_PORT=$http
+  SERVER_ARGS=(--config "$cfg" --data "$data")
   cat > "$cfg/numbers.toml" <<TOML
 [[number]]
 number = "echo"
 route = { action = "echo" }
 TOML
   : > "$cfg/trunks.toml"
+  if [ -n "$trunk" ]; then
+    cat > "$cfg/trunks.toml" <<TOML
+[[trunk]]
+name = "load"
+address = "$trunk"
+transport = "udp"
+caller_id = "+15550100000"
+max_concurrent = 100000
+max_cps = 10000
+allowed_prefixes = ["*"]
+TOML
+  fi
   cat > "$cfg/server.toml" <<TOML
 [calls]
 max_calls = 100000
