@@ -11,6 +11,7 @@ pub mod calls;
 pub mod conferences;
 pub mod error;
 pub mod events;
+pub mod inbound;
 pub mod recordings;
 pub mod state;
 
@@ -43,6 +44,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         recordings::start_call_recording, recordings::start_conference_recording, recordings::pause, recordings::resume,
         recordings::stop, recordings::list_recordings, recordings::get_recording, recordings::audio, recordings::delete_recording,
         events::stream,
+        inbound::list_missed_calls, inbound::add_opt_out, inbound::list_opt_outs, inbound::remove_opt_out,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::AmdResource,
@@ -51,6 +53,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         conferences::ParticipantResource, conferences::ConferenceList, conferences::JoinOnAnswer, conferences::AddParticipant,
         conferences::UpdateParticipant, conferences::ParticipantCreated, conferences::RoomPlayRequest, conferences::BridgeRequest,
         recordings::RecordingResource, recordings::RecordingList, recordings::StartCallRecording, recordings::StartConferenceRecording,
+        inbound::MissedCallList, inbound::CreateOptOut, inbound::OptOutList, crate::store::MissedCallRow, crate::store::FollowupState,
+        crate::store::OptOut,
     )),
     modifiers(&SecurityAddon),
     tags(
@@ -58,6 +62,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "conferences", description = "Conferences, participants, room playback and two-party bridges"),
         (name = "recordings", description = "Dual-channel call and conference recordings: control, download, deletion"),
         (name = "events", description = "Live event stream"),
+        (name = "inbound", description = "Missed inbound calls, their follow-up, and the follow-up opt-out list"),
     )
 )]
 pub struct ApiDoc;
@@ -81,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(calls::router())
         .merge(conferences::router())
         .merge(recordings::router())
+        .merge(inbound::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
