@@ -47,15 +47,16 @@ fn of_type(hook: &WebhookReceiver, path: &str, kind: &str) -> Vec<Value> {
 }
 
 /// Waits until `n` events of `kind` arrived at `path`, then a little more to catch extras.
+/// Returns them and when the `n`-th arrived.
 fn wait_events(
     server: &Server,
     hook: &WebhookReceiver,
     path: &str,
     kind: &str,
     n: usize,
-) -> Vec<Value> {
-    poll_until(T, Duration::from_millis(20), || {
-        (of_type(hook, path, kind).len() >= n).then_some(())
+) -> (Vec<Value>, Instant) {
+    let reached = poll_until(T, Duration::from_millis(5), || {
+        (of_type(hook, path, kind).len() >= n).then(Instant::now)
     })
     .unwrap_or_else(|| {
         panic!(
@@ -65,7 +66,7 @@ fn wait_events(
         )
     });
     std::thread::sleep(Duration::from_millis(1500));
-    of_type(hook, path, kind)
+    (of_type(hook, path, kind), reached)
 }
 
 /// A number table: route plus extra keys of the `[[number]]` (written after `route = `).
@@ -115,8 +116,9 @@ fn first_member_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorde
     alice.answer().expect("answer");
     alice.wait_established(1, T).expect("alice connected");
     caller.wait_established(1, T).expect("caller connected");
-    // Bob was cancelled.
-    bob.wait_closed(1, T).expect("bob's ringing ends");
+    // Bob was cancelled (baresip reports a cancelled incoming call as "session closed").
+    bob.wait_for("session closed", 1, T)
+        .expect("bob's ringing ends");
     assert_eq!(bob.count("Call established"), 0, "bob never got the call");
     std::thread::sleep(Duration::from_secs(3));
     caller.hangup().expect("hang up");
@@ -192,16 +194,32 @@ fn nobody_answers_the_caller_leaves_a_voicemail_missed_once_one_text() {
         .dial(&format!("sip:sales@{}", server.sip))
         .expect("dial");
     bob.wait_incoming(1, T).expect("bob rings");
-    bob.wait_closed(1, T)
+    bob.wait_for("session closed", 1, T)
         .expect("bob is cancelled at the group timeout");
     caller.wait_established(1, T).expect("voicemail answers");
     std::thread::sleep(Duration::from_secs(4));
     caller.hangup().expect("hang up");
     let hung_up = Instant::now();
-    let missed = wait_events(&server, &hook, "/events", "call.missed", 1);
-    let missed_at = hung_up.elapsed();
-    let texts = wait_events(&server, &hook, "/sms", "followup.text", 1);
-    eprintln!("call.missed arrived {missed_at:?} after the caller's hang-up");
+    // When each first arrived (both watched in one loop), then the counts after a pause.
+    let (mut missed_at, mut text_at) = (None, None);
+    poll_until(T, Duration::from_millis(2), || {
+        if missed_at.is_none() && !of_type(&hook, "/events", "call.missed").is_empty() {
+            missed_at = Some(hung_up.elapsed());
+        }
+        if text_at.is_none() && !of_type(&hook, "/sms", "followup.text").is_empty() {
+            text_at = Some(hung_up.elapsed());
+        }
+        (missed_at.is_some() && text_at.is_some()).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "call.missed or followup.text never arrived\n{}",
+            server.log()
+        )
+    });
+    eprintln!("after the caller's hang-up: call.missed {missed_at:?}, followup.text {text_at:?}");
+    let (missed, _) = wait_events(&server, &hook, "/events", "call.missed", 1);
+    let (texts, _) = wait_events(&server, &hook, "/sms", "followup.text", 1);
     assert_eq!(missed.len(), 1, "{missed:?}");
     assert_eq!(texts.len(), 1, "{texts:?}");
     let m = &missed[0]["payload"];
@@ -218,7 +236,7 @@ fn nobody_answers_the_caller_leaves_a_voicemail_missed_once_one_text() {
         "{}",
         texts[0]
     );
-    let created = wait_events(&server, &hook, "/events", "voicemail.created", 1);
+    let created = wait_events(&server, &hook, "/events", "voicemail.created", 1).0;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["payload"]["recording_id"], vm.as_str());
     // The recording holds the caller's message (700 Hz on the caller's channel).
@@ -280,15 +298,18 @@ fn caller_hangs_up_while_ringing_twice_two_missed_one_text() {
         bob.wait_incoming(n, T).expect("bob rings");
         std::thread::sleep(Duration::from_millis(500));
         caller.hangup().expect("hang up while ringing");
-        bob.wait_closed(n, T).expect("bob is cancelled");
-        caller.wait_closed(n, T).expect("caller's call ends");
+        bob.wait_for("session closed", n, T)
+            .expect("bob is cancelled");
+        caller
+            .wait_for("terminate call", n, T)
+            .expect("the caller's call ends");
     }
-    let missed = wait_events(&server, &hook, "/events", "call.missed", 2);
+    let missed = wait_events(&server, &hook, "/events", "call.missed", 2).0;
     assert_eq!(missed.len(), 2, "{missed:?}");
     for m in &missed {
         assert_eq!(m["payload"]["reason"], "caller-hangup", "{m}");
     }
-    let texts = wait_events(&server, &hook, "/sms", "followup.text", 1);
+    let texts = wait_events(&server, &hook, "/sms", "followup.text", 1).0;
     assert_eq!(texts.len(), 1, "one text within the cool-down: {texts:?}");
     assert_eq!(missed[1]["payload"]["followup"]["reason"], "cooldown");
 }
@@ -310,10 +331,10 @@ fn kill_9_while_ringing_then_restarts_give_exactly_one_missed_call() {
     std::thread::sleep(Duration::from_millis(500));
     server.kill();
     server.restart();
-    let missed = wait_events(&server, &hook, "/events", "call.missed", 1);
+    let missed = wait_events(&server, &hook, "/events", "call.missed", 1).0;
     assert_eq!(missed.len(), 1, "{missed:?}");
     assert_eq!(missed[0]["payload"]["reason"], "restart");
-    let texts = wait_events(&server, &hook, "/sms", "followup.text", 1);
+    let texts = wait_events(&server, &hook, "/sms", "followup.text", 1).0;
     assert_eq!(texts.len(), 1);
     server.kill();
     server.restart();
@@ -355,7 +376,7 @@ fn outside_business_hours_the_closed_route_runs() {
         0,
         "the group does not ring"
     );
-    let missed = wait_events(&server, &hook, "/events", "call.missed", 1);
+    let missed = wait_events(&server, &hook, "/events", "call.missed", 1).0;
     assert_eq!(missed.len(), 1);
     assert_eq!(missed[0]["payload"]["reason"], "closed");
 }

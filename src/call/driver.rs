@@ -992,6 +992,21 @@ async fn write_inbound_op(
             .mark_inbound_answered(call_id, &agent, wall(at))
             .await
             .map(|_| ()),
+        InboundOp::Voicemail {
+            call_id,
+            payload,
+            callback,
+            at,
+        } => bus
+            .publish(
+                wall(at),
+                kinds::VOICEMAIL_CREATED,
+                Some(call_id),
+                payload,
+                callback.as_deref(),
+            )
+            .await
+            .map(|_| ()),
         InboundOp::Missed { missed, at } => {
             let r = bus.publish_missed(&missed, wall(at)).await?;
             if r.is_some() {

@@ -625,8 +625,8 @@ pub struct CallEngine {
     rooms: rooms::RoomState,
     /// Generated ringback, played while a ring group rings.
     ringback: Prompt,
-    /// Voicemail recordings in progress: recording -> (call, number, caller).
-    voicemails: HashMap<Uuid, (Uuid, String, String)>,
+    /// Voicemail recordings in progress: recording -> (call, number, caller, status callback).
+    voicemails: HashMap<Uuid, (Uuid, String, String, Option<String>)>,
 }
 
 impl std::fmt::Debug for CallEngine {

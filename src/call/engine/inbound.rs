@@ -21,9 +21,6 @@ use crate::inbound::followup::{FollowupPlan, MissedCall};
 use crate::inbound::hours::Schedule;
 use crate::inbound::{MissReason, RingAction, RingGroup, StaticTarget};
 
-/// The `voicemail.created` event type.
-pub const VOICEMAIL_CREATED: &str = crate::events::kinds::VOICEMAIL_CREATED;
-
 /// A store operation about an inbound call's outcome.
 #[derive(Debug, Clone)]
 pub enum InboundOp {
@@ -45,6 +42,17 @@ pub enum InboundOp {
         call_id: Uuid,
         /// The member who answered (agent name or URI).
         agent: String,
+        /// When.
+        at: Instant,
+    },
+    /// A voicemail message is recorded (`voicemail.created`).
+    Voicemail {
+        /// The caller's call.
+        call_id: Uuid,
+        /// Event payload (recording id, duration, number, caller).
+        payload: serde_json::Value,
+        /// The number's webhook URL.
+        callback: Option<String>,
         /// When.
         at: Instant,
     },
@@ -812,14 +820,14 @@ impl CallEngine {
             let (number, caller) = (ib.number.number.clone(), ib.caller.clone());
             let callback = c.callback.clone();
             let rec = self.mint_id(now);
-            self.start_recording_inner(now, rec, RecordTarget::Call(id), callback);
+            self.start_recording_inner(now, rec, RecordTarget::Call(id), callback.clone());
             self.actions
                 .push_back(Action::Media(MediaCommand::WatchSilence {
                     call_id: id,
                     after: silence,
                 }));
             self.set_timer(id, now + max, TimerKind::Voicemail);
-            self.voicemails.insert(rec, (id, number, caller));
+            self.voicemails.insert(rec, (id, number, caller, callback));
             if let Some(ib) = self.inbound_mut(id) {
                 ib.voicemail_id = Some(rec);
                 if let Some(vm) = ib.voicemail.as_mut() {
@@ -891,24 +899,28 @@ impl CallEngine {
         duration_ms: u64,
         failed: bool,
     ) {
-        let Some((call_id, number, caller)) = self.voicemails.remove(&recording_id) else {
+        let Some((call_id, number, caller, callback)) = self.voicemails.remove(&recording_id)
+        else {
             return;
         };
         if failed {
             return;
         }
-        self.actions.push_back(Action::Store(StoreOp::Event {
-            call_id,
-            kind: VOICEMAIL_CREATED,
-            payload: serde_json::json!({
-                "recording_id": recording_id,
-                "call_id": call_id,
-                "number": number,
-                "caller": caller,
-                "duration_ms": duration_ms,
-            }),
-            at: now,
-        }));
+        // The call may have ended already (its final status written): the event carries its
+        // own webhook URL rather than the call row's.
+        self.actions
+            .push_back(Action::Store(StoreOp::Inbound(InboundOp::Voicemail {
+                call_id,
+                payload: serde_json::json!({
+                    "recording_id": recording_id,
+                    "call_id": call_id,
+                    "number": number,
+                    "caller": caller,
+                    "duration_ms": duration_ms,
+                }),
+                callback,
+                at: now,
+            })));
     }
 
     /// The caller's call is ending: a group still ringing is cancelled.

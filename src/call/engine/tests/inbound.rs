@@ -269,10 +269,11 @@ fn nobody_answers_voicemail_records_until_hash_and_the_call_is_missed_once() {
             error: None,
         },
     });
-    assert!(sim.actions.iter().any(|a| matches!(
-        a,
-        Action::Store(StoreOp::Event { kind, payload, .. })
-            if *kind == VOICEMAIL_CREATED_KIND && payload["recording_id"] == rec.to_string() && payload["duration_ms"] == 3000
+    assert!(inbound_ops(&sim).iter().any(|op| matches!(
+        op,
+        InboundOp::Voicemail { payload, callback, .. }
+            if payload["recording_id"] == rec.to_string() && payload["duration_ms"] == 3000
+                && callback.as_deref() == Some("http://127.0.0.1:9/hook")
     )));
     sim.advance(secs(60));
     let m = missed(&sim);
@@ -294,8 +295,6 @@ fn nobody_answers_voicemail_records_until_hash_and_the_call_is_missed_once() {
     );
     assert!(pos_missed < pos_finish);
 }
-
-const VOICEMAIL_CREATED_KIND: &str = super::super::inbound::VOICEMAIL_CREATED;
 
 #[test]
 fn voicemail_ends_on_silence_or_at_the_longest_length() {
