@@ -56,7 +56,7 @@ fn wait_events(
     n: usize,
 ) -> (Vec<Value>, Instant) {
     let reached = poll_until(T, Duration::from_millis(5), || {
-        (of_type(hook, path, kind).len() >= n).then(Instant::now)
+        (of_type(hook, path, kind).len() >= n).then(common::now)
     })
     .unwrap_or_else(|| {
         panic!(
@@ -199,7 +199,7 @@ fn nobody_answers_the_caller_leaves_a_voicemail_missed_once_one_text() {
     caller.wait_established(1, T).expect("voicemail answers");
     std::thread::sleep(Duration::from_secs(4));
     caller.hangup().expect("hang up");
-    let hung_up = Instant::now();
+    let hung_up = common::now();
     // When each first arrived (both watched in one loop), then the counts after a pause.
     let (mut missed_at, mut text_at) = (None, None);
     poll_until(T, Duration::from_millis(2), || {
@@ -353,7 +353,7 @@ fn outside_business_hours_the_closed_route_runs() {
     let hook = WebhookReceiver::start().expect("webhook receiver");
     let bob = Baresip::start("bob", None).expect("bob");
     // Open every day, but today is a holiday (in UTC): closed now, whatever the time.
-    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let today = trunkline::clock::Clock::utc(&trunkline::clock::SystemClock).format("%Y-%m-%d");
     let route = format!(
         "{{ action = \"ring_group\", members = [\"{}\"] }}",
         bob.uri()

@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn simultaneous_first_answer_wins_and_cancels_the_others() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::test_origin();
         let mut g = RingGroup::new(t0, 3, RingStrategy::Simultaneous, 20 * S, 60 * S);
         g.start(t0);
         assert_eq!(
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn in_order_rings_one_after_the_other_and_skips_the_unreachable() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::test_origin();
         let mut g = RingGroup::new(t0, 3, RingStrategy::InOrder, 10 * S, 15 * S);
         g.start(t0);
         assert_eq!(
@@ -439,7 +439,7 @@ mod tests {
 
     #[test]
     fn reasons_when_nobody_answers() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::test_origin();
         // Nobody registered.
         let mut g = RingGroup::new(t0, 2, RingStrategy::Simultaneous, 10 * S, 30 * S);
         g.start(t0);
@@ -475,7 +475,7 @@ mod tests {
 
     #[test]
     fn caller_hangup_cancels_without_a_no_answer() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::test_origin();
         let mut g = RingGroup::new(t0, 2, RingStrategy::Simultaneous, 10 * S, 30 * S);
         g.start(t0);
         g.legs_started(t0, 0, 1);
