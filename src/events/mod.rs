@@ -69,6 +69,10 @@ pub mod kinds {
     pub const RECORDING_COMPLETED: &str = "recording.completed";
     /// A recording's file and row were deleted (`reason`: `api` or `retention`).
     pub const RECORDING_DELETED: &str = "recording.deleted";
+    /// An agent registered a new contact (refreshes publish nothing).
+    pub const REGISTRATION_CREATED: &str = "registration.created";
+    /// A registered contact went (`reason`: `unregister`, `expired` or `keepalive`).
+    pub const REGISTRATION_REMOVED: &str = "registration.removed";
 }
 
 /// A state change, stored before it is delivered. Serialised as the webhook body and SSE data.

@@ -12,6 +12,7 @@ pub mod conferences;
 pub mod error;
 pub mod events;
 pub mod recordings;
+pub mod registrations;
 pub mod state;
 
 pub use state::AppState;
@@ -42,6 +43,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         conferences::play, conferences::stop_play, conferences::bridge,
         recordings::start_call_recording, recordings::start_conference_recording, recordings::pause, recordings::resume,
         recordings::stop, recordings::list_recordings, recordings::get_recording, recordings::audio, recordings::delete_recording,
+        registrations::list_registrations,
         events::stream,
     ),
     components(schemas(
@@ -51,12 +53,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         conferences::ParticipantResource, conferences::ConferenceList, conferences::JoinOnAnswer, conferences::AddParticipant,
         conferences::UpdateParticipant, conferences::ParticipantCreated, conferences::RoomPlayRequest, conferences::BridgeRequest,
         recordings::RecordingResource, recordings::RecordingList, recordings::StartCallRecording, recordings::StartConferenceRecording,
+        registrations::RegistrationResource, registrations::RegistrationList,
     )),
     modifiers(&SecurityAddon),
     tags(
         (name = "calls", description = "Outbound calls and live call control"),
         (name = "conferences", description = "Conferences, participants, room playback and two-party bridges"),
         (name = "recordings", description = "Dual-channel call and conference recordings: control, download, deletion"),
+        (name = "registrations", description = "Agents' SIP registrations (registrar bindings)"),
         (name = "events", description = "Live event stream"),
     )
 )]
@@ -81,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(calls::router())
         .merge(conferences::router())
         .merge(recordings::router())
+        .merge(registrations::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -45,6 +45,7 @@ mod conferences;
 mod events;
 mod idempotency;
 mod recordings;
+mod registrations;
 mod settings;
 #[doc(hidden)]
 pub mod testing;
@@ -62,6 +63,9 @@ pub use events::{ClaimedDelivery, OutboxEntry};
 pub use idempotency::Claimed;
 pub use recordings::{
     NewRecording, Recording, RecordingFilter, RecordingPage, RecordingStatus, RecordingSummaryRow,
+};
+pub use registrations::{
+    NewRegistration, Registration, RegistrationFilter, RegistrationPage, RegistrationTransport,
 };
 
 use chrono::{DateTime, Timelike, Utc};

@@ -493,7 +493,9 @@ impl Sim {
                 ) => *call_id,
                 // Rooms and recordings: checked by their own tests.
                 Action::Media(MediaCommand::Room(_) | MediaCommand::Record(_))
-                | Action::Store(StoreOp::Conference(_) | StoreOp::Recording(_)) => continue,
+                | Action::Store(
+                    StoreOp::Conference(_) | StoreOp::Recording(_) | StoreOp::Registration(_),
+                ) => continue,
             };
             per.entry(id).or_default().push(kind_of(a));
         }
@@ -575,6 +577,7 @@ fn kind_of(a: &Action) -> &'static str {
         Action::Media(MediaCommand::Record(_)) => "Record",
         Action::Store(StoreOp::Conference(_)) => "Conference",
         Action::Store(StoreOp::Recording(_)) => "Recording",
+        Action::Store(StoreOp::Registration(_)) => "Registration",
     }
 }
 
@@ -3465,4 +3468,5 @@ fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
     sim.assert_all_settled();
 }
 
+mod registrar;
 mod rooms;
