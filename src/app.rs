@@ -173,13 +173,27 @@ pub async fn run(
     let (retention_stop_tx, retention_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (prune_stop_tx, prune_stop_rx) = tokio::sync::oneshot::channel::<()>();
 
-    let engine = CallEngine::new(
+    let mut engine = CallEngine::new(
         EngineConfig::from_config(&cfg, sip_addr),
         cfg.clone(),
         Box::new(ports.clone()),
         route_prompts,
         rand::random(),
     );
+    // Registrations survive a restart: the registrar starts with the stored bindings (expired
+    // ones are removed through the engine, with their `registration.removed` event).
+    let rows = store
+        .all_registrations()
+        .await
+        .context("loading stored registrations")?;
+    let restored = rows.len();
+    engine.restore_registrations(
+        clock.now(),
+        driver::bindings_from_rows(rows, clock.now(), clock.utc()),
+    );
+    if restored > 0 {
+        tracing::info!(registrations = restored, "loaded stored registrations");
+    }
     let status = driver::new_status();
     let media_task = tokio::spawn(worker::run_media_worker(
         clock.clone(),

@@ -1,8 +1,8 @@
 //! Typed configuration loaded from the `sip-config/` folder (TOML, data only).
 //!
 //! The folder holds `server.toml` (listen addresses, RTP range, data directory, defaults),
-//! `trunks.toml` (SIP trunks with their limits), `numbers.toml` (called number → route) and
-//! `prompts/` (audio files played by routes and the API). When no folder is given and
+//! `trunks.toml` (SIP trunks with their limits), `numbers.toml` (called number → route),
+//! `agents.toml` (SIP users who register and may call out) and `prompts/` (audio files played by routes and the API). When no folder is given and
 //! `./sip-config` does not exist, the example config compiled into the binary is used, so
 //! `trunkline serve` with no arguments runs on loopback.
 //!
@@ -47,6 +47,8 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     /// `numbers.toml`.
     pub numbers: Vec<NumberConfig>,
+    /// `agents.toml`.
+    pub agents: Vec<AgentConfig>,
     /// Folder of prompt files (`prompts/` beside the TOML files), if on disk.
     pub prompts_dir: Option<PathBuf>,
 }
@@ -71,6 +73,8 @@ pub struct ServerConfig {
     pub recordings: RecordingsConfig,
     /// Inbound calls: missed-call records.
     pub inbound: InboundConfig,
+    /// The registrar (agents' REGISTER, digest auth, keep-alive).
+    pub registrar: RegistrarConfig,
 }
 
 /// `[inbound]`.
@@ -87,6 +91,41 @@ impl Default for InboundConfig {
     fn default() -> Self {
         Self {
             missed_retention_days: 90,
+        }
+    }
+}
+
+/// `[registrar]`: how agents register (RFC 3261 sec. 10, digest auth per RFC 7616).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    /// Digest realm of our challenges.
+    pub realm: String,
+    /// Shortest registration accepted, seconds (shorter: `423 Interval Too Brief`).
+    pub min_expires: u32,
+    /// Registration length when the REGISTER gives none, seconds.
+    pub default_expires: u32,
+    /// Longest registration granted, seconds (longer requests are shortened to this).
+    pub max_expires: u32,
+    /// How long a nonce we issue stays valid, seconds (then `stale=true`).
+    pub nonce_ttl_secs: u64,
+    /// Failed authentications per source IP per minute before its REGISTERs get `429`.
+    pub max_auth_failures_per_minute: u32,
+    /// OPTIONS keep-alive to every registered contact this often, seconds; after three
+    /// unanswered pings the binding is removed. `0` turns keep-alive off.
+    pub keepalive_secs: u64,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            realm: "trunkline".into(),
+            min_expires: 60,
+            default_expires: 3600,
+            max_expires: 7200,
+            nonce_ttl_secs: 300,
+            max_auth_failures_per_minute: 10,
+            keepalive_secs: 30,
         }
     }
 }
@@ -292,6 +331,36 @@ struct TrunksFile {
     trunk: Vec<TrunkConfig>,
 }
 
+/// One `[[agent]]` of `agents.toml`: a SIP user who registers with digest auth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// SIP user name (the digest username and the user part of the address of record).
+    pub name: String,
+    /// Digest password.
+    pub password: String,
+    /// Name shown to callees.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Trunks this agent may call out through (empty: none).
+    #[serde(default)]
+    pub trunks: Vec<String>,
+    /// Most contacts registered at once for this agent.
+    #[serde(default = "default_max_contacts")]
+    pub max_contacts: usize,
+}
+
+fn default_max_contacts() -> usize {
+    5
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentsFile {
+    #[serde(default)]
+    agent: Vec<AgentConfig>,
+}
+
 /// What an inbound call to a number does.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
@@ -469,6 +538,8 @@ pub mod embedded {
     pub const TRUNKS: &str = include_str!("../sip-config/trunks.toml");
     /// `sip-config/numbers.toml`.
     pub const NUMBERS: &str = include_str!("../sip-config/numbers.toml");
+    /// `sip-config/agents.toml`.
+    pub const AGENTS: &str = include_str!("../sip-config/agents.toml");
     /// `sip-config/prompts/tone.wav`: 2 s of 1 kHz at -12 dBFS.
     pub const TONE_WAV: &[u8] = include_bytes!("../sip-config/prompts/tone.wav");
 }
@@ -490,15 +561,27 @@ fn read_opt(dir: &Path, name: &str) -> Result<Option<String>, ConfigError> {
 }
 
 impl Config {
-    /// Parses the three TOML texts.
+    /// Parses the three TOML texts (no agents).
     pub fn from_texts(server: &str, trunks: &str, numbers: &str) -> Result<Self, ConfigError> {
+        Self::from_texts_with_agents(server, trunks, numbers, "")
+    }
+
+    /// Parses the four TOML texts.
+    pub fn from_texts_with_agents(
+        server: &str,
+        trunks: &str,
+        numbers: &str,
+        agents: &str,
+    ) -> Result<Self, ConfigError> {
         let server: ServerConfig = parse("server.toml", server)?;
         let trunks: TrunksFile = parse("trunks.toml", trunks)?;
         let numbers: NumbersFile = parse("numbers.toml", numbers)?;
+        let agents: AgentsFile = parse("agents.toml", agents)?;
         let cfg = Config {
             server,
             trunks: trunks.trunk,
             numbers: numbers.number,
+            agents: agents.agent,
             prompts_dir: None,
         };
         cfg.validate()?;
@@ -507,11 +590,16 @@ impl Config {
 
     /// The example configuration compiled into the binary.
     pub fn embedded() -> Self {
-        Self::from_texts(embedded::SERVER, embedded::TRUNKS, embedded::NUMBERS)
-            .expect("the embedded example config is valid (tested)")
+        Self::from_texts_with_agents(
+            embedded::SERVER,
+            embedded::TRUNKS,
+            embedded::NUMBERS,
+            embedded::AGENTS,
+        )
+        .expect("the embedded example config is valid (tested)")
     }
 
-    /// Loads a config folder; missing files take their defaults (empty trunks and numbers).
+    /// Loads a config folder; missing files take their defaults (no trunks, numbers or agents).
     pub fn load_dir(dir: &Path) -> Result<Self, ConfigError> {
         if !dir.is_dir() {
             return Err(ConfigError::Read {
@@ -522,7 +610,8 @@ impl Config {
         let server = read_opt(dir, "server.toml")?.unwrap_or_default();
         let trunks = read_opt(dir, "trunks.toml")?.unwrap_or_default();
         let numbers = read_opt(dir, "numbers.toml")?.unwrap_or_default();
-        let mut cfg = Self::from_texts(&server, &trunks, &numbers)?;
+        let agents = read_opt(dir, "agents.toml")?.unwrap_or_default();
+        let mut cfg = Self::from_texts_with_agents(&server, &trunks, &numbers, &agents)?;
         let prompts = dir.join("prompts");
         if prompts.is_dir() {
             cfg.prompts_dir = Some(prompts);
@@ -586,6 +675,58 @@ impl Config {
                 )));
             }
         }
+        let reg = &self.server.registrar;
+        if reg.min_expires == 0
+            || reg.min_expires > reg.default_expires
+            || reg.default_expires > reg.max_expires
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[registrar] needs 0 < min_expires ({}) <= default_expires ({}) <= max_expires ({})",
+                reg.min_expires, reg.default_expires, reg.max_expires
+            )));
+        }
+        if reg.nonce_ttl_secs == 0 || reg.realm.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[registrar] realm must not be empty and nonce_ttl_secs at least 1".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.agents {
+            if !seen.insert(&a.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "agent {:?} is declared twice",
+                    a.name
+                )));
+            }
+            let valid_user = !a.name.is_empty()
+                && a.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
+            if !valid_user {
+                return Err(ConfigError::Invalid(format!(
+                    "agent {:?}: the name must be a non-empty SIP user (letters, digits, -_.!~*'()&=+$,;?/)",
+                    a.name
+                )));
+            }
+            if a.password.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "agent {:?}: the password must not be empty",
+                    a.name
+                )));
+            }
+            if a.max_contacts == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "agent {:?}: max_contacts must be at least 1",
+                    a.name
+                )));
+            }
+            if let Some(t) = a.trunks.iter().find(|t| self.trunk(t).is_none()) {
+                return Err(ConfigError::Invalid(format!(
+                    "agent {:?}: unknown trunk {t:?}",
+                    a.name
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -636,6 +777,11 @@ impl Config {
             }
             _ => Ok(()),
         }
+    }
+
+    /// An agent by SIP user name.
+    pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| a.name == name)
     }
 
     /// Refuses a wildcard SIP or RTP address without `[sip] public_address`: Via, Contact and
@@ -768,6 +914,34 @@ route = { action = "voicemail", greeting = "tone" }
             let e = Config::from_texts("", "", &text).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn embedded_example_has_an_agent() {
+        let c = Config::embedded();
+        let alice = c.agent("alice").expect("example agent");
+        assert_eq!(alice.trunks, vec!["local".to_string()]);
+        assert_eq!(alice.max_contacts, 5);
+        assert_eq!(c.server.registrar.realm, "trunkline");
+        assert_eq!(c.server.registrar.min_expires, 60);
+    }
+
+    #[test]
+    fn agents_are_validated() {
+        let trunks = "[[trunk]]\nname = \"t\"\naddress = \"127.0.0.1:5070\"";
+        let a = "[[agent]]\nname = \"a\"\npassword = \"p\"\ntrunks = [\"t\"]";
+        assert!(Config::from_texts_with_agents("", trunks, "", a).is_ok());
+        let twice = format!("{a}\n{a}");
+        let e = Config::from_texts_with_agents("", trunks, "", &twice).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        let unknown = "[[agent]]\nname = \"a\"\npassword = \"p\"\ntrunks = [\"nope\"]";
+        let e = Config::from_texts_with_agents("", trunks, "", unknown).unwrap_err();
+        assert!(e.to_string().contains("unknown trunk"), "{e}");
+        let bad_name = "[[agent]]\nname = \"a b\"\npassword = \"p\"";
+        assert!(Config::from_texts_with_agents("", "", "", bad_name).is_err());
+        let e = Config::from_texts_with_agents("[registrar]\nmin_expires = 9000", "", "", "")
+            .unwrap_err();
+        assert!(e.to_string().contains("min_expires"), "{e}");
     }
 
     #[test]

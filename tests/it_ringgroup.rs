@@ -22,7 +22,7 @@ mod common;
 
 use common::api::request;
 use common::audio;
-use common::baresip::Baresip;
+use common::baresip::{Baresip, BaresipOptions};
 use common::webhook::{RecordedRequest, WebhookReceiver};
 use common::{Server, ServerOptions, poll_until};
 use serde_json::Value;
@@ -93,7 +93,44 @@ fn tone_wav(dir: &Path, name: &str, hz: f64, secs: f64) -> std::path::PathBuf {
 }
 
 #[test]
-fn first_member_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorded() {
+fn registered_agents_ring_the_first_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorded()
+ {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let route = r#"{ action = "ring_group", members = ["alice", "bob"], timeout_secs = 30, record = true }"#;
+    let server = Server::start_with(
+        ServerOptions::default()
+            .agent("alice", "alice-pw")
+            .agent("bob", "bob-pw")
+            .route("sales", &number(route, &hook, "")),
+    );
+    let key = server.api_key();
+    let mic = tone_wav(tmp.path(), "a.wav", 1000.0, 60.0);
+    let mut alice = Baresip::start_with(
+        BaresipOptions::new("alice", Some(&mic)).register(server.sip, "alice-pw", 600),
+    )
+    .expect("alice");
+    let bob =
+        Baresip::start_with(BaresipOptions::new("bob", None).register(server.sip, "bob-pw", 600))
+            .expect("bob");
+    // Both registered (digest) before the call.
+    poll_until(T, Duration::from_millis(100), || {
+        let r = request(
+            server.http,
+            "GET",
+            "/v1/registrations",
+            Some(&key),
+            &[],
+            None,
+        );
+        (r.json()["registrations"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("agents did not register\n{}\n{}", server.log(), bob.output()));
+    first_answer_wins(&server, &key, &hook, tmp.path(), &mut alice, &bob);
+}
+
+#[test]
+fn static_members_ring_the_first_to_answer_gets_the_call() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hook = WebhookReceiver::start().expect("webhook receiver");
     let mut alice =
@@ -106,8 +143,22 @@ fn first_member_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorde
     );
     let server = server_with(&[("sales", number(&route, &hook, ""))]);
     let key = server.api_key();
-    let mut caller = Baresip::start("caller", Some(&tone_wav(tmp.path(), "c.wav", 440.0, 60.0)))
-        .expect("caller");
+    first_answer_wins(&server, &key, &hook, tmp.path(), &mut alice, &bob);
+}
+
+/// A caller playing 440 Hz dials `sales`; both phones ring; alice (playing 1 kHz) answers;
+/// bob is cancelled; the recording holds both sides; nothing is missed.
+fn first_answer_wins(
+    server: &Server,
+    key: &str,
+    hook: &WebhookReceiver,
+    tmp: &Path,
+    alice: &mut Baresip,
+    bob: &Baresip,
+) {
+    let (server, key, hook) = (server, key.to_string(), hook);
+    let mut caller =
+        Baresip::start("caller", Some(&tone_wav(tmp, "c.wav", 440.0, 60.0))).expect("caller");
     caller
         .dial(&format!("sip:sales@{}", server.sip))
         .expect("dial");

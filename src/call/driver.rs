@@ -20,16 +20,18 @@
 
 use super::engine::inbound::InboundOp;
 use super::engine::{
-    Action, CallEngine, ConferenceOp, MediaCommand, MediaEvent, RecordingOp, StoreOp,
+    Action, CallEngine, ConferenceOp, MediaCommand, MediaEvent, RecordingOp, RegistrationOp,
+    StoreOp,
 };
 use super::{EngineCommand, EngineError, RecordingStatus};
 use crate::clock::Clock;
 use crate::events::{EventBus, kinds};
 use crate::sip::message::frame_stream;
+use crate::sip::registrar::Binding;
 use crate::sip::transaction::{Transmit, Transport};
 use crate::store::{
     Call, CallChange, CallWrite, FinalStatus, NewConference, NewEvent, NewRecording,
-    RecordingSummaryRow, new_id,
+    NewRegistration, RecordingSummaryRow, Registration, RegistrationTransport, new_id,
 };
 use crate::telemetry;
 use bytes::BytesMut;
@@ -170,6 +172,9 @@ pub async fn run_engine(
     };
     let udp = io.udp.clone();
     let mut buf = vec![0u8; 65_536];
+    // Whatever the engine queued before it was handed over (e.g. removing registrations that
+    // expired while the server was down).
+    dispatch(&mut engine, &clock, &mut io).await;
     let mut phase = ShutdownPhase::Run;
     loop {
         let deadline = engine.poll_timeout();
@@ -510,10 +515,15 @@ pub async fn run_store_writer(
     clock: Arc<dyn Clock>,
     mut ops: mpsc::Receiver<WriterOp>,
 ) {
+    // Past instants (event times) and future ones (a registration's expiry) alike.
     let wall = |at: Instant| {
         let now = clock.now();
         let utc = clock.utc();
-        utc - chrono::TimeDelta::from_std(now.saturating_duration_since(at)).unwrap_or_default()
+        if at >= now {
+            utc + chrono::TimeDelta::from_std(at - now).unwrap_or_default()
+        } else {
+            utc - chrono::TimeDelta::from_std(now - at).unwrap_or_default()
+        }
     };
     let mut writer = StoreWriter {
         bus,
@@ -594,6 +604,14 @@ impl StoreWriter {
                 }
                 return;
             }
+            StoreOp::Registration(op) => {
+                // Rare too (a REGISTER per agent and hour): on its own, with its event.
+                self.flush().await;
+                if let Err(e) = write_registration_op(&self.bus, wall, op).await {
+                    tracing::error!(error = %e, "store writer: registration operation failed");
+                }
+                return;
+            }
             op => op,
         };
         let (change, kind, at, payload) = match op {
@@ -659,7 +677,10 @@ impl StoreWriter {
                 payload,
                 at,
             } => (CallChange::None, kind, wall(at), Some((call_id, payload))),
-            StoreOp::Conference(_) | StoreOp::Recording(_) | StoreOp::Inbound(_) => return,
+            StoreOp::Conference(_)
+            | StoreOp::Recording(_)
+            | StoreOp::Inbound(_)
+            | StoreOp::Registration(_) => return,
         };
         let (call_id, payload, row, url) = match (&change, payload) {
             (CallChange::None, Some((call_id, payload))) => {
@@ -1016,6 +1037,122 @@ async fn write_inbound_op(
             Ok(())
         }
     }
+}
+
+/// The store row of a binding.
+fn registration_row(
+    b: &Binding,
+    wall: &impl Fn(Instant) -> DateTime<Utc>,
+    at: Instant,
+) -> NewRegistration {
+    let at = wall(at);
+    NewRegistration {
+        id: new_id(at),
+        user: b.user.clone(),
+        contact: b.contact.clone(),
+        source: b.target.to_string(),
+        transport: match b.transport {
+            Transport::Udp => RegistrationTransport::Udp,
+            Transport::Tcp => RegistrationTransport::Tcp,
+        },
+        expires_at: wall(b.expires_at),
+        call_id: b.call_id.clone(),
+        cseq: b.cseq,
+        user_agent: b.user_agent.clone(),
+        at,
+    }
+}
+
+/// The payload of `registration.created` and `registration.removed`.
+fn registration_payload(r: &NewRegistration, reason: Option<&str>) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "user": r.user,
+        "contact": r.contact,
+        "source": r.source,
+        "transport": r.transport.as_str(),
+        "expires_at": r.expires_at,
+        "user_agent": r.user_agent,
+    });
+    if let Some(reason) = reason {
+        v["reason"] = reason.into();
+    }
+    v
+}
+
+/// Writes a registration's row and publishes `registration.created` (a new binding) or
+/// `registration.removed` (with the reason; only when a row was deleted, so at most once).
+async fn write_registration_op(
+    bus: &EventBus,
+    wall: &impl Fn(Instant) -> DateTime<Utc>,
+    op: RegistrationOp,
+) -> Result<(), crate::store::StoreError> {
+    let store = bus.store();
+    match op {
+        RegistrationOp::Upsert {
+            binding,
+            created,
+            at,
+        } => {
+            let row = registration_row(&binding, wall, at);
+            store.upsert_registration(&row).await?;
+            if created {
+                let payload = registration_payload(&row, None);
+                bus.publish(row.at, kinds::REGISTRATION_CREATED, None, payload, None)
+                    .await?;
+            }
+        }
+        RegistrationOp::Remove {
+            binding,
+            reason,
+            at,
+        } => {
+            let row = registration_row(&binding, wall, at);
+            if store
+                .delete_registration(&binding.user, &binding.contact)
+                .await?
+                .is_some()
+            {
+                let payload = registration_payload(&row, Some(reason.as_str()));
+                bus.publish(row.at, kinds::REGISTRATION_REMOVED, None, payload, None)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stored registrations as registrar bindings (for [`CallEngine::restore_registrations`]):
+/// expiry moved from wall time to the monotonic clock at `now` (`utc` is the same moment); a
+/// row whose source does not parse is skipped.
+pub fn bindings_from_rows(
+    rows: Vec<Registration>,
+    now: Instant,
+    utc: DateTime<Utc>,
+) -> Vec<Binding> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let Ok(target) = r.source.parse::<SocketAddr>() else {
+                tracing::warn!(user = %r.user, source = %r.source, "stored registration has a bad source; skipped");
+                return None;
+            };
+            let left = (r.expires_at - utc).to_std().unwrap_or_default();
+            Some(Binding {
+                user: r.user,
+                contact: r.contact,
+                target,
+                transport: match r.transport {
+                    RegistrationTransport::Udp => Transport::Udp,
+                    RegistrationTransport::Tcp => Transport::Tcp,
+                },
+                expires_at: now + left,
+                call_id: r.call_id,
+                cseq: r.cseq,
+                user_agent: r.user_agent,
+                missed_pings: 0,
+                next_ping: None,
+            })
+        })
+        .collect()
 }
 
 /// What [`recover_unfinished`] did.

@@ -40,6 +40,14 @@
 //! `amd.completed` (final) events and acts on [`OnMachine`] for machine verdicts. In
 //! synchronous mode a prompt asked for before the final verdict is held until then.
 //!
+//! # Registrar
+//!
+//! REGISTER goes to the [`Registrar`] the engine owns ([`CallEngine::registrar`]): digest
+//! authentication and bindings are decided there; the engine answers, turns binding changes
+//! into [`RegistrationOp`]s for the store (`registration.created`, `registration.removed`) and
+//! sends the keep-alive OPTIONS the registrar asks for to each binding's target (the
+//! REGISTER's source address), reporting whether a response came back.
+//!
 //! # Rooms and recordings
 //!
 //! Conferences, two-party bridges and recordings are kept here too (one owner), in
@@ -67,6 +75,7 @@ use crate::rtp::session::SessionConfig;
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::{Challenge, Credentials, DigestClient};
 use crate::sip::message::{Request, Response, response_to};
+use crate::sip::registrar::{Binding, Registrar, RegistrarEvent, RegistrarSettings, RemovedReason};
 use crate::sip::sdp::{self, Codec, LocalMedia, NegotiatedMedia, SessionDescription};
 use crate::sip::transaction::{
     TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit, Transport,
@@ -86,10 +95,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Methods we answer in or out of dialogs (the `Allow` header).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER";
 /// Methods we know but do not serve here: answered 405 with `Allow`. Others get 501.
-const KNOWN_NOT_ALLOWED: [&str; 8] = [
-    "REGISTER",
+const KNOWN_NOT_ALLOWED: [&str; 7] = [
     "SUBSCRIBE",
     "NOTIFY",
     "MESSAGE",
@@ -445,10 +453,35 @@ pub enum StoreOp {
     },
     /// A room's row or event.
     Conference(ConferenceOp),
+    /// A registration's row or event.
+    Registration(RegistrationOp),
     /// A recording's row or event.
     Recording(RecordingOp),
     /// An inbound call's outcome (ring groups, voicemail, missed calls).
     Inbound(InboundOp),
+}
+
+/// A change to a stored registration (one row per user and contact).
+#[derive(Debug, Clone)]
+pub enum RegistrationOp {
+    /// Insert or update the row; a new binding (`created`) publishes `registration.created`.
+    Upsert {
+        /// The binding as it is now.
+        binding: Binding,
+        /// A new binding rather than a refresh.
+        created: bool,
+        /// When.
+        at: Instant,
+    },
+    /// Delete the row and publish `registration.removed` with the reason.
+    Remove {
+        /// The binding as it was.
+        binding: Binding,
+        /// Why it went.
+        reason: RemovedReason,
+        /// When.
+        at: Instant,
+    },
 }
 
 /// An output of the engine, in order.
@@ -627,6 +660,10 @@ pub struct CallEngine {
     ringback: Prompt,
     /// Voicemail recordings in progress: recording -> (call, number, caller, status callback).
     voicemails: HashMap<Uuid, (Uuid, String, String, Option<String>)>,
+    /// Agents' registrations.
+    registrar: Registrar,
+    /// Keep-alive OPTIONS in flight: transaction -> (user, contact).
+    pings: HashMap<TransactionKey, (String, String)>,
 }
 
 impl std::fmt::Debug for CallEngine {
@@ -673,11 +710,18 @@ impl CallEngine {
         rng_seed: u64,
     ) -> Self {
         let layer = TransactionLayer::new(TransactionConfig::new(cfg.sip_addr), rng_seed);
+        let mut rng = SmallRng::seed_from_u64(rng_seed ^ 0x5eed);
+        // The nonce key: whoever knows it can mint nonces, so it is drawn, never configured.
+        let registrar = Registrar::new(
+            RegistrarSettings::from_config(&config.server.registrar),
+            &config.agents,
+            rng.r#gen(),
+        );
         CallEngine {
             cfg,
             config,
             layer,
-            rng: SmallRng::seed_from_u64(rng_seed ^ 0x5eed),
+            rng,
             ports,
             prompts,
             calls: HashMap::new(),
@@ -693,7 +737,23 @@ impl CallEngine {
             rooms: rooms::RoomState::default(),
             ringback: crate::inbound::tones::ringback(),
             voicemails: HashMap::new(),
+            registrar,
+            pings: HashMap::new(),
         }
+    }
+
+    /// The registrar: agents' bindings ([`Registrar::bindings`]), where to reach them.
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// Puts back registrations loaded from the store at start; expired ones (and ones of
+    /// agents no longer configured) are removed from the store.
+    pub fn restore_registrations(&mut self, now: Instant, bindings: Vec<Binding>) {
+        for b in bindings {
+            self.registrar.restore(now, b);
+        }
+        self.drain_registrar(now);
     }
 
     /// Calls in progress.
@@ -724,10 +784,14 @@ impl CallEngine {
     /// The earliest deadline at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ours = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        match (ours, self.layer.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            ours,
+            self.layer.poll_timeout(),
+            self.registrar.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A datagram (or one framed TCP message) from the network.
@@ -760,6 +824,10 @@ impl CallEngine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
         self.drain_layer(now);
+        if self.registrar.poll_timeout().is_some_and(|t| t <= now) {
+            self.registrar.handle_timeout(now);
+            self.drain_registrar(now);
+        }
         while let Some(Reverse((at, kind, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -1278,6 +1346,14 @@ impl CallEngine {
                 transport,
             } => self.on_request(now, key, request, source, transport),
             TransactionEvent::Response { key, response } => {
+                if response.code() >= 200
+                    && let Some((user, contact)) = self.pings.remove(&key)
+                {
+                    // Any final response shows the contact is reachable.
+                    self.registrar
+                        .handle_ping_result(now, &user, &contact, true);
+                    self.drain_registrar(now);
+                }
                 if let Some((id, role)) = self.by_txn.get(&key).cloned() {
                     if role == TxnRole::Invite {
                         self.on_invite_response(now, id, response);
@@ -1285,6 +1361,7 @@ impl CallEngine {
                 }
             }
             TransactionEvent::Timeout { key, .. } => {
+                self.ping_failed(now, &key);
                 if let Some((id, TxnRole::Invite)) = self.by_txn.get(&key).cloned() {
                     if self.calls.get(&id).is_some_and(|c| c.end.is_some()) {
                         // We had cancelled; nothing more will come.
@@ -1334,6 +1411,7 @@ impl CallEngine {
                 }
             }
             TransactionEvent::TransportError { key } => {
+                self.ping_failed(now, &key);
                 if let Some((id, TxnRole::Invite)) = self.by_txn.get(&key).cloned() {
                     if self.calls.get(&id).is_some_and(|c| c.end.is_some()) {
                         self.finish_without_media(now, id);
@@ -1352,6 +1430,7 @@ impl CallEngine {
             TransactionEvent::StrayResponse { response, .. } => self.on_stray_response(response),
             TransactionEvent::Terminated { key } => {
                 self.by_txn.remove(&key);
+                self.pings.remove(&key);
             }
         }
     }
@@ -1368,6 +1447,12 @@ impl CallEngine {
         let in_dialog = req.to_tag().is_some();
         if method == Method::INVITE && !in_dialog {
             self.on_new_invite(now, key, req, source, transport);
+            return;
+        }
+        if method == Method::REGISTER {
+            let r = self.registrar.handle_register(now, &req, source, transport);
+            self.respond(now, &key, r);
+            self.drain_registrar(now);
             return;
         }
         if method == Method::OPTIONS {
@@ -1434,6 +1519,92 @@ impl CallEngine {
             self.respond(now, &key, response_to(&req, 200, None, None));
         } else {
             self.on_reinvite(now, id, key, req);
+        }
+    }
+
+    /// A keep-alive OPTIONS got no response (or could not be sent).
+    fn ping_failed(&mut self, now: Instant, key: &TransactionKey) {
+        if let Some((user, contact)) = self.pings.remove(key) {
+            self.registrar
+                .handle_ping_result(now, &user, &contact, false);
+            self.drain_registrar(now);
+        }
+    }
+
+    /// Turns the registrar's events into store operations and keep-alive OPTIONS.
+    fn drain_registrar(&mut self, now: Instant) {
+        while let Some(ev) = self.registrar.poll_event() {
+            let op = match ev {
+                RegistrarEvent::Created(binding) => RegistrationOp::Upsert {
+                    binding,
+                    created: true,
+                    at: now,
+                },
+                RegistrarEvent::Refreshed(binding) => RegistrationOp::Upsert {
+                    binding,
+                    created: false,
+                    at: now,
+                },
+                RegistrarEvent::Removed { binding, reason } => RegistrationOp::Remove {
+                    binding,
+                    reason,
+                    at: now,
+                },
+                RegistrarEvent::Ping {
+                    user,
+                    contact,
+                    target,
+                    transport,
+                } => {
+                    self.send_ping(now, user, contact, target, transport);
+                    continue;
+                }
+            };
+            self.actions
+                .push_back(Action::Store(StoreOp::Registration(op)));
+        }
+    }
+
+    /// Sends a keep-alive OPTIONS to a binding's target (RFC 3261 sec. 11).
+    fn send_ping(
+        &mut self,
+        now: Instant,
+        user: String,
+        contact: String,
+        target: SocketAddr,
+        transport: Transport,
+    ) {
+        let Some(uri) = sip_uri(&contact) else {
+            // Not a URI we can address: counts as unanswered.
+            self.registrar
+                .handle_ping_result(now, &user, &contact, false);
+            return;
+        };
+        let mut r = Request::new(Method::OPTIONS, uri);
+        let tag = self.layer.new_tag();
+        let call_id = format!(
+            "{:032x}@{}",
+            self.rng.r#gen::<u128>(),
+            self.cfg.sip_addr.ip()
+        );
+        r.headers.insert(Name::MAX_FORWARDS, "70");
+        r.headers.insert(
+            Name::FROM,
+            format!("<sip:trunkline@{}>;tag={tag}", self.cfg.sip_addr),
+        );
+        r.headers.insert(Name::TO, format!("<{contact}>"));
+        r.headers.insert(Name::CALL_ID, call_id);
+        r.headers.insert(Name::CSEQ, "1 OPTIONS");
+        r.headers.insert_named(&self.contact(transport));
+        r.headers
+            .insert(Name::USER_AGENT, self.cfg.user_agent.clone());
+        match self.layer.send_request(now, target, transport, r) {
+            Ok(key) => {
+                self.pings.insert(key, (user, contact));
+            }
+            Err(_) => self
+                .registrar
+                .handle_ping_result(now, &user, &contact, false),
         }
     }
 

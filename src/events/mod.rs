@@ -75,6 +75,10 @@ pub mod kinds {
     pub const VOICEMAIL_CREATED: &str = "voicemail.created";
     /// The follow-up text of a missed call, POSTed to the number's follow-up URL.
     pub const FOLLOWUP_TEXT: &str = "followup.text";
+    /// An agent registered a new contact (refreshes publish nothing).
+    pub const REGISTRATION_CREATED: &str = "registration.created";
+    /// A registered contact went (`reason`: `unregister`, `expired` or `keepalive`).
+    pub const REGISTRATION_REMOVED: &str = "registration.removed";
 }
 
 /// A state change, stored before it is delivered. Serialised as the webhook body and SSE data.

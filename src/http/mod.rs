@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod inbound;
 pub mod recordings;
+pub mod registrations;
 pub mod state;
 
 pub use state::AppState;
@@ -43,6 +44,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         conferences::play, conferences::stop_play, conferences::bridge,
         recordings::start_call_recording, recordings::start_conference_recording, recordings::pause, recordings::resume,
         recordings::stop, recordings::list_recordings, recordings::get_recording, recordings::audio, recordings::delete_recording,
+        registrations::list_registrations,
         events::stream,
         inbound::list_missed_calls, inbound::add_opt_out, inbound::list_opt_outs, inbound::remove_opt_out,
     ),
@@ -55,12 +57,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         recordings::RecordingResource, recordings::RecordingList, recordings::StartCallRecording, recordings::StartConferenceRecording,
         inbound::MissedCallList, inbound::CreateOptOut, inbound::OptOutList, crate::store::MissedCallRow, crate::store::FollowupState,
         crate::store::OptOut,
+        registrations::RegistrationResource, registrations::RegistrationList,
     )),
     modifiers(&SecurityAddon),
     tags(
         (name = "calls", description = "Outbound calls and live call control"),
         (name = "conferences", description = "Conferences, participants, room playback and two-party bridges"),
         (name = "recordings", description = "Dual-channel call and conference recordings: control, download, deletion"),
+        (name = "registrations", description = "Agents' SIP registrations (registrar bindings)"),
         (name = "events", description = "Live event stream"),
         (name = "inbound", description = "Missed inbound calls, their follow-up, and the follow-up opt-out list"),
     )
@@ -87,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conferences::router())
         .merge(recordings::router())
         .merge(inbound::router())
+        .merge(registrations::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -46,6 +46,7 @@ mod events;
 mod idempotency;
 mod inbound;
 mod recordings;
+mod registrations;
 mod settings;
 #[doc(hidden)]
 pub mod testing;
@@ -67,6 +68,9 @@ pub use inbound::{
 };
 pub use recordings::{
     NewRecording, Recording, RecordingFilter, RecordingPage, RecordingStatus, RecordingSummaryRow,
+};
+pub use registrations::{
+    NewRegistration, Registration, RegistrationFilter, RegistrationPage, RegistrationTransport,
 };
 
 use chrono::{DateTime, Timelike, Utc};

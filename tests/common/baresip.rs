@@ -8,7 +8,11 @@
 //!   `sndfile` (writes what it sends and hears to `dump-*-enc.wav` / `dump-*-dec.wav` in the
 //!   folder), `aubridge` as a silent speaker (device `spk`, which no source reads), `menu`.
 //! - one account `<sip:USER@127.0.0.1:PORT>;regint=0`: an incoming call must be addressed to
-//!   `USER` exactly, or baresip answers 404.
+//!   `USER` exactly, or baresip answers 404. With [`BaresipOptions::register`] the account
+//!   registers with digest auth at a registrar instead:
+//!   `<sip:USER@REGISTRAR>;auth_pass=PASSWORD;regint=SECS` (the AOR's host is where REGISTER
+//!   goes; `auth_user` defaults to USER; baresip re-registers before `regint` runs out and
+//!   unregisters on `/quit`).
 //!
 //! `aufile` ends the call when its WAV ends (the menu hangs up on the "end of file" audio
 //! error): the microphone WAV sets the longest a call can last. Without a WAV, a 120 s file of
@@ -57,6 +61,8 @@ pub struct BaresipOptions {
     pub microphone: Option<PathBuf>,
     /// Answer incoming calls by itself (`answermode=auto`).
     pub auto_answer: bool,
+    /// Register at this registrar: (address, password, registration interval in seconds).
+    pub register: Option<(std::net::SocketAddr, String, u32)>,
 }
 
 impl BaresipOptions {
@@ -66,7 +72,19 @@ impl BaresipOptions {
             user: user.into(),
             microphone: microphone.map(Path::to_path_buf),
             auto_answer: false,
+            register: None,
         }
+    }
+
+    /// Registers at `registrar` with digest auth (`password`), every `regint` seconds.
+    pub fn register(
+        mut self,
+        registrar: std::net::SocketAddr,
+        password: &str,
+        regint: u32,
+    ) -> Self {
+        self.register = Some((registrar, password.into(), regint));
+        self
     }
 }
 
@@ -147,14 +165,18 @@ impl Baresip {
         } else {
             ""
         };
-        std::fs::write(
-            dir.join("accounts"),
-            format!(
+        let account = match &o.register {
+            None => format!(
                 "<sip:{}@127.0.0.1:{sip_port}>;regint=0;audio_codecs=PCMU,PCMA{answer}\n",
                 o.user
             ),
-        )
-        .map_err(|e| BaresipError::Setup(e.to_string()))?;
+            Some((registrar, password, regint)) => format!(
+                "<sip:{}@{registrar}>;auth_pass={password};regint={regint};audio_codecs=PCMU,PCMA{answer}\n",
+                o.user
+            ),
+        };
+        std::fs::write(dir.join("accounts"), account)
+            .map_err(|e| BaresipError::Setup(e.to_string()))?;
         std::fs::write(dir.join("contacts"), "").map_err(|e| BaresipError::Setup(e.to_string()))?;
         let mut child = Command::new("baresip")
             .arg("-f")

@@ -198,6 +198,8 @@ pub struct ServerOptions {
     pub numbers: Vec<(String, String)>,
     /// `[[trunk]]` entries, each as the TOML body of one table (without the header).
     pub trunks: Vec<String>,
+    /// `[[agent]]` entries of `agents.toml`, each as the TOML body of one table.
+    pub agents: Vec<String>,
     /// Extra TOML appended to `server.toml` (e.g. `[calls]\nring_timeout_secs = 3`).
     pub server_extra: String,
     /// `--database-url`; `None` lets the server use its default (SQLite in the data folder).
@@ -222,6 +224,7 @@ impl Default for ServerOptions {
                 ("busy".into(), r#"{ action = "reject", code = 486 }"#.into()),
             ],
             trunks: Vec::new(),
+            agents: Vec::new(),
             server_extra: String::new(),
             database_url: backend_database_url(),
             rtp_ports: 200,
@@ -261,6 +264,13 @@ impl ServerOptions {
                 "username = \"{user}\"\npassword = \"{password}\"\n"
             ));
         }
+        self
+    }
+
+    /// Adds an agent who may register with `password` (no trunks).
+    pub fn agent(mut self, name: &str, password: &str) -> Self {
+        self.agents
+            .push(format!("name = \"{name}\"\npassword = \"{password}\"\n"));
         self
     }
 
@@ -524,6 +534,13 @@ fn write_config(
         trunks.push('\n');
     }
     std::fs::write(config_dir.join("trunks.toml"), trunks).expect("write trunks.toml");
+    let mut agents = String::new();
+    for a in &o.agents {
+        agents.push_str("[[agent]]\n");
+        agents.push_str(a);
+        agents.push('\n');
+    }
+    std::fs::write(config_dir.join("agents.toml"), agents).expect("write agents.toml");
     let tone = repo_root().join("sip-config/prompts/tone.wav");
     std::fs::copy(&tone, config_dir.join("prompts/tone.wav")).expect("copy the tone prompt");
 }

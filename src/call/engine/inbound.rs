@@ -3,7 +3,8 @@
 //!
 //! - **Ring group.** The caller's INVITE gets 183 with our SDP and hears the group's prompt,
 //!   then ringback (early media; 180 when the INVITE had no offer). Each member is rung on its
-//!   contacts (a static `sip:` URI, or an agent's registered contacts) by outbound legs
+//!   contacts (a static `sip:` URI, or an agent's live registrations, [`Registrar::bindings`])
+//!   by outbound legs
 //!   whose rows carry `metadata.inbound_call_id`; [`RingGroup`] decides what rings when. The
 //!   first 2xx wins: the caller gets its 200, both are bridged (a two-party room, recorded
 //!   when the route says so), the other legs are cancelled, and a loser's late 2xx is ACKed
@@ -355,15 +356,32 @@ impl CallEngine {
         }
     }
 
-    /// Where a member rings: a static URI, or (for an agent name) nothing until agents
-    /// register.
-    fn resolve_member(&self, _now: Instant, name: &str) -> Vec<(StaticTarget, Transport)> {
+    /// Where a member rings: a static URI, or every live registered contact of the agent of
+    /// that name (none when it is not registered: the member is skipped).
+    fn resolve_member(&self, now: Instant, name: &str) -> Vec<(StaticTarget, Transport)> {
         if name.starts_with("sip:") {
             return StaticTarget::parse(name)
                 .map(|t| vec![(t, Transport::Udp)])
                 .unwrap_or_default();
         }
-        Vec::new()
+        self.registrar
+            .bindings(name, now)
+            .map(|b| {
+                let uri = b
+                    .contact
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string();
+                (
+                    StaticTarget {
+                        uri,
+                        addr: b.target,
+                    },
+                    b.transport,
+                )
+            })
+            .collect()
     }
 
     /// Sends an INVITE to one contact of a member; false if it could not be sent.

@@ -495,7 +495,10 @@ impl Sim {
                 // Rooms, recordings and inbound outcomes: checked by their own tests.
                 Action::Media(MediaCommand::Room(_) | MediaCommand::Record(_))
                 | Action::Store(
-                    StoreOp::Conference(_) | StoreOp::Recording(_) | StoreOp::Inbound(_),
+                    StoreOp::Conference(_)
+                    | StoreOp::Recording(_)
+                    | StoreOp::Inbound(_)
+                    | StoreOp::Registration(_),
                 ) => continue,
             };
             per.entry(id).or_default().push(kind_of(a));
@@ -580,6 +583,7 @@ fn kind_of(a: &Action) -> &'static str {
         Action::Store(StoreOp::Recording(_)) => "Recording",
         Action::Store(StoreOp::Inbound(_)) => "Inbound",
         Action::Media(MediaCommand::WatchSilence { .. }) => "WatchSilence",
+        Action::Store(StoreOp::Registration(_)) => "Registration",
     }
 }
 
@@ -3471,4 +3475,5 @@ fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
 }
 
 mod inbound;
+mod registrar;
 mod rooms;
