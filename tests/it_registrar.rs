@@ -122,9 +122,27 @@ fn two_baresip_agents_register_with_digest_and_unregister() {
         "{events}"
     );
     assert!(events.contains("\"reason\":\"unregister\""), "{events}");
-    // The list is in the OpenAPI document.
+    // The list is in the OpenAPI document; bad queries get the API's errors.
     let doc = request(server.http, "GET", "/v1/openapi.json", None, &[], None);
     assert!(doc.body.contains("/v1/registrations"));
+    for (query, status) in [
+        ("?limit=0", 422),
+        ("?cursor=not-ours", 422),
+        ("?colour=blue", 400),
+    ] {
+        let r = request(
+            server.http,
+            "GET",
+            &format!("/v1/registrations{query}"),
+            Some(&key),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, status, "{query}: {}", r.body);
+        assert!(r.json()["error"]["code"].is_string(), "{}", r.body);
+    }
+    let r = request(server.http, "GET", "/v1/registrations", None, &[], None);
+    assert_eq!(r.status, 401);
     drop(bob);
 }
 
