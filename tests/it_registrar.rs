@@ -282,3 +282,27 @@ fn read_sse(server: &Server, key: &str, until: &str, timeout: Duration) -> Strin
     }
     String::from_utf8_lossy(&got).to_string()
 }
+
+#[test]
+fn keepalive_keeps_a_live_phone_and_removes_a_dead_one() {
+    // OPTIONS every second; a dead phone's pings each time out on Timer F (32 s over UDP), so
+    // the third miss comes about 35 s after it died.
+    let server = Server::start_with(agents_for_baresip("keepalive_secs = 1\n"));
+    let key = server.api_key();
+    let alice = phone("alice", &server, "alice-pw", 600);
+    let bob = phone("bob", &server, "bob-pw", 600);
+    wait_registrations(&server, &key, 2, Duration::from_secs(15));
+    drop(bob);
+    let rows = wait_registrations(&server, &key, 1, Duration::from_secs(60));
+    // alice answered every ping (some 35 of them) and is still there.
+    assert_eq!(rows[0]["user"], "alice");
+    let events = read_sse(&server, &key, "\"keepalive\"", Duration::from_secs(10));
+    assert!(events.contains("\"reason\":\"keepalive\""), "{events}");
+    assert!(!events.contains("\"reason\":\"expired\""), "{events}");
+    // Had alice's pings gone unanswered she would have gone first (she registered first).
+    std::thread::sleep(Duration::from_secs(2));
+    let rows = registrations(&server, &key, "");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["user"], "alice");
+    drop(alice);
+}
