@@ -114,6 +114,10 @@ pub struct RegistrarConfig {
     /// OPTIONS keep-alive to every registered contact this often, seconds; after three
     /// unanswered pings the binding is removed. `0` turns keep-alive off.
     pub keepalive_secs: u64,
+    /// Digest algorithms offered in a 401, one `WWW-Authenticate` each, in this order:
+    /// `"SHA-256"` and/or `"MD5"`. Phones built on libre before 2021 (baresip 1.x) refuse
+    /// every challenge once one is not MD5: give them `["MD5"]`.
+    pub algorithms: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -126,6 +130,7 @@ impl Default for RegistrarConfig {
             nonce_ttl_secs: 300,
             max_auth_failures_per_minute: 10,
             keepalive_secs: 30,
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
@@ -685,6 +690,13 @@ impl Config {
                 reg.min_expires, reg.default_expires, reg.max_expires
             )));
         }
+        let known = |a: &String| a.eq_ignore_ascii_case("SHA-256") || a.eq_ignore_ascii_case("MD5");
+        if reg.algorithms.is_empty() || !reg.algorithms.iter().all(known) {
+            return Err(ConfigError::Invalid(format!(
+                "[registrar] algorithms must name \"SHA-256\" and/or \"MD5\", got {:?}",
+                reg.algorithms
+            )));
+        }
         if reg.nonce_ttl_secs == 0 || reg.realm.is_empty() {
             return Err(ConfigError::Invalid(
                 "[registrar] realm must not be empty and nonce_ttl_secs at least 1".into(),
@@ -942,6 +954,12 @@ route = { action = "voicemail", greeting = "tone" }
         let e = Config::from_texts_with_agents("[registrar]\nmin_expires = 9000", "", "", "")
             .unwrap_err();
         assert!(e.to_string().contains("min_expires"), "{e}");
+        let md5 = Config::from_texts("[registrar]\nalgorithms = [\"MD5\"]", "", "").unwrap();
+        assert_eq!(md5.server.registrar.algorithms, vec!["MD5".to_string()]);
+        for bad in ["[]", "[\"SHA-512-256\"]"] {
+            let text = format!("[registrar]\nalgorithms = {bad}");
+            assert!(Config::from_texts(&text, "", "").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! # Authentication
 //!
 //! Every REGISTER must carry digest credentials for one of the configured agents. The 401
-//! offers two challenges, SHA-256 first then MD5 (RFC 8760 sec. 2.4), both with `qop="auth"`.
+//! offers two challenges, SHA-256 first then MD5 (RFC 8760 sec. 2.4), both with `qop="auth"`;
+//! `algorithms` in the settings narrows that (libre-based phones before 2021, e.g. baresip 1.x,
+//! give up on the whole 401 when any challenge is not MD5). A response with an algorithm not
+//! offered is refused.
 //! Nonces are stateless: `<timestamp>.<serial>.<HMAC-SHA256(secret, timestamp, serial, source
 //! IP)>` (the serial keeps two challenges in the same millisecond apart, e.g. two phones behind
 //! one NAT address), so no state is kept for a challenge; a nonce older than `nonce_ttl` (or from before a restart) is
@@ -81,6 +84,8 @@ pub struct RegistrarSettings {
     pub max_auth_failures_per_minute: u32,
     /// Keep-alive interval (`None`: off).
     pub keepalive: Option<Duration>,
+    /// Digest algorithms offered, in order (one challenge each).
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl RegistrarSettings {
@@ -94,6 +99,19 @@ impl RegistrarSettings {
             nonce_ttl: Duration::from_secs(c.nonce_ttl_secs),
             max_auth_failures_per_minute: c.max_auth_failures_per_minute,
             keepalive: (c.keepalive_secs > 0).then(|| Duration::from_secs(c.keepalive_secs)),
+            algorithms: c
+                .algorithms
+                .iter()
+                .filter_map(|a| {
+                    if a.eq_ignore_ascii_case("SHA-256") {
+                        Some(Algorithm::Sha256)
+                    } else if a.eq_ignore_ascii_case("MD5") {
+                        Some(Algorithm::Md5)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -444,6 +462,10 @@ impl Registrar {
         let Some(d) = ours else {
             return Err(AuthFailure::Challenge { stale: false });
         };
+        if !self.settings.algorithms.contains(&d.algorithm) {
+            // e.g. MD5-sess, or MD5 when only SHA-256 is offered: not a password failure.
+            return Err(AuthFailure::Challenge { stale: false });
+        }
         // Unknown users are checked against a password nobody has, so that they take the
         // same path and time as a wrong password, and get the same answer.
         let password = self.agents.get(&d.username).map(|a| a.password.clone());
@@ -486,7 +508,8 @@ impl Registrar {
         Ok(d.username)
     }
 
-    /// A 401 with a fresh nonce: SHA-256 first, then MD5.
+    /// A 401 with a fresh nonce: one challenge per configured algorithm (by default SHA-256
+    /// first, then MD5).
     fn challenge(
         &mut self,
         now: Instant,
@@ -496,7 +519,7 @@ impl Registrar {
     ) -> Response {
         let nonce = self.make_nonce(now, source.ip());
         let mut r = response_to(req, 401, None, None);
-        for algorithm in [Algorithm::Sha256, Algorithm::Md5] {
+        for &algorithm in &self.settings.algorithms {
             r.headers.insert(
                 Name::WWW_AUTHENTICATE,
                 digest::make_challenge(&self.settings.realm, &nonce, algorithm, None, stale),
