@@ -163,7 +163,7 @@ fn first_answer_wins(
     alice: &mut Baresip,
     bob: &Baresip,
 ) {
-    let (server, key, hook) = (server, key.to_string(), hook);
+    let key = key.to_string();
     let mut caller =
         Baresip::start("caller", Some(&tone_wav(tmp, "c.wav", 440.0, 60.0))).expect("caller");
     caller
@@ -192,7 +192,7 @@ fn first_answer_wins(
     })
     .unwrap_or_else(|| panic!("no completed recording\n{}", server.log()));
     assert!(rec["duration_ms"].as_u64().unwrap_or(0) >= 2_000, "{rec}");
-    let audio = download_wav(&server, &key, rec["id"].as_str().unwrap());
+    let audio = download_wav(server, &key, rec["id"].as_str().unwrap());
     let left = audio::read_wav_channel(&audio, 0).expect("left");
     let right = audio::read_wav_channel(&audio, 1).expect("right");
     let mid = |a: &audio::Audio| {
@@ -209,8 +209,8 @@ fn first_answer_wins(
     );
     // Not missed.
     std::thread::sleep(Duration::from_secs(1));
-    assert!(of_type(&hook, "/events", "call.missed").is_empty());
-    assert!(events(&hook, "/sms").is_empty());
+    assert!(of_type(hook, "/events", "call.missed").is_empty());
+    assert!(events(hook, "/sms").is_empty());
 }
 
 /// Downloads a recording's audio into a temporary file.
