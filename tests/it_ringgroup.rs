@@ -1,14 +1,16 @@
 //! Ring groups, voicemail and missed calls, end to end with real peers on loopback (issue 6).
 //!
-//! Members are baresip phones reached by static `sip:` URIs (agent registration is the
-//! registrar's part of issue 6); callers are baresip phones playing a WAV. Events are read from
+//! Members are baresip phones, registered agents (digest REGISTER; MD5, which baresip 1.0
+//! needs) or static `sip:` URIs; callers are baresip phones playing a WAV. Events are read from
 //! the webhook receiver (`status_callback` of the number: `call.*`, `call.missed`,
 //! `voicemail.created`) and the follow-up URL (`followup.text`). Counts are asserted, never
 //! timings; the delay from the caller's hang-up to the webhooks is printed.
 //!
 //! "Done when" items shown here:
-//! - both members ring, the first to answer gets the call, the other is cancelled, the call
-//!   is recorded (`first_member_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorded`);
+//! - two agents register, both ring, the first to answer gets the call, the other is
+//!   cancelled, the call is recorded (the recording's channels hold the caller's 440 Hz and the
+//!   agent's 1 kHz): `registered_agents_ring_the_first_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorded`
+//!   (and with static members: `static_members_ring_the_first_to_answer_gets_the_call`);
 //! - nobody answers: voicemail, the caller's message is in the recording, exactly one
 //!   `call.missed` and one text-back (`nobody_answers_the_caller_leaves_a_voicemail_missed_once_one_text`);
 //! - the caller hangs up while it rings: one `call.missed` `caller-hangup`, and the same caller

@@ -881,6 +881,8 @@ impl CallEngine {
 
     /// Hangs up every call and ends every room (end of the shutdown grace period).
     pub fn hangup_all(&mut self, now: Instant) {
+        // Inbound calls still ringing are missed because the server stops, not the caller.
+        self.mark_ringing_missed_by_restart();
         self.end_all_rooms(now, "shutdown");
         let ids: Vec<Uuid> = self.calls.keys().copied().collect();
         for id in ids {

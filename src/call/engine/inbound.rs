@@ -972,6 +972,19 @@ impl CallEngine {
         }
     }
 
+    /// Shutdown: tracked calls not yet decided get the reason `restart` (the server stopped
+    /// while they rang), as the sweeper would give them after a crash.
+    pub(super) fn mark_ringing_missed_by_restart(&mut self) {
+        for c in self.calls.values_mut() {
+            if let Some(ib) = c.inbound.as_deref_mut()
+                && ib.connected.is_none()
+                && ib.miss_reason.is_none()
+            {
+                ib.miss_reason = Some(MissReason::Restart);
+            }
+        }
+    }
+
     /// The missed-call decision of an ending tracked call (`ib` is its state).
     pub(super) fn decide_missed(&mut self, now: Instant, id: Uuid, ib: &InboundCall) {
         if ib.connected.is_some() {

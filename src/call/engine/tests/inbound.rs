@@ -427,3 +427,20 @@ fn untracked_numbers_have_no_missed_calls() {
     sim.advance(secs(40));
     assert!(inbound_ops(&sim).is_empty());
 }
+
+#[test]
+fn a_call_ringing_at_shutdown_is_missed_with_reason_restart() {
+    let mut sim = inbound_sim(monday());
+    let (_caller, inv_a, inv_b) = ring_both(&mut sim);
+    sim.deliver(alice(), &reply(&inv_a, 180, Some("a1"), "", ""));
+    sim.deliver(bob(), &reply(&inv_b, 180, Some("b1"), "", ""));
+    sim.engine.hangup_all(sim.now);
+    sim.drain();
+    let sent = sim.take_sent();
+    assert!(codes(&sent).contains(&480), "{:?}", codes(&sent));
+    assert_eq!(requests_to(&sent, alice(), "CANCEL"), 1);
+    sim.advance(secs(40));
+    let m = missed(&sim);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].reason, MissReason::Restart);
+}
