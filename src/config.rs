@@ -94,6 +94,10 @@ pub struct RegistrarConfig {
     /// OPTIONS keep-alive to every registered contact this often, seconds; after three
     /// unanswered pings the binding is removed. `0` turns keep-alive off.
     pub keepalive_secs: u64,
+    /// Digest algorithms offered in a 401, one `WWW-Authenticate` each, in this order:
+    /// `"SHA-256"` and/or `"MD5"`. Phones built on libre before 2021 (baresip 1.x) refuse
+    /// every challenge once one is not MD5: give them `["MD5"]`.
+    pub algorithms: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -106,6 +110,7 @@ impl Default for RegistrarConfig {
             nonce_ttl_secs: 300,
             max_auth_failures_per_minute: 10,
             keepalive_secs: 30,
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
@@ -525,6 +530,13 @@ impl Config {
                 reg.min_expires, reg.default_expires, reg.max_expires
             )));
         }
+        let known = |a: &String| a.eq_ignore_ascii_case("SHA-256") || a.eq_ignore_ascii_case("MD5");
+        if reg.algorithms.is_empty() || !reg.algorithms.iter().all(known) {
+            return Err(ConfigError::Invalid(format!(
+                "[registrar] algorithms must name \"SHA-256\" and/or \"MD5\", got {:?}",
+                reg.algorithms
+            )));
+        }
         if reg.nonce_ttl_secs == 0 || reg.realm.is_empty() {
             return Err(ConfigError::Invalid(
                 "[registrar] realm must not be empty and nonce_ttl_secs at least 1".into(),
@@ -573,6 +585,21 @@ impl Config {
     /// An agent by SIP user name.
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
         self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// The trunk an agent's call to `to` goes out through: the first of the agent's `trunks`
+    /// whose `allowed_prefixes` permit `to` (`"*"` or a prefix of it). `None`: no trunk the
+    /// agent may use allows it (the call is refused with 403).
+    pub fn agent_trunk(&self, agent: &str, to: &str) -> Option<&TrunkConfig> {
+        self.agent(agent)?
+            .trunks
+            .iter()
+            .filter_map(|name| self.trunk(name))
+            .find(|t| {
+                t.allowed_prefixes
+                    .iter()
+                    .any(|p| p == "*" || to.starts_with(p.as_str()))
+            })
     }
 
     /// Refuses a wildcard SIP or RTP address without `[sip] public_address`: Via, Contact and
@@ -675,6 +702,40 @@ mod tests {
         let e = Config::from_texts_with_agents("[registrar]\nmin_expires = 9000", "", "", "")
             .unwrap_err();
         assert!(e.to_string().contains("min_expires"), "{e}");
+        let md5 = Config::from_texts("[registrar]\nalgorithms = [\"MD5\"]", "", "").unwrap();
+        assert_eq!(md5.server.registrar.algorithms, vec!["MD5".to_string()]);
+        for bad in ["[]", "[\"SHA-512-256\"]"] {
+            let text = format!("[registrar]\nalgorithms = {bad}");
+            assert!(Config::from_texts(&text, "", "").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn agent_trunk_follows_the_agents_trunks_and_their_prefixes() {
+        let trunks = "[[trunk]]\nname = \"uk\"\naddress = \"127.0.0.1:5070\"\nallowed_prefixes = [\"+44\"]\n\
+                      [[trunk]]\nname = \"any\"\naddress = \"127.0.0.1:5072\"\nallowed_prefixes = [\"*\"]";
+        let agents = "[[agent]]\nname = \"a\"\npassword = \"p\"\ntrunks = [\"uk\"]\n\
+                      [[agent]]\nname = \"b\"\npassword = \"p\"\ntrunks = [\"uk\", \"any\"]\n\
+                      [[agent]]\nname = \"c\"\npassword = \"p\"";
+        let c = Config::from_texts_with_agents("", trunks, "", agents).unwrap();
+        assert_eq!(
+            c.agent_trunk("a", "+442071234567").map(|t| t.name.as_str()),
+            Some("uk")
+        );
+        assert!(c.agent_trunk("a", "+15551230000").is_none());
+        assert_eq!(
+            c.agent_trunk("b", "+15551230000").map(|t| t.name.as_str()),
+            Some("any")
+        );
+        assert_eq!(
+            c.agent_trunk("b", "+4420").map(|t| t.name.as_str()),
+            Some("uk")
+        );
+        assert!(
+            c.agent_trunk("c", "+442071234567").is_none(),
+            "no trunks: none"
+        );
+        assert!(c.agent_trunk("nobody", "+44").is_none());
     }
 
     #[test]

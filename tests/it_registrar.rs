@@ -61,15 +61,25 @@ fn phone(user: &str, server: &Server, password: &str, regint: u32) -> Baresip {
         .expect("baresip starts")
 }
 
+/// `[registrar]` for baresip 1.0: its libre refuses the whole 401 when any challenge is not
+/// MD5 ("Register: Function not implemented"), so only MD5 is offered to it.
+const BARESIP_REGISTRAR: &str = "[registrar]\nalgorithms = [\"MD5\"]\n";
+
 fn agents() -> ServerOptions {
     ServerOptions::default()
         .agent("alice", "alice-pw")
         .agent("bob", "bob-pw")
 }
 
+fn agents_for_baresip(extra: &str) -> ServerOptions {
+    let mut o = agents();
+    o.server_extra = format!("{BARESIP_REGISTRAR}{extra}");
+    o
+}
+
 #[test]
 fn two_baresip_agents_register_with_digest_and_unregister() {
-    let server = Server::start_with(agents());
+    let server = Server::start_with(agents_for_baresip(""));
     let key = server.api_key();
     let mut alice = phone("alice", &server, "alice-pw", 600);
     let bob = phone("bob", &server, "bob-pw", 600);
@@ -112,9 +122,27 @@ fn two_baresip_agents_register_with_digest_and_unregister() {
         "{events}"
     );
     assert!(events.contains("\"reason\":\"unregister\""), "{events}");
-    // The list is in the OpenAPI document.
+    // The list is in the OpenAPI document; bad queries get the API's errors.
     let doc = request(server.http, "GET", "/v1/openapi.json", None, &[], None);
     assert!(doc.body.contains("/v1/registrations"));
+    for (query, status) in [
+        ("?limit=0", 422),
+        ("?cursor=not-ours", 422),
+        ("?colour=blue", 400),
+    ] {
+        let r = request(
+            server.http,
+            "GET",
+            &format!("/v1/registrations{query}"),
+            Some(&key),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, status, "{query}: {}", r.body);
+        assert!(r.json()["error"]["code"].is_string(), "{}", r.body);
+    }
+    let r = request(server.http, "GET", "/v1/registrations", None, &[], None);
+    assert_eq!(r.status, 401);
     drop(bob);
 }
 
@@ -194,7 +222,7 @@ fn wrong_password_gets_401_again_and_repeated_failures_get_429() {
 
 #[test]
 fn a_registration_survives_a_restart_and_unregisters_after_it() {
-    let mut server = Server::start_with(agents());
+    let mut server = Server::start_with(agents_for_baresip(""));
     let key = server.api_key();
     let mut alice = phone("alice", &server, "alice-pw", 600);
     let before = wait_registrations(&server, &key, 1, Duration::from_secs(15));
@@ -211,9 +239,9 @@ fn a_registration_survives_a_restart_and_unregisters_after_it() {
 
 #[test]
 fn a_registration_not_refreshed_expires_and_is_removed() {
-    let mut o = agents();
-    o.server_extra = "[registrar]\nmin_expires = 2\ndefault_expires = 3\nmax_expires = 3\n".into();
-    let server = Server::start_with(o);
+    let server = Server::start_with(agents_for_baresip(
+        "min_expires = 2\ndefault_expires = 3\nmax_expires = 3\n",
+    ));
     let key = server.api_key();
     let alice = phone("alice", &server, "alice-pw", 3);
     wait_registrations(&server, &key, 1, Duration::from_secs(15));
@@ -253,4 +281,28 @@ fn read_sse(server: &Server, key: &str, until: &str, timeout: Duration) -> Strin
         }
     }
     String::from_utf8_lossy(&got).to_string()
+}
+
+#[test]
+fn keepalive_keeps_a_live_phone_and_removes_a_dead_one() {
+    // OPTIONS every second; a dead phone's pings each time out on Timer F (32 s over UDP), so
+    // the third miss comes about 35 s after it died.
+    let server = Server::start_with(agents_for_baresip("keepalive_secs = 1\n"));
+    let key = server.api_key();
+    let alice = phone("alice", &server, "alice-pw", 600);
+    let bob = phone("bob", &server, "bob-pw", 600);
+    wait_registrations(&server, &key, 2, Duration::from_secs(15));
+    drop(bob);
+    let rows = wait_registrations(&server, &key, 1, Duration::from_secs(60));
+    // alice answered every ping (some 35 of them) and is still there.
+    assert_eq!(rows[0]["user"], "alice");
+    let events = read_sse(&server, &key, "\"keepalive\"", Duration::from_secs(10));
+    assert!(events.contains("\"reason\":\"keepalive\""), "{events}");
+    assert!(!events.contains("\"reason\":\"expired\""), "{events}");
+    // Had alice's pings gone unanswered she would have gone first (she registered first).
+    std::thread::sleep(Duration::from_secs(2));
+    let rows = registrations(&server, &key, "");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["user"], "alice");
+    drop(alice);
 }

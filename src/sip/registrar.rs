@@ -10,7 +10,10 @@
 //! # Authentication
 //!
 //! Every REGISTER must carry digest credentials for one of the configured agents. The 401
-//! offers two challenges, SHA-256 first then MD5 (RFC 8760 sec. 2.4), both with `qop="auth"`.
+//! offers two challenges, SHA-256 first then MD5 (RFC 8760 sec. 2.4), both with `qop="auth"`;
+//! `algorithms` in the settings narrows that (libre-based phones before 2021, e.g. baresip 1.x,
+//! give up on the whole 401 when any challenge is not MD5). A response with an algorithm not
+//! offered is refused.
 //! Nonces are stateless: `<timestamp>.<serial>.<HMAC-SHA256(secret, timestamp, serial, source
 //! IP)>` (the serial keeps two challenges in the same millisecond apart, e.g. two phones behind
 //! one NAT address), so no state is kept for a challenge; a nonce older than `nonce_ttl` (or from before a restart) is
@@ -49,7 +52,7 @@ use ezk_sip_types::header::typed::Contact;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::digest::{self, Algorithm, DigestResponse, Secret};
+use super::digest::{self, Algorithm, AuthKind, DigestResponse, Secret};
 use super::message::{Request, Response, response_to};
 use super::transaction::Transport;
 use crate::config::{AgentConfig, RegistrarConfig};
@@ -81,6 +84,8 @@ pub struct RegistrarSettings {
     pub max_auth_failures_per_minute: u32,
     /// Keep-alive interval (`None`: off).
     pub keepalive: Option<Duration>,
+    /// Digest algorithms offered, in order (one challenge each).
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl RegistrarSettings {
@@ -94,6 +99,19 @@ impl RegistrarSettings {
             nonce_ttl: Duration::from_secs(c.nonce_ttl_secs),
             max_auth_failures_per_minute: c.max_auth_failures_per_minute,
             keepalive: (c.keepalive_secs > 0).then(|| Duration::from_secs(c.keepalive_secs)),
+            algorithms: c
+                .algorithms
+                .iter()
+                .filter_map(|a| {
+                    if a.eq_ignore_ascii_case("SHA-256") {
+                        Some(Algorithm::Sha256)
+                    } else if a.eq_ignore_ascii_case("MD5") {
+                        Some(Algorithm::Md5)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -393,7 +411,7 @@ impl Registrar {
             Ok(user) => user,
             Err(AuthFailure::Respond(r)) => return *r,
             Err(AuthFailure::Challenge { stale }) => {
-                return self.challenge(now, req, source, stale);
+                return self.challenge(now, req, source, stale, AuthKind::Www);
             }
         };
         self.stats.authenticated += 1;
@@ -444,6 +462,10 @@ impl Registrar {
         let Some(d) = ours else {
             return Err(AuthFailure::Challenge { stale: false });
         };
+        if !self.settings.algorithms.contains(&d.algorithm) {
+            // e.g. MD5-sess, or MD5 when only SHA-256 is offered: not a password failure.
+            return Err(AuthFailure::Challenge { stale: false });
+        }
         // Unknown users are checked against a password nobody has, so that they take the
         // same path and time as a wrong password, and get the same answer.
         let password = self.agents.get(&d.username).map(|a| a.password.clone());
@@ -486,19 +508,57 @@ impl Registrar {
         Ok(d.username)
     }
 
-    /// A 401 with a fresh nonce: SHA-256 first, then MD5.
+    /// Authenticates an agent's request other than REGISTER (an INVITE to call out) by its
+    /// `Proxy-Authorization` (RFC 3261 sec. 22.3), with the same nonces, replay protection and
+    /// failure throttle as REGISTER. Returns the agent's name, or the response to send: `407`
+    /// with `Proxy-Authenticate` challenges (none, wrong or stale credentials), `429` when the
+    /// source is throttled, `400` for malformed credentials.
+    pub fn authenticate_request(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: SocketAddr,
+    ) -> Result<String, Response> {
+        self.epoch.get_or_insert(now);
+        if let Some(retry) = self.throttled(now, source.ip()) {
+            self.stats.throttled += 1;
+            let mut r = response_to(req, 429, Some("Too Many Requests"), None);
+            r.headers
+                .insert(Name::RETRY_AFTER, retry.as_secs().max(1).to_string());
+            return Err(r);
+        }
+        let method = req.method().to_string();
+        match self.authenticate(now, req, source.ip(), &method, Name::PROXY_AUTHORIZATION) {
+            Ok(user) => {
+                self.stats.authenticated += 1;
+                Ok(user)
+            }
+            Err(AuthFailure::Respond(r)) => Err(*r),
+            Err(AuthFailure::Challenge { stale }) => {
+                Err(self.challenge(now, req, source, stale, AuthKind::Proxy))
+            }
+        }
+    }
+
+    /// A 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) with a fresh nonce: one
+    /// challenge per configured algorithm (by default SHA-256 first, then MD5).
     fn challenge(
         &mut self,
         now: Instant,
         req: &Request,
         source: SocketAddr,
         stale: bool,
+        kind: AuthKind,
     ) -> Response {
         let nonce = self.make_nonce(now, source.ip());
-        let mut r = response_to(req, 401, None, None);
-        for algorithm in [Algorithm::Sha256, Algorithm::Md5] {
+        let code = match kind {
+            AuthKind::Www => 401,
+            AuthKind::Proxy => 407,
+        };
+        let mut r = response_to(req, code, None, None);
+        for &algorithm in &self.settings.algorithms {
             r.headers.insert(
-                Name::WWW_AUTHENTICATE,
+                kind.challenge_header(),
                 digest::make_challenge(&self.settings.realm, &nonce, algorithm, None, stale),
             );
         }

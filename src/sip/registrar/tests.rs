@@ -1,6 +1,7 @@
 //! Registrar tests in simulated time: digest, nonces, replay, throttle, bindings.
 
 use super::*;
+use crate::clock::test_origin;
 use crate::sip::digest::{Challenge, Credentials, DigestClient, RequestDigest, authorization};
 use crate::sip::message::{SipMessage, parse};
 use rand::SeedableRng;
@@ -101,7 +102,7 @@ fn events(reg: &mut Registrar) -> Vec<RegistrarEvent> {
 #[test]
 fn challenge_offers_sha256_then_md5_with_qop_auth() {
     let mut reg = registrar();
-    let now = Instant::now();
+    let now = test_origin();
     let r = reg.handle_register(now, &register("alice", 1, ""), src(), Transport::Udp);
     assert_eq!(r.code(), 401);
     let c = challenges(&r);
@@ -117,8 +118,54 @@ fn challenge_offers_sha256_then_md5_with_qop_auth() {
 }
 
 #[test]
+fn only_the_configured_algorithms_are_offered_and_accepted() {
+    let settings = RegistrarSettings {
+        algorithms: vec![Algorithm::Md5],
+        ..RegistrarSettings::default()
+    };
+    let mut reg = Registrar::new(settings, &[agent("alice", "secret", 2)], [7; 32]);
+    let now = test_origin();
+    let r = reg.handle_register(now, &register("alice", 1, ""), src(), Transport::Udp);
+    let c = challenges(&r);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].algorithm, Algorithm::Md5);
+    // A SHA-256 answer (not offered) is refused, without counting as a wrong password.
+    let mut sha = c[0].clone();
+    sha.algorithm = Algorithm::Sha256;
+    let value = authorization(
+        &sha,
+        &Credentials {
+            username: "alice".into(),
+            password: "secret".into(),
+        },
+        RequestDigest {
+            method: "REGISTER",
+            uri: "sip:127.0.0.1",
+            cnonce: "c",
+            nc: 1,
+        },
+    );
+    let req = with_auth(register("alice", 2, "Contact: <sip:a@1.1.1.1>\r\n"), &value);
+    assert_eq!(
+        reg.handle_register(now, &req, src(), Transport::Udp).code(),
+        401
+    );
+    assert_eq!(reg.stats().auth_failures, 0);
+    // MD5 works.
+    let ok = register_with(
+        &mut reg,
+        now,
+        "alice",
+        "secret",
+        10,
+        "Contact: <sip:a@1.1.1.1>\r\n",
+    );
+    assert_eq!(ok.code(), 200);
+}
+
+#[test]
 fn register_with_sha256_and_md5() {
-    let now = Instant::now();
+    let now = test_origin();
     // SHA-256 (the client picks the strongest).
     let mut reg = registrar();
     let ok = register_with(
@@ -190,7 +237,7 @@ fn rfc7616_vectors_verify_on_the_server_side() {
 
 #[test]
 fn wrong_password_and_unknown_user_get_the_same_fresh_401() {
-    let now = Instant::now();
+    let now = test_origin();
     let mut reg = registrar();
     let wrong = register_with(
         &mut reg,
@@ -221,7 +268,7 @@ fn wrong_password_and_unknown_user_get_the_same_fresh_401() {
 
 #[test]
 fn expired_nonce_is_stale_and_a_fresh_one_works() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     let r = reg.handle_register(t0, &register("alice", 1, ""), src(), Transport::Udp);
     let c = challenges(&r).remove(0);
@@ -269,7 +316,7 @@ fn expired_nonce_is_stale_and_a_fresh_one_works() {
 
 #[test]
 fn reused_nonce_count_is_refused() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     let r = reg.handle_register(t0, &register("alice", 1, ""), src(), Transport::Udp);
     let c = challenges(&r).remove(0);
@@ -311,7 +358,7 @@ fn reused_nonce_count_is_refused() {
 
 #[test]
 fn response_without_qop_or_for_another_uri_is_refused() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     let r = reg.handle_register(t0, &register("alice", 1, ""), src(), Transport::Udp);
     let mut c = challenges(&r).remove(0);
@@ -364,7 +411,7 @@ fn response_without_qop_or_for_another_uri_is_refused() {
 
 #[test]
 fn failures_are_throttled_per_source_ip_for_a_minute() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     let max = reg.settings().max_auth_failures_per_minute;
     for i in 0..max {
@@ -402,7 +449,7 @@ fn failures_are_throttled_per_source_ip_for_a_minute() {
 
 #[test]
 fn bindings_lifecycle_refresh_expiry_and_unregister() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     let c1 = "Contact: <sip:alice@10.0.0.5:5062;transport=udp>;expires=120\r\n";
     let ok = register_with(&mut reg, t0, "alice", "secret", 1, c1);
@@ -491,7 +538,7 @@ fn bindings_lifecycle_refresh_expiry_and_unregister() {
 
 #[test]
 fn star_removes_all_and_needs_expires_zero() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     register_with(
         &mut reg,
@@ -531,7 +578,7 @@ fn star_removes_all_and_needs_expires_zero() {
 
 #[test]
 fn too_brief_too_long_too_many_and_out_of_order() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     let r = register_with(
         &mut reg,
@@ -606,7 +653,7 @@ fn too_brief_too_long_too_many_and_out_of_order() {
 
 #[test]
 fn query_without_contact_lists_bindings() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     register_with(
         &mut reg,
@@ -627,8 +674,82 @@ fn query_without_contact_lists_bindings() {
 }
 
 #[test]
+fn invite_is_authenticated_by_proxy_authorization_with_407() {
+    let t0 = test_origin();
+    let mut reg = registrar();
+    let invite = |cseq: u32, auth: Option<&str>| {
+        let text = format!(
+            "INVITE sip:+15551230000@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKinv{cseq};rport\r\n\
+From: <sip:bob@127.0.0.1>;tag=f2\r\n\
+To: <sip:+15551230000@127.0.0.1>\r\n\
+Call-ID: out-1\r\n\
+CSeq: {cseq} INVITE\r\n\
+Max-Forwards: 70\r\n\
+{}Content-Length: 0\r\n\r\n",
+            auth.map(|a| format!("Proxy-Authorization: {a}\r\n"))
+                .unwrap_or_default()
+        );
+        match parse(text.as_bytes()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    let r = reg
+        .authenticate_request(t0, &invite(1, None), src())
+        .unwrap_err();
+    assert_eq!(r.code(), 407);
+    let c: Vec<_> = r
+        .headers
+        .get_raw(&Name::PROXY_AUTHENTICATE)
+        .map(|v| Challenge::parse(v.as_str()).unwrap())
+        .collect();
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0].algorithm, Algorithm::Sha256);
+    let answer = |password: &str, nc| {
+        authorization(
+            &c[0],
+            &Credentials {
+                username: "bob".into(),
+                password: password.into(),
+            },
+            RequestDigest {
+                method: "INVITE",
+                uri: "sip:+15551230000@127.0.0.1",
+                cnonce: "c",
+                nc,
+            },
+        )
+    };
+    let ok = reg.authenticate_request(t0, &invite(2, Some(&answer("pw", 1))), src());
+    assert_eq!(ok.ok().as_deref(), Some("bob"));
+    // Replayed: refused with a fresh stale challenge.
+    let r = reg
+        .authenticate_request(t0, &invite(3, Some(&answer("pw", 1))), src())
+        .unwrap_err();
+    assert_eq!(r.code(), 407);
+    // Wrong password: 407 again, counted.
+    let r = reg
+        .authenticate_request(t0, &invite(4, Some(&answer("bad", 2))), src())
+        .unwrap_err();
+    assert_eq!(r.code(), 407);
+    assert_eq!(reg.stats().auth_failures, 2);
+    // A REGISTER's Authorization does not authenticate an INVITE: the header is the proxy one.
+    let mut wrong_header = invite(5, None);
+    wrong_header
+        .headers
+        .insert(Name::AUTHORIZATION, answer("pw", 3));
+    assert_eq!(
+        reg.authenticate_request(t0, &wrong_header, src())
+            .unwrap_err()
+            .code(),
+        407
+    );
+}
+
+#[test]
 fn keepalive_pings_and_removes_after_three_misses() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     register_with(
         &mut reg,
@@ -680,7 +801,7 @@ fn keepalive_pings_and_removes_after_three_misses() {
 
 #[test]
 fn restore_keeps_live_and_reports_expired_rows() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut reg = registrar();
     let live = Binding {
         user: "bob".into(),
@@ -737,7 +858,7 @@ proptest::proptest! {
     #[test]
     fn arbitrary_authorization_and_contact_never_panic(auth in "\\PC{0,120}", contact in "\\PC{0,80}") {
         let mut reg = registrar();
-        let now = Instant::now();
+        let now = test_origin();
         let mut req = register("alice", 1, "");
         req.headers.insert(Name::AUTHORIZATION, format!("Digest {auth}"));
         req.headers.insert(Name::CONTACT, contact);
