@@ -796,6 +796,21 @@ impl Config {
         self.agents.iter().find(|a| a.name == name)
     }
 
+    /// The trunk an agent's call to `to` goes out through: the first of the agent's `trunks`
+    /// whose `allowed_prefixes` permit `to` (`"*"` or a prefix of it). `None`: no trunk the
+    /// agent may use allows it (the call is refused with 403).
+    pub fn agent_trunk(&self, agent: &str, to: &str) -> Option<&TrunkConfig> {
+        self.agent(agent)?
+            .trunks
+            .iter()
+            .filter_map(|name| self.trunk(name))
+            .find(|t| {
+                t.allowed_prefixes
+                    .iter()
+                    .any(|p| p == "*" || to.starts_with(p.as_str()))
+            })
+    }
+
     /// Refuses a wildcard SIP or RTP address without `[sip] public_address`: Via, Contact and
     /// SDP must carry an address the far end can reach, and `0.0.0.0` in SDP means hold.
     pub fn check_addresses(&self) -> Result<(), ConfigError> {
@@ -960,6 +975,34 @@ route = { action = "voicemail", greeting = "tone" }
             let text = format!("[registrar]\nalgorithms = {bad}");
             assert!(Config::from_texts(&text, "", "").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn agent_trunk_follows_the_agents_trunks_and_their_prefixes() {
+        let trunks = "[[trunk]]\nname = \"uk\"\naddress = \"127.0.0.1:5070\"\nallowed_prefixes = [\"+44\"]\n\
+                      [[trunk]]\nname = \"any\"\naddress = \"127.0.0.1:5072\"\nallowed_prefixes = [\"*\"]";
+        let agents = "[[agent]]\nname = \"a\"\npassword = \"p\"\ntrunks = [\"uk\"]\n\
+                      [[agent]]\nname = \"b\"\npassword = \"p\"\ntrunks = [\"uk\", \"any\"]\n\
+                      [[agent]]\nname = \"c\"\npassword = \"p\"";
+        let c = Config::from_texts_with_agents("", trunks, "", agents).unwrap();
+        assert_eq!(
+            c.agent_trunk("a", "+442071234567").map(|t| t.name.as_str()),
+            Some("uk")
+        );
+        assert!(c.agent_trunk("a", "+15551230000").is_none());
+        assert_eq!(
+            c.agent_trunk("b", "+15551230000").map(|t| t.name.as_str()),
+            Some("any")
+        );
+        assert_eq!(
+            c.agent_trunk("b", "+4420").map(|t| t.name.as_str()),
+            Some("uk")
+        );
+        assert!(
+            c.agent_trunk("c", "+442071234567").is_none(),
+            "no trunks: none"
+        );
+        assert!(c.agent_trunk("nobody", "+44").is_none());
     }
 
     #[test]

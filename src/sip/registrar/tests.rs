@@ -674,6 +674,80 @@ fn query_without_contact_lists_bindings() {
 }
 
 #[test]
+fn invite_is_authenticated_by_proxy_authorization_with_407() {
+    let t0 = test_origin();
+    let mut reg = registrar();
+    let invite = |cseq: u32, auth: Option<&str>| {
+        let text = format!(
+            "INVITE sip:+15551230000@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKinv{cseq};rport\r\n\
+From: <sip:bob@127.0.0.1>;tag=f2\r\n\
+To: <sip:+15551230000@127.0.0.1>\r\n\
+Call-ID: out-1\r\n\
+CSeq: {cseq} INVITE\r\n\
+Max-Forwards: 70\r\n\
+{}Content-Length: 0\r\n\r\n",
+            auth.map(|a| format!("Proxy-Authorization: {a}\r\n"))
+                .unwrap_or_default()
+        );
+        match parse(text.as_bytes()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    let r = reg
+        .authenticate_request(t0, &invite(1, None), src())
+        .unwrap_err();
+    assert_eq!(r.code(), 407);
+    let c: Vec<_> = r
+        .headers
+        .get_raw(&Name::PROXY_AUTHENTICATE)
+        .map(|v| Challenge::parse(v.as_str()).unwrap())
+        .collect();
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0].algorithm, Algorithm::Sha256);
+    let answer = |password: &str, nc| {
+        authorization(
+            &c[0],
+            &Credentials {
+                username: "bob".into(),
+                password: password.into(),
+            },
+            RequestDigest {
+                method: "INVITE",
+                uri: "sip:+15551230000@127.0.0.1",
+                cnonce: "c",
+                nc,
+            },
+        )
+    };
+    let ok = reg.authenticate_request(t0, &invite(2, Some(&answer("pw", 1))), src());
+    assert_eq!(ok.ok().as_deref(), Some("bob"));
+    // Replayed: refused with a fresh stale challenge.
+    let r = reg
+        .authenticate_request(t0, &invite(3, Some(&answer("pw", 1))), src())
+        .unwrap_err();
+    assert_eq!(r.code(), 407);
+    // Wrong password: 407 again, counted.
+    let r = reg
+        .authenticate_request(t0, &invite(4, Some(&answer("bad", 2))), src())
+        .unwrap_err();
+    assert_eq!(r.code(), 407);
+    assert_eq!(reg.stats().auth_failures, 2);
+    // A REGISTER's Authorization does not authenticate an INVITE: the header is the proxy one.
+    let mut wrong_header = invite(5, None);
+    wrong_header
+        .headers
+        .insert(Name::AUTHORIZATION, answer("pw", 3));
+    assert_eq!(
+        reg.authenticate_request(t0, &wrong_header, src())
+            .unwrap_err()
+            .code(),
+        407
+    );
+}
+
+#[test]
 fn keepalive_pings_and_removes_after_three_misses() {
     let t0 = test_origin();
     let mut reg = registrar();
