@@ -444,3 +444,81 @@ fn a_call_ringing_at_shutdown_is_missed_with_reason_restart() {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].reason, MissReason::Restart);
 }
+
+/// Where the registered phone's packets come from (its Contact names a private address).
+fn alice_phone() -> SocketAddr {
+    addr("127.0.0.1:5090")
+}
+
+fn register_text(cseq: u32, auth: Option<&str>) -> String {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.1.2.3:5062;branch=z9hG4bKreg{cseq};rport\r\n\
+From: <sip:alice@127.0.0.1>;tag=ph1\r\n\
+To: <sip:alice@127.0.0.1>\r\n\
+Call-ID: phone-reg-1\r\n\
+CSeq: {cseq} REGISTER\r\n\
+Contact: <sip:alice@10.1.2.3:5062>;expires=600\r\n\
+Max-Forwards: 70\r\n\
+{auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Registers the example agent alice with digest auth.
+fn register_alice(sim: &mut Sim) {
+    use crate::sip::digest::{Challenge, Credentials, DigestClient};
+    use rand::SeedableRng;
+    let sent = sim.deliver(alice_phone(), &register_text(1, None));
+    let r401 = find_resp(&sent, 401).expect("401").clone();
+    let challenge = Challenge::best(
+        r401.headers
+            .get_raw(&Name::WWW_AUTHENTICATE)
+            .map(|v| v.as_str()),
+    )
+    .expect("challenge");
+    let mut client = DigestClient::new(Credentials {
+        username: "alice".into(),
+        password: "example-alice-secret".into(),
+    });
+    client.set_challenge(challenge);
+    let auth = client
+        .authorize(
+            "REGISTER",
+            "sip:127.0.0.1:5060",
+            &mut rand::rngs::StdRng::seed_from_u64(3),
+        )
+        .expect("auth");
+    let sent = sim.deliver(alice_phone(), &register_text(2, Some(&auth)));
+    assert!(find_resp(&sent, 200).is_some(), "{:?}", codes(&sent));
+}
+
+#[test]
+fn an_agent_member_rings_at_its_registered_contact_and_not_before_it_registers() {
+    let numbers = r#"
+[[number]]
+number = "desk"
+route = { action = "ring_group", members = ["alice"], timeout_secs = 20 }
+"#;
+    let cfg = Config::from_texts_with_agents(
+        "",
+        crate::config::embedded::TRUNKS,
+        numbers,
+        crate::config::embedded::AGENTS,
+    )
+    .expect("config");
+    let mut sim = Sim::with(cfg, 100, 20).auto_stop();
+    // Not registered: nobody to ring, the caller gets 480 and the call is missed (no-agents).
+    let (_c, sent) = dial(&mut sim, "desk", 1);
+    assert!(codes(&sent).contains(&480), "{:?}", codes(&sent));
+    sim.advance(secs(40));
+    assert_eq!(missed(&sim)[0].reason, MissReason::NoAgents);
+    // Registered: the INVITE goes to the REGISTER's source with the Contact as Request-URI.
+    register_alice(&mut sim);
+    let (_c, sent) = dial(&mut sim, "desk", 2);
+    let inv = invites_to(&sent, alice_phone());
+    assert_eq!(inv.len(), 1, "{:?}", methods(&sent));
+    assert_eq!(uri_string(&inv[0].line.uri), "sip:alice@10.1.2.3:5062");
+}
