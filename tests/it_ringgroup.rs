@@ -309,6 +309,27 @@ fn nobody_answers_the_caller_leaves_a_voicemail_missed_once_one_text() {
         f.is_some_and(|f| (f - 700.0).abs() < 15.0),
         "message at {f:?} Hz"
     );
+    // While it rang the caller heard ringback (early media): 440 + 480 Hz.
+    caller
+        .wait_for("terminate call", 1, T)
+        .expect("the caller's call ends");
+    let heard = poll_until(T, Duration::from_millis(100), || {
+        caller
+            .heard_wav()
+            .and_then(|p| audio::read_wav_channel(&p, 0).ok())
+            .filter(|a| a.duration_secs() > 2.0)
+    })
+    .expect("the caller's recording of what it heard");
+    let ring = heard.slice(0.2, 1.6);
+    let (p440, p480) = (
+        audio::tone_power_ratio(ring, heard.rate, 440.0),
+        audio::tone_power_ratio(ring, heard.rate, 480.0),
+    );
+    eprintln!("ringback heard: power share {p440:.2} at 440 Hz, {p480:.2} at 480 Hz");
+    assert!(
+        p440 + p480 > 0.6,
+        "ringback: {p440:.2} at 440 Hz, {p480:.2} at 480 Hz"
+    );
     // The API: missed call with a follow-up sent.
     let row = poll_until(T, Duration::from_millis(200), || {
         let r = request(
