@@ -294,6 +294,10 @@ fn nobody_answers_voicemail_records_until_hash_and_the_call_is_missed_once() {
         |a| matches!(a, Action::Store(StoreOp::Finish { call_id, .. }) if *call_id == id),
     );
     assert!(pos_missed < pos_finish);
+    // Members that never answered the CANCEL end on the guard timer: nothing is left.
+    sim.advance(secs(120));
+    sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
@@ -368,6 +372,22 @@ fn caller_hangup_while_ringing_cancels_members_and_is_missed_once() {
     assert_eq!(m[0].reason, MissReason::CallerHangup);
     assert_eq!(m[0].ring_ms, 4_000);
     assert_eq!(sim.the_finish(id).end.status, FinalStatus::Canceled);
+    // Members answer the CANCELs (200, then 487 for the INVITE): nothing is left.
+    for (to, inv, tag) in [(alice(), &inv_a, "a1"), (bob(), &inv_b, "b1")] {
+        let cancel = sim
+            .wire
+            .iter()
+            .filter(|s| s.to == to)
+            .filter_map(Sent::req)
+            .find(|r| r.method().to_string() == "CANCEL")
+            .expect("CANCEL")
+            .clone();
+        sim.deliver(to, &reply(&cancel, 200, Some(tag), "", ""));
+        sim.deliver(to, &reply(inv, 487, Some(tag), "", ""));
+    }
+    sim.advance(secs(60));
+    sim.assert_all_settled();
+    sim.assert_no_state_left();
 }
 
 #[test]
