@@ -60,18 +60,37 @@ pub fn apply_overrides(cfg: &mut Config, args: &ServeArgs) {
     }
 }
 
-/// Decodes every prompt a route names, so a bad file is an error at start, never mid-call.
+/// Decodes every prompt a route names (plays, ring-group prompts, voicemail greetings, closed
+/// routes), so a bad file is an error at start, never mid-call.
 pub fn load_route_prompts(
     cfg: &Config,
     cache: &mut PromptCache,
 ) -> anyhow::Result<HashMap<String, Prompt>> {
+    fn names(r: &RouteConfig, out: &mut Vec<String>) {
+        match r {
+            RouteConfig::Play { prompt, .. } => out.push(prompt.clone()),
+            RouteConfig::RingGroup(g) => {
+                out.extend(g.prompt.clone());
+                if let Some(next) = &g.on_no_answer {
+                    names(next, out);
+                }
+            }
+            RouteConfig::Voicemail(v) => out.extend(v.greeting.clone()),
+            RouteConfig::Echo | RouteConfig::Reject { .. } | RouteConfig::Number { .. } => {}
+        }
+    }
     let mut out = HashMap::new();
     for n in &cfg.numbers {
-        if let RouteConfig::Play { prompt, .. } = &n.route {
+        let mut wanted = Vec::new();
+        names(&n.route, &mut wanted);
+        if let Some(h) = &n.hours {
+            names(&h.closed, &mut wanted);
+        }
+        for prompt in wanted {
             let p = cache
-                .get(prompt)
+                .get(&prompt)
                 .with_context(|| format!("number {:?}", n.number))?;
-            out.insert(prompt.clone(), p);
+            out.insert(prompt, p);
         }
     }
     Ok(out)
@@ -112,6 +131,17 @@ pub async fn run(
         );
     }
 
+    // Inbound calls a crash left ringing: their one `call.missed` (reason `restart`).
+    let swept = crate::inbound::sweeper::sweep_undecided(&bus, &cfg, clock.utc())
+        .await
+        .context("deciding inbound calls left undecided by the previous run")?;
+    if swept > 0 {
+        tracing::warn!(
+            missed = swept,
+            "inbound calls left ringing by the previous run recorded missed (restart)"
+        );
+    }
+
     let mut prompts = PromptCache::new(cfg.prompts_dir.clone());
     if cfg.prompts_dir.is_none() || prompts.get("tone").is_err() {
         // The embedded example's tone prompt, available whatever the config folder holds.
@@ -141,6 +171,7 @@ pub async fn run(
     let (outbox_stop_tx, outbox_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (retention_stop_tx, retention_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (prune_stop_tx, prune_stop_rx) = tokio::sync::oneshot::channel::<()>();
 
     let mut engine = CallEngine::new(
         EngineConfig::from_config(&cfg, sip_addr),
@@ -219,6 +250,17 @@ pub async fn run(
         },
     ));
 
+    // Processed missed-call records go after `[inbound] missed_retention_days`.
+    let prune_task = tokio::spawn(crate::inbound::sweeper::run_prune(
+        bus.clone(),
+        clock.clone(),
+        cfg.clone(),
+        crate::inbound::sweeper::PRUNE_INTERVAL,
+        async {
+            let _ = prune_stop_rx.await;
+        },
+    ));
+
     let state = crate::http::AppState {
         store: store.clone(),
         engine: EngineHandle::new(cmd_tx),
@@ -264,6 +306,8 @@ pub async fn run(
     let _ = http_stop_tx.send(());
     let _ = retention_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), retention_task).await;
+    let _ = prune_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), prune_task).await;
     let _ = outbox_stop_tx.send(());
     match tokio::time::timeout(Duration::from_secs(30), outbox_task).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "outbox stopped with an error"),

@@ -71,8 +71,28 @@ pub struct ServerConfig {
     pub webhooks: WebhooksConfig,
     /// Recording files and their retention.
     pub recordings: RecordingsConfig,
+    /// Inbound calls: missed-call records.
+    pub inbound: InboundConfig,
     /// The registrar (agents' REGISTER, digest auth, keep-alive).
     pub registrar: RegistrarConfig,
+}
+
+/// `[inbound]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Delete missed-call records (and decided inbound-call markers) older than this many days
+    /// once their follow-up is no longer pending; `0` keeps them forever. Checked at start and
+    /// hourly. Cool-downs older than every number's cool-down go at the same time.
+    pub missed_retention_days: u32,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        Self {
+            missed_retention_days: 90,
+        }
+    }
 }
 
 /// `[registrar]`: how agents register (RFC 3261 sec. 10, digest auth per RFC 7616).
@@ -298,6 +318,9 @@ pub struct TrunkConfig {
     pub cost_per_minute: f64,
 }
 
+/// Most `number` hops a route may take (`route = { action = "number" }`, `on_no_answer`).
+pub const MAX_ROUTE_HOPS: usize = 4;
+
 fn default_trunk_concurrent() -> usize {
     100
 }
@@ -362,6 +385,116 @@ pub enum RouteConfig {
         /// SIP status code (400-699).
         code: u16,
     },
+    /// Ring a group of agents or SIP URIs; the first to answer is bridged with the caller.
+    RingGroup(RingGroupConfig),
+    /// Answer, play a greeting and a beep, and record the caller's message.
+    Voicemail(VoicemailConfig),
+    /// Run another number's route (e.g. an operator line after hours).
+    Number {
+        /// The other `[[number]]`'s `number`.
+        number: String,
+    },
+}
+
+/// How a ring group rings its members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingStrategy {
+    /// Every member at once; the first to answer wins.
+    #[default]
+    Simultaneous,
+    /// One member after the other, each for `member_timeout_secs`.
+    InOrder,
+}
+
+/// `route = { action = "ring_group", ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingGroupConfig {
+    /// Agent names (rung at their registered contacts) or literal SIP URIs with an IP address
+    /// (`sip:desk@192.0.2.10:5060`, a static member such as a desk phone).
+    pub members: Vec<String>,
+    /// `simultaneous` (default) or `in_order`.
+    #[serde(default)]
+    pub strategy: RingStrategy,
+    /// How long one member rings (in order), seconds.
+    #[serde(default = "default_member_timeout")]
+    pub member_timeout_secs: u64,
+    /// How long the whole group rings before `on_no_answer`, seconds.
+    #[serde(default = "default_group_timeout")]
+    pub timeout_secs: u64,
+    /// A prompt played to the caller (early media) before ringing starts.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Record the bridged call (left: the caller, right: the agent).
+    #[serde(default)]
+    pub record: bool,
+    /// What happens when nobody answers (all busy, nobody registered, timeout): a
+    /// `voicemail`, a `number`, a `play` or a `reject` route. Absent: the caller gets 480.
+    #[serde(default)]
+    pub on_no_answer: Option<Box<RouteConfig>>,
+}
+
+fn default_member_timeout() -> u64 {
+    20
+}
+fn default_group_timeout() -> u64 {
+    60
+}
+
+/// `route = { action = "voicemail", ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicemailConfig {
+    /// Greeting prompt; a beep follows it. Absent: the beep alone.
+    #[serde(default)]
+    pub greeting: Option<String>,
+    /// Longest message, seconds.
+    #[serde(default = "default_vm_max")]
+    pub max_secs: u64,
+    /// The message ends after this long without speech from the caller, seconds.
+    #[serde(default = "default_vm_silence")]
+    pub silence_secs: u64,
+}
+
+fn default_vm_max() -> u64 {
+    120
+}
+fn default_vm_silence() -> u64 {
+    5
+}
+
+/// Business hours of a number: inside them `route` runs, outside them `closed`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursConfig {
+    /// IANA time zone of the schedule, e.g. `Europe/Paris`.
+    pub timezone: String,
+    /// Open periods, `"mon-fri 09:00-17:30"`, `"sat 10:00-12:00"`, `"sun 00:00-24:00"`.
+    pub open: Vec<String>,
+    /// Closed all day on these dates (`YYYY-MM-DD`, in `timezone`).
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    /// The route outside business hours.
+    pub closed: Box<RouteConfig>,
+}
+
+/// The missed-call follow-up of a number: a webhook (e.g. to an SMS gateway) per missed call,
+/// at most once per caller per cool-down, never to callers on the opt-out list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowupConfig {
+    /// Where the `followup.text` event is POSTed (through the durable webhook outbox).
+    pub url: String,
+    /// The text, with `{caller}`, `{number}` and `{reason}` replaced.
+    pub body: String,
+    /// At most one follow-up per caller (and number) within this many seconds.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_secs: u64,
+}
+
+fn default_cooldown() -> u64 {
+    86_400
 }
 
 /// One `[[number]]` of `numbers.toml`.
@@ -370,8 +503,29 @@ pub enum RouteConfig {
 pub struct NumberConfig {
     /// The called number (Request-URI user), e.g. `echo` or `+15551230000`.
     pub number: String,
-    /// What to do.
+    /// What to do (inside business hours, when `hours` is set).
     pub route: RouteConfig,
+    /// Business hours choosing between `route` and `hours.closed`.
+    #[serde(default)]
+    pub hours: Option<HoursConfig>,
+    /// Missed-call follow-up.
+    #[serde(default)]
+    pub followup: Option<FollowupConfig>,
+    /// Webhook URL for the events of calls to this number (`call.*`, `call.missed`,
+    /// `voicemail.created`, recordings).
+    #[serde(default)]
+    pub status_callback: Option<String>,
+}
+
+impl NumberConfig {
+    /// Whether calls to this number get a missed-call decision (`call.missed`, follow-up):
+    /// numbers that ring a group, take voicemail, have business hours or a follow-up.
+    pub fn tracks_missed_calls(&self) -> bool {
+        fn involves(r: &RouteConfig) -> bool {
+            matches!(r, RouteConfig::RingGroup(_) | RouteConfig::Voicemail(_))
+        }
+        self.hours.is_some() || self.followup.is_some() || involves(&self.route)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -511,12 +665,18 @@ impl Config {
                     n.number
                 )));
             }
-            if let RouteConfig::Reject { code } = n.route
-                && !(400..=699).contains(&code)
+            let ctx = |m: String| ConfigError::Invalid(format!("number {:?}: {m}", n.number));
+            self.check_route(&n.route, 0).map_err(ctx)?;
+            if let Some(h) = &n.hours {
+                crate::inbound::hours::Schedule::parse(h).map_err(|e| ctx(e.to_string()))?;
+                self.check_route(&h.closed, 0).map_err(ctx)?;
+            }
+            if let Some(f) = &n.followup
+                && !(f.url.starts_with("http://") || f.url.starts_with("https://"))
             {
-                return Err(ConfigError::Invalid(format!(
-                    "number {:?}: reject code {code} is not 400-699",
-                    n.number
+                return Err(ctx(format!(
+                    "followup url must be http or https, not {:?}",
+                    f.url
                 )));
             }
         }
@@ -582,6 +742,55 @@ impl Config {
         Ok(())
     }
 
+    /// Checks one route: codes, members, and that `number` routes lead somewhere without a
+    /// loop (at most [`MAX_ROUTE_HOPS`] hops).
+    fn check_route(&self, r: &RouteConfig, hops: usize) -> Result<(), String> {
+        if hops > MAX_ROUTE_HOPS {
+            return Err(format!(
+                "routes lead through more than {MAX_ROUTE_HOPS} numbers (a loop?)"
+            ));
+        }
+        match r {
+            RouteConfig::Reject { code } if !(400..=699).contains(code) => {
+                Err(format!("reject code {code} is not 400-699"))
+            }
+            RouteConfig::RingGroup(g) => {
+                if g.members.is_empty() {
+                    return Err("ring_group has no members".into());
+                }
+                if g.member_timeout_secs == 0 || g.timeout_secs == 0 {
+                    return Err("ring_group timeouts must be at least 1 s".into());
+                }
+                for m in &g.members {
+                    if m.starts_with("sip:") && crate::inbound::StaticTarget::parse(m).is_none() {
+                        return Err(format!(
+                            "member {m:?} is not sip:user@IP:port (no DNS for static members)"
+                        ));
+                    }
+                }
+                match g.on_no_answer.as_deref() {
+                    None => Ok(()),
+                    Some(RouteConfig::RingGroup(_)) | Some(RouteConfig::Echo) => {
+                        Err("on_no_answer must be voicemail, number, play or reject".into())
+                    }
+                    Some(next) => self.check_route(next, hops + 1),
+                }
+            }
+            RouteConfig::Voicemail(v) if v.max_secs == 0 || v.silence_secs == 0 => {
+                Err("voicemail max_secs and silence_secs must be at least 1".into())
+            }
+            RouteConfig::Number { number } => {
+                match self.numbers.iter().find(|n| &n.number == number) {
+                    None => Err(format!(
+                        "route goes to number {number:?}, which is not declared"
+                    )),
+                    Some(n) => self.check_route(&n.route, hops + 1),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// An agent by SIP user name.
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
         self.agents.iter().find(|a| a.name == name)
@@ -616,6 +825,11 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// A number's configuration.
+    pub fn number(&self, number: &str) -> Option<&NumberConfig> {
+        self.numbers.iter().find(|n| n.number == number)
     }
 
     /// The route of a called number.
@@ -674,6 +888,59 @@ mod tests {
         );
         c.server.sip.public_address = Some("203.0.113.10".parse().unwrap());
         assert!(c.check_addresses().is_ok());
+    }
+
+    #[test]
+    fn inbound_routes_are_checked() {
+        let ok = r#"
+[[number]]
+number = "a"
+route = { action = "ring_group", members = ["alice", "sip:desk@127.0.0.1:5070"], on_no_answer = { action = "number", number = "b" } }
+hours = { timezone = "UTC", open = ["mon-fri 09:00-17:00"], closed = { action = "voicemail" } }
+followup = { url = "http://127.0.0.1:9/sms", body = "hi {caller}" }
+[[number]]
+number = "b"
+route = { action = "voicemail", greeting = "tone" }
+"#;
+        let c = Config::from_texts("", "", ok).unwrap();
+        assert!(c.number("a").unwrap().tracks_missed_calls());
+        assert!(
+            !Config::embedded()
+                .number("echo")
+                .unwrap()
+                .tracks_missed_calls()
+        );
+        for (bad, why) in [
+            (
+                r#"route = { action = "ring_group", members = [] }"#,
+                "no members",
+            ),
+            (
+                r#"route = { action = "ring_group", members = ["sip:x@pbx.example.com"] }"#,
+                "IP:port",
+            ),
+            (r#"route = { action = "number", number = "x" }"#, "loop"),
+            (
+                r#"route = { action = "number", number = "nowhere" }"#,
+                "not declared",
+            ),
+            (
+                r#"route = { action = "ring_group", members = ["a"], on_no_answer = { action = "echo" } }"#,
+                "on_no_answer",
+            ),
+            (
+                "route = { action = \"echo\" }\nhours = { timezone = \"Nowhere/City\", open = [], closed = { action = \"echo\" } }",
+                "time zone",
+            ),
+            (
+                "route = { action = \"echo\" }\nfollowup = { url = \"ftp://x\", body = \"b\" }",
+                "http",
+            ),
+        ] {
+            let text = format!("[[number]]\nnumber = \"x\"\n{bad}\n");
+            let e = Config::from_texts("", "", &text).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

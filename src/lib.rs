@@ -18,6 +18,8 @@
 //! - [`media`]: frames, G.711, mixer, player (pure); media clock (driver); recorder.
 //! - [`amd`]: streaming answering-machine detection (pure), shared by live calls and `trunkline amd`.
 //! - [`call`]: the call engine: one owner task per call, commands in, events out.
+//! - [`inbound`]: business hours, ring groups, voicemail, missed-call decisions (pure);
+//!   start-up sweeper and pruning (driver).
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.
@@ -32,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod inbound;
 pub mod media;
 pub mod retention;
 pub mod rtp;

@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 pub const ACTIVE_CALLS: &str = "trunkline_active_calls";
 /// Counter: calls ended, label `status` (completed, busy, no-answer, failed, canceled).
 pub const CALLS_ENDED: &str = "trunkline_calls_ended_total";
+/// Counter: inbound calls recorded missed, label `reason` (caller-hangup, no-answer, busy,
+/// no-agents, closed, restart).
+pub const CALLS_MISSED: &str = "trunkline_calls_missed_total";
 /// Counter: SIP responses, labels `code` and `direction` (sent, received).
 pub const SIP_RESPONSES: &str = "trunkline_sip_responses_total";
 /// Counter: SIP messages that could not be parsed, label `action` (answered_400, dropped).
@@ -48,6 +51,7 @@ fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge};
     describe_gauge!(ACTIVE_CALLS, Unit::Count, "calls in progress on this node");
     describe_counter!(CALLS_ENDED, Unit::Count, "calls ended, by final status");
+    describe_counter!(CALLS_MISSED, Unit::Count, "inbound calls missed, by reason");
     describe_counter!(
         SIP_RESPONSES,
         Unit::Count,

@@ -18,6 +18,7 @@
 //! with its event ([`EventBus::publish`]); their events go to the room's or recording's
 //! status callback and carry `conference_id` when about a room.
 
+use super::engine::inbound::InboundOp;
 use super::engine::{
     Action, CallEngine, ConferenceOp, MediaCommand, MediaEvent, RecordingOp, RegistrationOp,
     StoreOp,
@@ -587,6 +588,14 @@ impl StoreWriter {
     /// after the batch so far (reading the row back as before).
     async fn push(&mut self, wall: &impl Fn(Instant) -> DateTime<Utc>, op: StoreOp) {
         let op = match op {
+            StoreOp::Inbound(op) => {
+                // Rare: written on their own, after the batch so far (the call row first).
+                self.flush().await;
+                if let Err(e) = write_inbound_op(&self.bus, wall, op).await {
+                    tracing::error!(error = %e, "store writer: inbound operation failed");
+                }
+                return;
+            }
             StoreOp::Conference(_) | StoreOp::Recording(_) => {
                 // Rare: written on their own, after the batch so far, each with its event.
                 self.flush().await;
@@ -668,7 +677,10 @@ impl StoreWriter {
                 payload,
                 at,
             } => (CallChange::None, kind, wall(at), Some((call_id, payload))),
-            StoreOp::Conference(_) | StoreOp::Recording(_) | StoreOp::Registration(_) => return,
+            StoreOp::Conference(_)
+            | StoreOp::Recording(_)
+            | StoreOp::Inbound(_)
+            | StoreOp::Registration(_) => return,
         };
         let (call_id, payload, row, url) = match (&change, payload) {
             (CallChange::None, Some((call_id, payload))) => {
@@ -976,6 +988,55 @@ async fn write_room_op(
     bus.publish(wall(at), kind, call_id, payload, callback.as_deref())
         .await?;
     Ok(())
+}
+
+/// Writes one inbound-call operation: the pending outcome, the answer, or the missed call
+/// with its `call.missed` event and follow-up (once per call, by the store's unique constraint).
+async fn write_inbound_op(
+    bus: &EventBus,
+    wall: &impl Fn(Instant) -> DateTime<Utc>,
+    op: InboundOp,
+) -> Result<(), crate::store::StoreError> {
+    let store = bus.store();
+    match op {
+        InboundOp::Start {
+            call_id,
+            number,
+            caller,
+            at,
+        } => {
+            store
+                .insert_inbound_call(call_id, &number, &caller, wall(at))
+                .await
+        }
+        InboundOp::Connected { call_id, agent, at } => store
+            .mark_inbound_answered(call_id, &agent, wall(at))
+            .await
+            .map(|_| ()),
+        InboundOp::Voicemail {
+            call_id,
+            payload,
+            callback,
+            at,
+        } => bus
+            .publish(
+                wall(at),
+                kinds::VOICEMAIL_CREATED,
+                Some(call_id),
+                payload,
+                callback.as_deref(),
+            )
+            .await
+            .map(|_| ()),
+        InboundOp::Missed { missed, at } => {
+            let r = bus.publish_missed(&missed, wall(at)).await?;
+            if r.is_some() {
+                metrics::counter!(telemetry::CALLS_MISSED, "reason" => missed.reason.as_str())
+                    .increment(1);
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The store row of a binding.

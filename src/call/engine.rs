@@ -55,7 +55,10 @@
 //! stops, and a room ended by an `end_on_exit` participant hangs up the others in the same
 //! input. An originate may ask to join a room once answered and to be recorded.
 
+pub mod inbound;
 pub mod rooms;
+
+pub use inbound::InboundOp;
 
 pub use rooms::{
     ConferenceOp, ConferenceRow, RECORDING_CHANNELS, RECORDING_SAMPLE_RATE, RecordingOp,
@@ -190,6 +193,14 @@ pub enum MediaCommand {
     Stop {
         /// The call.
         call_id: Uuid,
+    },
+    /// Report [`MediaEvent::Silence`] once the far end has sent nothing above the speech level
+    /// for `after` (voicemail: the message ends on silence).
+    WatchSilence {
+        /// The call.
+        call_id: Uuid,
+        /// How long the quiet must last.
+        after: Duration,
     },
     /// A room (conference or bridge) in the worker's mixer.
     Room(RoomCommand),
@@ -352,6 +363,11 @@ pub enum MediaEvent {
         /// The verdict; its times are stream times from the leg's start.
         verdict: Verdict,
     },
+    /// The far end was quiet for the time asked by [`MediaCommand::WatchSilence`].
+    Silence {
+        /// The call.
+        call_id: Uuid,
+    },
     /// A non-looping prompt played to a whole room ended.
     RoomPlayFinished {
         /// The room.
@@ -441,6 +457,8 @@ pub enum StoreOp {
     Registration(RegistrationOp),
     /// A recording's row or event.
     Recording(RecordingOp),
+    /// An inbound call's outcome (ring groups, voicemail, missed calls).
+    Inbound(InboundOp),
 }
 
 /// A change to a stored registration (one row per user and contact).
@@ -540,6 +558,10 @@ enum TxnRole {
 enum TimerKind {
     Ring,
     CancelGuard,
+    /// A ring group's total ring time (on the caller's call).
+    Group,
+    /// A voicemail message's longest length (on the caller's call).
+    Voicemail,
 }
 
 #[derive(Debug)]
@@ -585,6 +607,11 @@ struct Call {
     recordings: Vec<Uuid>,
     /// The API prompt playing on the leg (name), for `play.finished`.
     playing: Option<String>,
+    /// An inbound call to a number that tracks missed calls: its ring group, voicemail and
+    /// missed-call decision.
+    inbound: Option<Box<inbound::InboundCall>>,
+    /// A ring-group leg: the caller's call and the member's index.
+    member_of: Option<(Uuid, usize)>,
 }
 
 /// Where a call's answering-machine detection stands.
@@ -629,6 +656,10 @@ pub struct CallEngine {
     deferred_byes: HashMap<Uuid, (String, Request, SocketAddr, Transport)>,
     /// Rooms, recordings and the wall clock as last told.
     rooms: rooms::RoomState,
+    /// Generated ringback, played while a ring group rings.
+    ringback: Prompt,
+    /// Voicemail recordings in progress: recording -> (call, number, caller, status callback).
+    voicemails: HashMap<Uuid, (Uuid, String, String, Option<String>)>,
     /// Agents' registrations.
     registrar: Registrar,
     /// Keep-alive OPTIONS in flight: transaction -> (user, contact).
@@ -704,6 +735,8 @@ impl CallEngine {
             stats: EngineStats::default(),
             deferred_byes: HashMap::new(),
             rooms: rooms::RoomState::default(),
+            ringback: crate::inbound::tones::ringback(),
+            voicemails: HashMap::new(),
             registrar,
             pings: HashMap::new(),
         }
@@ -805,6 +838,18 @@ impl CallEngine {
             }
             self.ring_deadline.remove(&id);
             match kind {
+                TimerKind::Group => self.on_group_timeout(now, id),
+                TimerKind::Voicemail => self.end_call(
+                    now,
+                    id,
+                    EndInfo::new(
+                        FinalStatus::Completed,
+                        None,
+                        "voicemail: longest message reached",
+                        EndedBy::System,
+                    ),
+                ),
+                TimerKind::Ring if self.on_member_timeout(now, id) => {}
                 TimerKind::Ring => self.give_up_ringing(
                     now,
                     id,
@@ -836,6 +881,8 @@ impl CallEngine {
 
     /// Hangs up every call and ends every room (end of the shutdown grace period).
     pub fn hangup_all(&mut self, now: Instant) {
+        // Inbound calls still ringing are missed because the server stops, not the caller.
+        self.mark_ringing_missed_by_restart();
         self.end_all_rooms(now, "shutdown");
         let ids: Vec<Uuid> = self.calls.keys().copied().collect();
         for id in ids {
@@ -1013,6 +1060,8 @@ impl CallEngine {
                 record_on_answer: o.record,
                 recordings: Vec::new(),
                 playing: None,
+                inbound: None,
+                member_of: None,
             },
         );
         self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
@@ -1104,6 +1153,8 @@ impl CallEngine {
     /// A report from the media worker.
     pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
+            MediaEvent::PlayFinished { call_id } if self.inbound_play_finished(now, call_id) => {}
+            MediaEvent::Silence { call_id } => self.on_voicemail_silence(now, call_id),
             MediaEvent::PlayFinished { call_id } => {
                 // A route's prompt has ended: the route is done. API prompts just stop.
                 let from_route = self
@@ -1146,7 +1197,12 @@ impl CallEngine {
             MediaEvent::RecordingStopped {
                 recording_id,
                 result,
-            } => self.on_recording_stopped(now, recording_id, result),
+            } => {
+                let duration_ms = result.duration_ms;
+                let failed = result.error.is_some();
+                self.on_recording_stopped(now, recording_id, result);
+                self.on_voicemail_recorded(now, recording_id, duration_ms, failed);
+            }
             MediaEvent::NoMedia { call_id } => {
                 self.end_call(
                     now,
@@ -1165,6 +1221,7 @@ impl CallEngine {
                 duration,
             } => {
                 if self.calls.contains_key(&call_id) {
+                    self.on_inbound_dtmf(now, call_id, digit);
                     self.actions.push_back(Action::Store(StoreOp::Event {
                         call_id,
                         kind: "call.dtmf",
@@ -1579,7 +1636,7 @@ impl CallEngine {
             return;
         }
         let user = req.request_uri_user().unwrap_or("").to_string();
-        let Some(route) = self.config.route(&user).cloned() else {
+        let Some(number) = self.config.number(&user).cloned() else {
             self.stats.unknown_number += 1;
             self.respond(
                 now,
@@ -1588,9 +1645,22 @@ impl CallEngine {
             );
             return;
         };
+        // Business hours, then `number` hops, decide what runs.
+        let (route, closed) = self.effective_route(now, &number);
+        let tracked = number.tracks_missed_calls()
+            || matches!(route, RouteConfig::RingGroup(_) | RouteConfig::Voicemail(_));
         if let RouteConfig::Reject { code } = route {
             self.respond(now, &key, response_to(&req, code, None, None));
-            self.record_rejected(now, &req, &user, code);
+            let id = self.record_rejected(now, &req, &user, code);
+            if tracked {
+                let caller = party_of(req.from().map(|f| uri_string(&f.uri.uri)));
+                let reason = if closed {
+                    crate::inbound::MissReason::Closed
+                } else {
+                    crate::inbound::MissReason::NoAgents
+                };
+                self.record_rejected_missed(now, id, &number, caller, reason);
+            }
             return;
         }
         if self.calls.len() >= self.cfg.max_calls {
@@ -1615,12 +1685,16 @@ impl CallEngine {
                 }
             }
         };
-        let mode = match route {
+        // A ring group answers only when an agent does: until then the caller hears the
+        // group's prompt or ringback as early media (183 with SDP), or gets a 180 when the
+        // INVITE had no offer.
+        let early = matches!(route, RouteConfig::RingGroup(_));
+        let mode = match &route {
             RouteConfig::Echo => LegMode::Echo,
-            RouteConfig::Play { prompt, repeat } => match self.prompts.get(&prompt) {
+            RouteConfig::Play { prompt, repeat } => match self.prompts.get(prompt) {
                 Some(p) => LegMode::Play {
                     prompt: p.clone(),
-                    repeat,
+                    repeat: *repeat,
                 },
                 None => {
                     let r = response_to(&req, 500, Some("Prompt Not Loaded"), None);
@@ -1628,7 +1702,25 @@ impl CallEngine {
                     return;
                 }
             },
-            RouteConfig::Reject { .. } => return,
+            RouteConfig::RingGroup(g) => {
+                match g.prompt.as_ref().and_then(|p| self.prompts.get(p)) {
+                    Some(p) => LegMode::Play {
+                        prompt: p.clone(),
+                        repeat: false,
+                    },
+                    None => LegMode::Play {
+                        prompt: self.ringback.clone(),
+                        repeat: true,
+                    },
+                }
+            }
+            RouteConfig::Voicemail(v) => LegMode::Play {
+                prompt: crate::inbound::tones::greeting_with_beep(
+                    v.greeting.as_ref().and_then(|g| self.prompts.get(g)),
+                ),
+                repeat: false,
+            },
+            RouteConfig::Reject { .. } | RouteConfig::Number { .. } => return,
         };
         let Some(port) = self.ports.allocate() else {
             self.stats.refused_capacity += 1;
@@ -1673,12 +1765,12 @@ impl CallEngine {
         let new = NewCall {
             id,
             direction: Direction::Inbound,
-            from,
+            from: from.clone(),
             to: user.clone(),
             trunk: None,
             sip_call_id: Some(sip_call_id.clone()),
             status: CallStatus::Initiated,
-            status_callback: None,
+            status_callback: number.status_callback.clone(),
             metadata: serde_json::json!({}),
             idempotency_key: None,
             api_key_id: None,
@@ -1688,26 +1780,46 @@ impl CallEngine {
             call: Box::new(new),
             at: now,
         }));
-        // 180 then 200 with the SDP.
-        let ringing = response_to(&req, 180, None, Some(&to_tag));
-        self.respond(now, &key, ringing);
+        if early && negotiated.is_some() {
+            let mut progress = response_to(&req, 183, None, Some(&to_tag));
+            progress.headers.insert_named(&self.contact(transport));
+            progress
+                .headers
+                .insert(Name::CONTENT_TYPE, "application/sdp");
+            progress.body = sdp_body.to_bytes().into();
+            self.respond(now, &key, progress);
+        } else {
+            let ringing = response_to(&req, 180, None, Some(&to_tag));
+            self.respond(now, &key, ringing);
+        }
         self.actions.push_back(Action::Store(StoreOp::Ringing {
             call_id: id,
             at: now,
         }));
-        let mut ok = response_to(&req, 200, None, Some(&to_tag));
-        ok.headers.insert_named(&self.contact(transport));
-        ok.headers.insert(Name::ALLOW, ALLOW);
-        ok.headers.insert(Name::SERVER, self.cfg.user_agent.clone());
-        ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-        ok.body = sdp_body.to_bytes().into();
-        self.respond(now, &key, ok);
-        self.actions.push_back(Action::Store(StoreOp::Answered {
-            call_id: id,
-            at: now,
-        }));
+        if !early {
+            let mut ok = response_to(&req, 200, None, Some(&to_tag));
+            ok.headers.insert_named(&self.contact(transport));
+            ok.headers.insert(Name::ALLOW, ALLOW);
+            ok.headers.insert(Name::SERVER, self.cfg.user_agent.clone());
+            ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+            ok.body = sdp_body.to_bytes().into();
+            self.respond(now, &key, ok);
+            self.actions.push_back(Action::Store(StoreOp::Answered {
+                call_id: id,
+                at: now,
+            }));
+        }
         self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
         self.by_sip_call_id.insert(sip_call_id.clone(), id);
+        let inbound = tracked.then(|| {
+            Box::new(inbound::InboundCall::new(
+                now,
+                &number,
+                from.clone(),
+                closed,
+                sdp_body.clone(),
+            ))
+        });
         let mut call = Call {
             id,
             direction: Direction::Inbound,
@@ -1728,7 +1840,7 @@ impl CallEngine {
             port: Some(port),
             media_running: false,
             ringing_reported: true,
-            answered: true,
+            answered: !early,
             end: None,
             cancel_pending: false,
             auth_attempts: 0,
@@ -1736,20 +1848,29 @@ impl CallEngine {
             route_mode: Some(mode.clone()),
             acked: false,
             amd: None,
-            callback: None,
+            callback: number.status_callback.clone(),
             room: None,
             pending_join: None,
             record_on_answer: false,
             recordings: Vec::new(),
             playing: None,
+            inbound,
+            member_of: None,
         };
+        if early {
+            // The early-media prompt is not the route's: its end starts the ringing.
+            call.route_mode = None;
+        }
         if let Some(media) = negotiated {
             self.start_media(&mut call, media, mode);
         }
         self.calls.insert(id, call);
+        if tracked {
+            self.start_inbound(now, id, route);
+        }
     }
 
-    fn record_rejected(&mut self, now: Instant, req: &Request, user: &str, code: u16) {
+    fn record_rejected(&mut self, now: Instant, req: &Request, user: &str, code: u16) -> Uuid {
         let id = self.new_call_id();
         let new = NewCall {
             id,
@@ -1781,6 +1902,7 @@ impl CallEngine {
             stats: RtpStats::default(),
             at: now,
         }));
+        id
     }
 
     fn on_reinvite(&mut self, now: Instant, id: Uuid, key: TransactionKey, req: Request) {
@@ -1875,7 +1997,12 @@ impl CallEngine {
             match SessionDescription::parse(ack.body())
                 .and_then(|a| sdp::process_answer(&offer, &a))
             {
-                Ok(media) => self.start_media(&mut call, media, mode),
+                Ok(media) => {
+                    self.start_media(&mut call, media, mode);
+                    self.calls.insert(id, call);
+                    self.on_inbound_media_started(now, id);
+                    return;
+                }
                 Err(e) => {
                     self.calls.insert(id, call);
                     let info = EndInfo::new(
@@ -2035,6 +2162,7 @@ impl CallEngine {
                 self.start_media(&mut call, media, LegMode::Silence);
                 self.calls.insert(id, call);
                 self.after_answer(now, id);
+                self.on_member_answered(now, id);
             }
             Err(e) => {
                 let info = EndInfo::new(
@@ -2187,6 +2315,16 @@ impl CallEngine {
             self.give_up_ringing(now, id, info);
             return;
         }
+        if !call.answered && call.direction == Direction::Inbound {
+            // Not answered yet (a ring group): the INVITE gets a final error, never a BYE.
+            let code = info.code.filter(|c| *c >= 400).unwrap_or(480);
+            let tag = call.dialog.as_ref().map(|d| d.id.local_tag.clone());
+            let r = response_to(&call.invite, code, None, tag.as_deref());
+            let key = call.invite_key.clone();
+            self.respond(now, &key, r);
+            self.end_call_no_bye(now, id, info);
+            return;
+        }
         if call.dialog.is_some() {
             self.send_bye(now, id);
         }
@@ -2203,6 +2341,8 @@ impl CallEngine {
         }
         call.end = Some(info);
         self.ring_deadline.remove(&id);
+        // A caller leaving while its group rings: the members are cancelled.
+        self.on_inbound_ending(now, id);
         // Its recordings stop and it leaves its room before its leg stops (a room it ends
         // hangs up the others here, in the same input).
         self.detach_call(now, id);
@@ -2257,6 +2397,14 @@ impl CallEngine {
                 EndedBy::System,
             )
         });
+        // The missed-call decision is taken as the call ends (before its final status); a
+        // ring-group leg tells its group.
+        if let Some(ib) = &call.inbound {
+            self.decide_missed(now, id, ib);
+        }
+        if let Some((caller, member)) = call.member_of {
+            self.on_member_leg_ended(now, caller, member, id, end.status == FinalStatus::Busy);
+        }
         self.actions.push_back(Action::Store(StoreOp::Finish {
             call_id: id,
             end,

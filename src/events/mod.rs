@@ -69,6 +69,12 @@ pub mod kinds {
     pub const RECORDING_COMPLETED: &str = "recording.completed";
     /// A recording's file and row were deleted (`reason`: `api` or `retention`).
     pub const RECORDING_DELETED: &str = "recording.deleted";
+    /// An inbound call ended without an agent answering (exactly one per missed call).
+    pub const CALL_MISSED: &str = "call.missed";
+    /// A voicemail message was recorded (recording id and duration).
+    pub const VOICEMAIL_CREATED: &str = "voicemail.created";
+    /// The follow-up text of a missed call, POSTed to the number's follow-up URL.
+    pub const FOLLOWUP_TEXT: &str = "followup.text";
     /// An agent registered a new contact (refreshes publish nothing).
     pub const REGISTRATION_CREATED: &str = "registration.created";
     /// A registered contact went (`reason`: `unregister`, `expired` or `keepalive`).
@@ -162,6 +168,25 @@ impl EventBus {
                 })
             })
             .collect())
+    }
+
+    /// Records a missed call ([`Store::record_missed`]: row, `call.missed` and follow-up in
+    /// one transaction), then broadcasts its events. `None` when the call was already missed.
+    pub async fn publish_missed(
+        &self,
+        m: &crate::inbound::followup::MissedCall,
+        now_wall: DateTime<Utc>,
+    ) -> Result<Option<crate::store::RecordedMissed>, StoreError> {
+        let _order = self.order.lock().await;
+        let r = self.store.record_missed(m, now_wall).await?;
+        if let Some(r) = &r {
+            // The follow-up's event was stored first (lower seq).
+            if let Some(f) = &r.followup {
+                let _ = self.tx.send(Arc::new(f.clone()));
+            }
+            let _ = self.tx.send(Arc::new(r.event.clone()));
+        }
+        Ok(r)
     }
 
     /// A receiver of every event published after this call. To resume a client without a gap

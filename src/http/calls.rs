@@ -259,7 +259,9 @@ pub struct CallList {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Filter by status.
+    /// Filter by status (`queued`, `initiated`, `ringing`, `in-progress`, `completed`, `busy`,
+    /// `no-answer`, `failed`, `canceled`), or `missed`: inbound calls recorded missed (see
+    /// `GET /v1/missed-calls` for the reason and follow-up).
     pub status: Option<String>,
     /// `inbound` or `outbound`.
     pub direction: Option<String>,
@@ -661,9 +663,11 @@ pub async fn list_calls(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<CallList>, ApiError> {
     let Query(q) = q?;
+    let missed = q.status.as_deref() == Some("missed");
     let status = q
         .status
         .as_deref()
+        .filter(|_| !missed)
         .map(|s| {
             CallStatus::parse(s)
                 .ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))
@@ -686,6 +690,7 @@ pub async fn list_calls(
     let filter = CallFilter {
         status,
         direction,
+        missed,
         since: q.since,
         until: q.until,
         limit: q.limit,

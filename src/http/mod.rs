@@ -11,6 +11,7 @@ pub mod calls;
 pub mod conferences;
 pub mod error;
 pub mod events;
+pub mod inbound;
 pub mod recordings;
 pub mod registrations;
 pub mod state;
@@ -45,6 +46,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         recordings::stop, recordings::list_recordings, recordings::get_recording, recordings::audio, recordings::delete_recording,
         registrations::list_registrations,
         events::stream,
+        inbound::list_missed_calls, inbound::add_opt_out, inbound::list_opt_outs, inbound::remove_opt_out,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::AmdResource,
@@ -53,6 +55,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         conferences::ParticipantResource, conferences::ConferenceList, conferences::JoinOnAnswer, conferences::AddParticipant,
         conferences::UpdateParticipant, conferences::ParticipantCreated, conferences::RoomPlayRequest, conferences::BridgeRequest,
         recordings::RecordingResource, recordings::RecordingList, recordings::StartCallRecording, recordings::StartConferenceRecording,
+        inbound::MissedCallList, inbound::CreateOptOut, inbound::OptOutList, crate::store::MissedCallRow, crate::store::FollowupState,
+        crate::store::OptOut,
         registrations::RegistrationResource, registrations::RegistrationList,
     )),
     modifiers(&SecurityAddon),
@@ -62,6 +66,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "recordings", description = "Dual-channel call and conference recordings: control, download, deletion"),
         (name = "registrations", description = "Agents' SIP registrations (registrar bindings)"),
         (name = "events", description = "Live event stream"),
+        (name = "inbound", description = "Missed inbound calls, their follow-up, and the follow-up opt-out list"),
     )
 )]
 pub struct ApiDoc;
@@ -85,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(calls::router())
         .merge(conferences::router())
         .merge(recordings::router())
+        .merge(inbound::router())
         .merge(registrations::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

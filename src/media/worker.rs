@@ -183,6 +183,18 @@ struct Leg {
     amd: Option<Box<AmdDetector>>,
     /// Ticks to send silence before the prompt starts (held until the AMD `message_start`).
     play_hold_ticks: u32,
+    /// Voicemail: (quiet ticks needed, quiet ticks so far) before [`MediaEvent::Silence`].
+    silence_watch: Option<(u32, u32)>,
+}
+
+/// A received frame whose mean absolute sample is below this is quiet (about -40 dBFS):
+/// comfort noise and line hum stay under it, speech goes well above.
+pub const SILENCE_LEVEL: u32 = 330;
+
+/// Whether a frame is quiet (below [`SILENCE_LEVEL`]).
+fn is_quiet(frame: &crate::media::frame::Frame) -> bool {
+    let sum: u32 = frame.iter().map(|s| s.unsigned_abs() as u32).sum();
+    sum / (frame.len() as u32) < SILENCE_LEVEL
 }
 
 /// Runs the media worker until the command channel closes.
@@ -496,6 +508,7 @@ fn handle_command(
                     last_stats: Default::default(),
                     amd: amd.map(|p| Box::new(AmdDetector::new(p))),
                     play_hold_ticks: 0,
+                    silence_watch: None,
                 },
             );
         }
@@ -536,6 +549,12 @@ fn handle_command(
                 if let Err(e) = g.session.send_dtmf(&digits, Duration::from_millis(160)) {
                     tracing::info!(%call_id, error = %e, "dtmf not sent");
                 }
+            }
+        }
+        MediaCommand::WatchSilence { call_id, after } => {
+            if let Some(leg) = legs.get_mut(&call_id) {
+                let ticks = (after.as_millis() / 20).max(1);
+                leg.silence_watch = Some((u32::try_from(ticks).unwrap_or(u32::MAX), 0));
             }
         }
         MediaCommand::Room(cmd) => media.room_command(legs, cmd),
@@ -648,6 +667,13 @@ fn tick_all(
         g.received_since_tick = 0;
         let _kind = g.session.poll_frame(now, &mut leg.rx);
         drop(g);
+        if let Some((needed, quiet)) = leg.silence_watch.as_mut() {
+            *quiet = if is_quiet(&leg.rx) { *quiet + 1 } else { 0 };
+            if *quiet >= *needed {
+                leg.silence_watch = None;
+                let _ = events.try_send(MediaEvent::Silence { call_id: *call_id });
+            }
+        }
         if let Some(det) = leg.amd.as_deref_mut()
             && det.final_verdict().is_none()
             && let Some(verdict) = det.push_frame(now, &leg.rx)

@@ -239,6 +239,8 @@ pub struct CallFilter {
     pub status: Option<CallStatus>,
     /// Only calls in this direction.
     pub direction: Option<Direction>,
+    /// Only calls recorded missed (`missed_calls`).
+    pub missed: bool,
     /// Only calls created at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only calls created before this time.
@@ -617,7 +619,12 @@ impl Store {
              AND ($3 IS NULL OR created_at >= $3) \
              AND ($4 IS NULL OR created_at < $4) \
              AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
-             ORDER BY created_at DESC, id DESC LIMIT $7"
+             {missed}ORDER BY created_at DESC, id DESC LIMIT $7",
+            missed = if f.missed {
+                "AND id IN (SELECT call_id FROM missed_calls) "
+            } else {
+                ""
+            }
         );
         let rows: Vec<CallRow> = on_pool!(self, |p| {
             sqlx::query_as(&sql)

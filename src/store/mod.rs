@@ -44,6 +44,7 @@ mod calls;
 mod conferences;
 mod events;
 mod idempotency;
+mod inbound;
 mod recordings;
 mod registrations;
 mod settings;
@@ -61,6 +62,10 @@ pub use conferences::{
 };
 pub use events::{ClaimedDelivery, OutboxEntry};
 pub use idempotency::Claimed;
+pub use inbound::{
+    CALL_MISSED, FollowupState, MissedCallRow, MissedFilter, MissedPage, OptOut, RecordedMissed,
+    UndecidedCall,
+};
 pub use recordings::{
     NewRecording, Recording, RecordingFilter, RecordingPage, RecordingStatus, RecordingSummaryRow,
 };

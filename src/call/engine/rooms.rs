@@ -338,7 +338,7 @@ impl CallEngine {
         self.rooms.wall = Some((now, utc));
     }
 
-    fn utc_at(&self, at: Instant) -> DateTime<Utc> {
+    pub(super) fn utc_at(&self, at: Instant) -> DateTime<Utc> {
         let Some((n0, u0)) = self.rooms.wall else {
             return DateTime::<Utc>::UNIX_EPOCH;
         };
@@ -350,7 +350,7 @@ impl CallEngine {
     }
 
     /// A new v7 id for something the engine creates (a bridge, an automatic recording).
-    fn mint_id(&mut self, now: Instant) -> Uuid {
+    pub(super) fn mint_id(&mut self, now: Instant) -> Uuid {
         let millis = u64::try_from(self.utc_at(now).timestamp_millis()).unwrap_or(0);
         let random: [u8; 10] = self.rng.r#gen();
         uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
@@ -1084,7 +1084,7 @@ impl CallEngine {
         Ok(self.start_recording_inner(now, id, target, callback))
     }
 
-    fn start_recording_inner(
+    pub(super) fn start_recording_inner(
         &mut self,
         now: Instant,
         id: Uuid,

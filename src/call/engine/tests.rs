@@ -489,12 +489,16 @@ impl Sim {
                     | MediaCommand::Play { call_id, .. }
                     | MediaCommand::Dtmf { call_id, .. }
                     | MediaCommand::StopPlay { call_id }
+                    | MediaCommand::WatchSilence { call_id, .. }
                     | MediaCommand::Stop { call_id },
                 ) => *call_id,
-                // Rooms and recordings: checked by their own tests.
+                // Rooms, recordings and inbound outcomes: checked by their own tests.
                 Action::Media(MediaCommand::Room(_) | MediaCommand::Record(_))
                 | Action::Store(
-                    StoreOp::Conference(_) | StoreOp::Recording(_) | StoreOp::Registration(_),
+                    StoreOp::Conference(_)
+                    | StoreOp::Recording(_)
+                    | StoreOp::Inbound(_)
+                    | StoreOp::Registration(_),
                 ) => continue,
             };
             per.entry(id).or_default().push(kind_of(a));
@@ -577,6 +581,8 @@ fn kind_of(a: &Action) -> &'static str {
         Action::Media(MediaCommand::Record(_)) => "Record",
         Action::Store(StoreOp::Conference(_)) => "Conference",
         Action::Store(StoreOp::Recording(_)) => "Recording",
+        Action::Store(StoreOp::Inbound(_)) => "Inbound",
+        Action::Media(MediaCommand::WatchSilence { .. }) => "WatchSilence",
         Action::Store(StoreOp::Registration(_)) => "Registration",
     }
 }
@@ -3468,5 +3474,6 @@ fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
     sim.assert_all_settled();
 }
 
+mod inbound;
 mod registrar;
 mod rooms;
