@@ -138,33 +138,64 @@ async fn campaign_life_validation_and_events() {
     let h = harness(100_000).await;
     // Validation names the field.
     let a = h.json("POST", "/v1/campaigns", Some(json!({}))).await;
-    assert_eq!((a.status, a.field()), (StatusCode::UNPROCESSABLE_ENTITY, "name".into()));
+    assert_eq!(
+        (a.status, a.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "name".into())
+    );
     let a = h
-        .json("POST", "/v1/campaigns", Some(json!({"name": "x", "trunk": "nope"})))
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "trunk": "nope"})),
+        )
         .await;
     assert_eq!(a.field(), "trunk", "{}", a.text());
     let a = h
-        .json("POST", "/v1/campaigns", Some(json!({"name": "x", "dial_mode": "turbo"})))
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "dial_mode": "turbo"})),
+        )
         .await;
     assert_eq!(a.field(), "dial_mode");
     let a = h
-        .json("POST", "/v1/campaigns", Some(json!({"name": "x", "window_start": "9am"})))
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "window_start": "9am"})),
+        )
         .await;
     assert_eq!(a.field(), "window_start");
     let a = h
-        .json("POST", "/v1/campaigns", Some(json!({"name": "x", "default_timezone": "Mars/Base"})))
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "default_timezone": "Mars/Base"})),
+        )
         .await;
     assert_eq!(a.field(), "default_timezone");
     let a = h
-        .json("POST", "/v1/campaigns", Some(json!({"name": "x", "caller_id": "555"})))
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "caller_id": "555"})),
+        )
         .await;
     assert_eq!(a.field(), "caller_ids");
     let a = h
-        .json("POST", "/v1/campaigns", Some(json!({"name": "x", "amd": {"params": {"timeout_ms": 1}}})))
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "amd": {"params": {"timeout_ms": 1}}})),
+        )
         .await;
     assert_eq!(a.field(), "amd", "{}", a.text());
     let a = h
-        .json("POST", "/v1/campaigns", Some(json!({"name": "x", "surprise": 1})))
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "surprise": 1})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
@@ -184,11 +215,15 @@ async fn campaign_life_validation_and_events() {
     assert_eq!(c["retry_delays"]["busy"], 60);
     assert_eq!(c["retry_delays"]["no-answer"], 3600);
     let id = c["id"].as_str().unwrap().to_owned();
-    let a = h.json("POST", &format!("/v1/campaigns/{id}/start"), None).await;
+    let a = h
+        .json("POST", &format!("/v1/campaigns/{id}/start"), None)
+        .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(a.field(), "trunk,caller_ids,list_id");
     assert!(a.message().contains("no trunk"), "{}", a.message());
-    let a = h.json("POST", &format!("/v1/campaigns/{id}/pause"), None).await;
+    let a = h
+        .json("POST", &format!("/v1/campaigns/{id}/pause"), None)
+        .await;
     assert_eq!(a.status, StatusCode::CONFLICT, "pause a draft");
 
     // An empty list is refused too.
@@ -205,8 +240,13 @@ async fn campaign_life_validation_and_events() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
-    let a = h.json("POST", &format!("/v1/campaigns/{id}/start"), None).await;
-    assert_eq!((a.status, a.field()), (StatusCode::UNPROCESSABLE_ENTITY, "contacts".into()));
+    let a = h
+        .json("POST", &format!("/v1/campaigns/{id}/start"), None)
+        .await;
+    assert_eq!(
+        (a.status, a.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "contacts".into())
+    );
     assert!(a.message().contains("empty"), "{}", a.message());
     h.csv(
         &format!("/v1/contact-lists/{list}/import"),
@@ -215,46 +255,70 @@ async fn campaign_life_validation_and_events() {
     .await;
 
     // Through the states; illegal moves are 409.
-    let a = h.json("POST", &format!("/v1/campaigns/{id}/start"), None).await;
+    let a = h
+        .json("POST", &format!("/v1/campaigns/{id}/start"), None)
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["state"], "running");
     assert_eq!(
-        h.json("POST", &format!("/v1/campaigns/{id}/resume"), None).await.status,
+        h.json("POST", &format!("/v1/campaigns/{id}/resume"), None)
+            .await
+            .status,
         StatusCode::CONFLICT
     );
     assert_eq!(
-        h.json("POST", &format!("/v1/campaigns/{id}/archive"), None).await.status,
+        h.json("POST", &format!("/v1/campaigns/{id}/archive"), None)
+            .await
+            .status,
         StatusCode::CONFLICT
     );
     assert_eq!(
-        h.json("DELETE", &format!("/v1/campaigns/{id}"), None).await.status,
+        h.json("DELETE", &format!("/v1/campaigns/{id}"), None)
+            .await
+            .status,
         StatusCode::CONFLICT
     );
-    let a = h.json("POST", &format!("/v1/campaigns/{id}/pause"), None).await;
+    let a = h
+        .json("POST", &format!("/v1/campaigns/{id}/pause"), None)
+        .await;
     assert_eq!(a.json()["state"], "paused");
     assert_eq!(
-        h.json("POST", &format!("/v1/campaigns/{id}/pause"), None).await.status,
+        h.json("POST", &format!("/v1/campaigns/{id}/pause"), None)
+            .await
+            .status,
         StatusCode::CONFLICT
     );
     assert_eq!(
-        h.json("POST", &format!("/v1/campaigns/{id}/resume"), None).await.json()["state"],
+        h.json("POST", &format!("/v1/campaigns/{id}/resume"), None)
+            .await
+            .json()["state"],
         "running"
     );
     assert_eq!(
-        h.json("POST", &format!("/v1/campaigns/{id}/complete"), None).await.json()["state"],
+        h.json("POST", &format!("/v1/campaigns/{id}/complete"), None)
+            .await
+            .json()["state"],
         "completed"
     );
     assert_eq!(
-        h.json("POST", &format!("/v1/campaigns/{id}/archive"), None).await.json()["state"],
+        h.json("POST", &format!("/v1/campaigns/{id}/archive"), None)
+            .await
+            .json()["state"],
         "archived"
     );
     let a = h
-        .json("PATCH", &format!("/v1/campaigns/{id}"), Some(json!({"name": "y"})))
+        .json(
+            "PATCH",
+            &format!("/v1/campaigns/{id}"),
+            Some(json!({"name": "y"})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     // A list in use cannot be deleted.
     assert_eq!(
-        h.json("DELETE", &format!("/v1/contact-lists/{list}"), None).await.status,
+        h.json("DELETE", &format!("/v1/contact-lists/{list}"), None)
+            .await
+            .status,
         StatusCode::CONFLICT
     );
     assert_eq!(
@@ -283,11 +347,15 @@ async fn campaign_life_validation_and_events() {
         .json();
     let did = d["id"].as_str().unwrap();
     assert_eq!(
-        h.json("DELETE", &format!("/v1/campaigns/{did}"), None).await.status,
+        h.json("DELETE", &format!("/v1/campaigns/{did}"), None)
+            .await
+            .status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        h.json("GET", &format!("/v1/campaigns/{did}"), None).await.status,
+        h.json("GET", &format!("/v1/campaigns/{did}"), None)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }
@@ -315,7 +383,11 @@ async fn csv_import_dry_run_refusals_and_template() {
     assert_eq!(l.json()["default_region"], "GB");
     let list = l.json()["id"].as_str().unwrap().to_owned();
     let bad_region = h
-        .json("POST", "/v1/contact-lists", Some(json!({"name": "l", "default_region": "XX"})))
+        .json(
+            "POST",
+            "/v1/contact-lists",
+            Some(json!({"name": "l", "default_region": "XX"})),
+        )
         .await;
     assert_eq!(bad_region.field(), "default_region");
     let uri = format!("/v1/contact-lists/{list}/import");
@@ -325,31 +397,64 @@ async fn csv_import_dry_run_refusals_and_template() {
     // Dry run: every bad row with line and reason, nothing imported.
     let file = "Mobile,name,priority\n020 7946 0001,A,1\nnope,B,\n+442079460003,C,x\n";
     let a = h
-        .csv(&format!("{uri}?dry_run=true&mapping=Mobile:phone"), file.as_bytes())
+        .csv(
+            &format!("{uri}?dry_run=true&mapping=Mobile:phone"),
+            file.as_bytes(),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     let r = a.json();
     assert_eq!(r["dry_run"], true);
-    assert_eq!((r["rows"].as_u64(), r["valid"].as_u64(), r["imported"].as_u64()), (Some(3), Some(1), Some(0)));
+    assert_eq!(
+        (
+            r["rows"].as_u64(),
+            r["valid"].as_u64(),
+            r["imported"].as_u64()
+        ),
+        (Some(3), Some(1), Some(0))
+    );
     let bad: Vec<(u64, String)> = r["bad"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["line"].as_u64().unwrap(), b["reason"].as_str().unwrap().to_owned()))
+        .map(|b| {
+            (
+                b["line"].as_u64().unwrap(),
+                b["reason"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(bad, vec![(3, "invalid number".into()), (4, "bad priority".into())]);
+    assert_eq!(
+        bad,
+        vec![(3, "invalid number".into()), (4, "bad priority".into())]
+    );
     let file = "Mobile,name\n020 7946 0001,A\n+442079460003,C\n";
-    let a = h.csv(&format!("{uri}?dry_run=true&mapping=Mobile:phone"), file.as_bytes()).await;
+    let a = h
+        .csv(
+            &format!("{uri}?dry_run=true&mapping=Mobile:phone"),
+            file.as_bytes(),
+        )
+        .await;
     assert_eq!(a.json()["bad"][0]["reason"], "on the do-not-call list");
-    let g = h.json("GET", &format!("/v1/contact-lists/{list}"), None).await.json();
+    let g = h
+        .json("GET", &format!("/v1/contact-lists/{list}"), None)
+        .await
+        .json();
     assert_eq!(g["contacts"], 0);
 
     // Real import; the same file again reports duplicates in the list.
-    let a = h.csv(&format!("{uri}?mapping=Mobile:phone"), file.as_bytes()).await;
+    let a = h
+        .csv(&format!("{uri}?mapping=Mobile:phone"), file.as_bytes())
+        .await;
     assert_eq!(a.json()["imported"], 1, "{}", a.text());
-    let a = h.csv(&format!("{uri}?mapping=Mobile:phone"), file.as_bytes()).await;
+    let a = h
+        .csv(&format!("{uri}?mapping=Mobile:phone"), file.as_bytes())
+        .await;
     assert_eq!(a.json()["bad"][0]["reason"], "duplicate in list");
-    let g = h.json("GET", &format!("/v1/contact-lists/{list}"), None).await.json();
+    let g = h
+        .json("GET", &format!("/v1/contact-lists/{list}"), None)
+        .await
+        .json();
     assert_eq!(g["contacts"], 1);
     assert_eq!(g["by_status"]["pending"], 1);
     let c = h
@@ -364,33 +469,63 @@ async fn csv_import_dry_run_refusals_and_template() {
     for (body, words) in [
         (&b"phone,name\n+442079460005,Ren\xe9\n"[..], "not UTF-8"),
         (&b"name,number\nA,+442079460005\n"[..], "no phone column"),
-        (&b"phone\n+442079460005\n+442079460006\n+442079460007\n+442079460008\n"[..], "more than 3 rows"),
+        (
+            &b"phone\n+442079460005\n+442079460006\n+442079460007\n+442079460008\n"[..],
+            "more than 3 rows",
+        ),
         (&b""[..], "empty"),
     ] {
         let a = h.csv(&uri, body).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{words}: {}", a.text());
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{words}: {}",
+            a.text()
+        );
         assert!(a.message().contains(words), "{words}: {}", a.message());
     }
-    let a = h.csv(&format!("{uri}?mapping=Cell:phone"), b"phone\n+442079460005\n").await;
+    let a = h
+        .csv(
+            &format!("{uri}?mapping=Cell:phone"),
+            b"phone\n+442079460005\n",
+        )
+        .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     let a = h.csv(&format!("{uri}?mapping=oops"), b"phone\n").await;
     assert_eq!(a.field(), "mapping");
-    let g = h.json("GET", &format!("/v1/contact-lists/{list}"), None).await.json();
+    let g = h
+        .json("GET", &format!("/v1/contact-lists/{list}"), None)
+        .await
+        .json();
     assert_eq!(g["contacts"], 1, "nothing imported by refused files");
-    let a = h.csv(&format!("/v1/contact-lists/{}/import", Uuid::nil()), b"phone\n").await;
+    let a = h
+        .csv(
+            &format!("/v1/contact-lists/{}/import", Uuid::nil()),
+            b"phone\n",
+        )
+        .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 
     // Rename, then delete (no campaign uses it).
     let a = h
-        .json("PATCH", &format!("/v1/contact-lists/{list}"), Some(json!({"name": "renamed"})))
+        .json(
+            "PATCH",
+            &format!("/v1/contact-lists/{list}"),
+            Some(json!({"name": "renamed"})),
+        )
         .await;
     assert_eq!(a.json()["name"], "renamed");
     assert_eq!(
-        h.json("GET", "/v1/contact-lists", None).await.json()["lists"].as_array().unwrap().len(),
+        h.json("GET", "/v1/contact-lists", None).await.json()["lists"]
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
-        h.json("DELETE", &format!("/v1/contact-lists/{list}"), None).await.status,
+        h.json("DELETE", &format!("/v1/contact-lists/{list}"), None)
+            .await
+            .status,
         StatusCode::NO_CONTENT
     );
 }
@@ -399,27 +534,52 @@ async fn csv_import_dry_run_refusals_and_template() {
 async fn dnc_routes() {
     let h = harness(100).await;
     let a = h
-        .json("POST", "/v1/dnc", Some(json!({"phone": "(212) 555-0100", "reason": "asked"})))
+        .json(
+            "POST",
+            "/v1/dnc",
+            Some(json!({"phone": "(212) 555-0100", "reason": "asked"})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
     assert_eq!(a.json()["phone"], "+12125550100");
-    let a = h.json("POST", "/v1/dnc", Some(json!({"phone": "+12125550100"}))).await;
+    let a = h
+        .json("POST", "/v1/dnc", Some(json!({"phone": "+12125550100"})))
+        .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["reason"], "asked", "the first entry is kept");
-    let a = h.json("POST", "/v1/dnc", Some(json!({"phone": "12"}))).await;
+    let a = h
+        .json("POST", "/v1/dnc", Some(json!({"phone": "12"})))
+        .await;
     assert_eq!(a.field(), "phone");
     let a = h.json("GET", "/v1/dnc/+12125550100", None).await;
     assert_eq!(a.json()["listed"], true);
     let a = h.json("GET", "/v1/dnc/2125550199", None).await;
-    assert_eq!((a.json()["listed"].as_bool(), a.json()["phone"].as_str()), (Some(false), Some("+12125550199")));
+    assert_eq!(
+        (a.json()["listed"].as_bool(), a.json()["phone"].as_str()),
+        (Some(false), Some("+12125550199"))
+    );
     let a = h
-        .csv("/v1/dnc/import", b"phone,reason\n+12125550100,\n+12125550101,x\nbad,\n+12125550101,\n")
+        .csv(
+            "/v1/dnc/import",
+            b"phone,reason\n+12125550100,\n+12125550101,x\nbad,\n+12125550101,\n",
+        )
         .await;
     let r = a.json();
-    assert_eq!((r["rows"].as_u64(), r["added"].as_u64(), r["already_listed"].as_u64()), (Some(4), Some(1), Some(1)), "{r}");
+    assert_eq!(
+        (
+            r["rows"].as_u64(),
+            r["added"].as_u64(),
+            r["already_listed"].as_u64()
+        ),
+        (Some(4), Some(1), Some(1)),
+        "{r}"
+    );
     assert_eq!(r["bad"].as_array().unwrap().len(), 2);
     assert_eq!(
-        h.json("GET", "/v1/dnc?limit=1", None).await.json()["entries"].as_array().unwrap().len(),
+        h.json("GET", "/v1/dnc?limit=1", None).await.json()["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
     assert_eq!(
@@ -435,9 +595,16 @@ async fn dnc_routes() {
 #[tokio::test]
 async fn attempts_export_and_openapi() {
     let h = harness(100).await;
-    let l = h.json("POST", "/v1/contact-lists", Some(json!({"name": "l"}))).await.json();
+    let l = h
+        .json("POST", "/v1/contact-lists", Some(json!({"name": "l"})))
+        .await
+        .json();
     let list = l["id"].as_str().unwrap().to_owned();
-    h.csv(&format!("/v1/contact-lists/{list}/import"), b"phone\n+12125550001\n").await;
+    h.csv(
+        &format!("/v1/contact-lists/{list}/import"),
+        b"phone\n+12125550001\n",
+    )
+    .await;
     let c = h
         .json(
             "POST",
@@ -447,11 +614,14 @@ async fn attempts_export_and_openapi() {
         .await
         .json();
     let id: Uuid = c["id"].as_str().unwrap().parse().unwrap();
-    h.json("POST", &format!("/v1/campaigns/{id}/start"), None).await;
+    h.json("POST", &format!("/v1/campaigns/{id}/start"), None)
+        .await;
     let claimed = h
         .state
         .store
-        .claim_next(id, "n1", t0(), Duration::from_secs(60), |_| WindowCheck::Open)
+        .claim_next(id, "n1", t0(), Duration::from_secs(60), |_| {
+            WindowCheck::Open
+        })
         .await
         .unwrap()
         .unwrap();
@@ -468,7 +638,9 @@ async fn attempts_export_and_openapi() {
         )
         .await
         .unwrap();
-    let a = h.json("GET", &format!("/v1/campaigns/{id}/attempts.csv"), None).await;
+    let a = h
+        .json("GET", &format!("/v1/campaigns/{id}/attempts.csv"), None)
+        .await;
     assert_eq!(a.status, StatusCode::OK);
     let text = a.text();
     let lines: Vec<&str> = text.lines().collect();
@@ -477,7 +649,11 @@ async fn attempts_export_and_openapi() {
     assert!(lines[1].contains(",1,+12125550001,"), "{}", lines[1]);
     assert!(lines[1].contains(",busy,,250"), "{}", lines[1]);
     let a = h
-        .json("GET", &format!("/v1/campaigns/{}/attempts.csv", Uuid::nil()), None)
+        .json(
+            "GET",
+            &format!("/v1/campaigns/{}/attempts.csv", Uuid::nil()),
+            None,
+        )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let doc = h.json("GET", "/v1/openapi.json", None).await.json();
@@ -490,6 +666,9 @@ async fn attempts_export_and_openapi() {
         "/v1/dnc/{phone}",
         "/v1/dnc/import",
     ] {
-        assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
+        assert!(
+            doc["paths"][p].is_object(),
+            "{p} missing from the OpenAPI document"
+        );
     }
 }

@@ -13,10 +13,14 @@ use trunkline::campaign::{
     AttemptOutcome, CallerIds, CampaignSettings, CampaignState, ContactStatus,
 };
 use trunkline::store::testing::{TestDb, test_databases};
-use trunkline::store::{
-    ClaimedContact, NewCampaign, NewContactList, Store, WindowCheck, new_id,
-};
+use trunkline::store::{ClaimedContact, NewCampaign, NewContactList, Store, WindowCheck, new_id};
 use uuid::Uuid;
+
+/// The benchmarks' stopwatch; the rule against reading the clock keeps it out of `src/`.
+#[allow(clippy::disallowed_methods)]
+fn wall_now() -> Instant {
+    Instant::now()
+}
 
 const LEASE: Duration = Duration::from_secs(120);
 
@@ -135,7 +139,10 @@ async fn campaigns_and_states(store: &Store, label: &str) {
         .unwrap()
         .unwrap();
     assert_eq!(u.settings.name, "autumn 2");
-    assert!(!store.delete_campaign(c.id).await.unwrap(), "{label}: not a draft");
+    assert!(
+        !store.delete_campaign(c.id).await.unwrap(),
+        "{label}: not a draft"
+    );
     let page = store.list_campaigns(&Default::default()).await.unwrap();
     assert_eq!(page.campaigns.len(), 1);
 }
@@ -380,10 +387,7 @@ async fn claim_rules(store: &Store, label: &str) {
     // Export pages.
     let (rows, next) = store.list_attempts(cid, None, 2).await.unwrap();
     assert_eq!(rows.len(), 2);
-    let (rest, none) = store
-        .list_attempts(cid, next.as_deref(), 10)
-        .await
-        .unwrap();
+    let (rest, none) = store.list_attempts(cid, next.as_deref(), 10).await.unwrap();
     assert_eq!(rest.len(), 2, "{label}");
     assert!(none.is_none());
     // The first two started at the same instant: their order is by id.
@@ -552,7 +556,7 @@ async fn timed_import(
         })
         .await
         .unwrap();
-    let started = Instant::now();
+    let started = wall_now();
     let v = import::validate_contacts(csv.as_bytes(), &opts()).unwrap();
     let report = store.import_contacts(list.id, v, now, false).await.unwrap();
     (list.id, report, started.elapsed())
@@ -590,7 +594,7 @@ async fn bench_claims_per_second() {
         let b = db.store().await;
         let n = 20_000;
         let (cid, _) = campaign_with(&a, &numbers(n), 3).await;
-        let started = Instant::now();
+        let started = wall_now();
         let all = claim_all_concurrently(&[a.clone(), b.clone()], cid, 16).await;
         let took = started.elapsed();
         let ids: HashSet<Uuid> = all.iter().map(|c| c.contact.id).collect();

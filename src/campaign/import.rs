@@ -228,7 +228,9 @@ struct Lines<'a> {
 
 impl Lines<'_> {
     fn at(&mut self, byte: u64) -> u64 {
-        let mut byte = usize::try_from(byte).unwrap_or(usize::MAX).min(self.input.len());
+        let mut byte = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.input.len());
         // The parser's record position may sit before the blank lines it skipped.
         while matches!(self.input.get(byte), Some(b'\n' | b'\r')) {
             byte += 1;
@@ -334,70 +336,75 @@ fn to_text(record: &csv::ByteRecord) -> Result<csv::StringRecord, ImportError> {
 pub fn validate_contacts(input: &[u8], opts: &ImportOptions) -> Result<Validated, ImportError> {
     let mut out = Validated::default();
     let mut seen: HashMap<String, u64> = HashMap::new();
-    out.rows = read_rows(input, &opts.mapping, opts.max_rows, |line, columns, cells| {
-        let mut phone_cell = "";
-        let mut name = None;
-        let mut tz_cell = "";
-        let mut priority_cell = "";
-        let mut custom = serde_json::Map::new();
-        for (col, cell) in columns.iter().zip(cells.iter()) {
-            let cell = cell.trim();
-            match col {
-                Column::Phone => phone_cell = cell,
-                Column::Name if !cell.is_empty() => name = Some(cell.to_owned()),
-                Column::Timezone => tz_cell = cell,
-                Column::Priority => priority_cell = cell,
-                Column::Custom(k) if !cell.is_empty() => {
-                    custom.insert(k.clone(), serde_json::Value::String(cell.to_owned()));
+    out.rows = read_rows(
+        input,
+        &opts.mapping,
+        opts.max_rows,
+        |line, columns, cells| {
+            let mut phone_cell = "";
+            let mut name = None;
+            let mut tz_cell = "";
+            let mut priority_cell = "";
+            let mut custom = serde_json::Map::new();
+            for (col, cell) in columns.iter().zip(cells.iter()) {
+                let cell = cell.trim();
+                match col {
+                    Column::Phone => phone_cell = cell,
+                    Column::Name if !cell.is_empty() => name = Some(cell.to_owned()),
+                    Column::Timezone => tz_cell = cell,
+                    Column::Priority => priority_cell = cell,
+                    Column::Custom(k) if !cell.is_empty() => {
+                        custom.insert(k.clone(), serde_json::Value::String(cell.to_owned()));
+                    }
+                    Column::Reason if !cell.is_empty() => {
+                        custom.insert("reason".into(), serde_json::Value::String(cell.to_owned()));
+                    }
+                    _ => {}
                 }
-                Column::Reason if !cell.is_empty() => {
-                    custom.insert("reason".into(), serde_json::Value::String(cell.to_owned()));
-                }
-                _ => {}
             }
-        }
-        let mut bad = |reason, detail: String| {
-            out.bad.push(BadRow {
+            let mut bad = |reason, detail: String| {
+                out.bad.push(BadRow {
+                    line,
+                    reason,
+                    detail,
+                })
+            };
+            let n = match phone::normalise(phone_cell, opts.default_region) {
+                Ok(n) => n,
+                Err(e) => return bad(BadReason::InvalidNumber, format!("{phone_cell:?}: {e}")),
+            };
+            let timezone = if tz_cell.is_empty() {
+                phone::derive_zone(&n).map(str::to_owned)
+            } else if let Some(tz) = phone::parse_zone(tz_cell) {
+                Some(tz.name().to_owned())
+            } else {
+                return bad(BadReason::BadTimeZone, format!("{tz_cell:?}"));
+            };
+            let priority = if priority_cell.is_empty() {
+                0
+            } else {
+                match priority_cell.parse::<i64>() {
+                    Ok(p) if PRIORITY_RANGE.contains(&p) => p,
+                    _ => return bad(BadReason::BadPriority, format!("{priority_cell:?}")),
+                }
+            };
+            if let Some(first) = seen.get(&n.e164) {
+                return bad(
+                    BadReason::DuplicateInFile,
+                    format!("{} already on line {first}", n.e164),
+                );
+            }
+            seen.insert(n.e164.clone(), line);
+            out.good.push(GoodRow {
                 line,
-                reason,
-                detail,
-            })
-        };
-        let n = match phone::normalise(phone_cell, opts.default_region) {
-            Ok(n) => n,
-            Err(e) => return bad(BadReason::InvalidNumber, format!("{phone_cell:?}: {e}")),
-        };
-        let timezone = if tz_cell.is_empty() {
-            phone::derive_zone(&n).map(str::to_owned)
-        } else if let Some(tz) = phone::parse_zone(tz_cell) {
-            Some(tz.name().to_owned())
-        } else {
-            return bad(BadReason::BadTimeZone, format!("{tz_cell:?}"));
-        };
-        let priority = if priority_cell.is_empty() {
-            0
-        } else {
-            match priority_cell.parse::<i64>() {
-                Ok(p) if PRIORITY_RANGE.contains(&p) => p,
-                _ => return bad(BadReason::BadPriority, format!("{priority_cell:?}")),
-            }
-        };
-        if let Some(first) = seen.get(&n.e164) {
-            return bad(
-                BadReason::DuplicateInFile,
-                format!("{} already on line {first}", n.e164),
-            );
-        }
-        seen.insert(n.e164.clone(), line);
-        out.good.push(GoodRow {
-            line,
-            phone: n.e164,
-            name,
-            timezone,
-            priority,
-            custom,
-        });
-    })?;
+                phone: n.e164,
+                name,
+                timezone,
+                priority,
+                custom,
+            });
+        },
+    )?;
     Ok(out)
 }
 
@@ -564,7 +571,10 @@ mod tests {
 
     #[test]
     fn whole_file_refusals() {
-        assert_eq!(validate_contacts(&b""[..], &opts()), Err(ImportError::Empty));
+        assert_eq!(
+            validate_contacts(&b""[..], &opts()),
+            Err(ImportError::Empty)
+        );
         assert!(matches!(
             validate_contacts(&b"name,number\nA,+12125550101\n"[..], &opts()),
             Err(ImportError::NoPhoneColumn { .. })
@@ -602,8 +612,8 @@ mod tests {
     #[test]
     fn dnc_files() {
         let csv = "phone,reason\n+12125550101,asked\nnope,\n(212) 555-0101,\n+12125550102,\n";
-        let (good, bad, rows) = validate_dnc(csv.as_bytes(), Region::parse("US").unwrap(), 10)
-            .unwrap();
+        let (good, bad, rows) =
+            validate_dnc(csv.as_bytes(), Region::parse("US").unwrap(), 10).unwrap();
         assert_eq!(rows, 4);
         assert_eq!(good.len(), 2);
         assert_eq!(good[0].reason.as_deref(), Some("asked"));

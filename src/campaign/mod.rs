@@ -398,7 +398,9 @@ impl CampaignSettings {
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err(bad("name", "name must be 1 to 200 bytes"));
         }
-        self.caller_ids.validate().map_err(|m| bad("caller_ids", m))?;
+        self.caller_ids
+            .validate()
+            .map_err(|m| bad("caller_ids", m))?;
         self.retry_delays
             .validate()
             .map_err(|m| bad("retry_delays", m))?;
@@ -435,7 +437,10 @@ impl CampaignSettings {
             ("max_concurrent", self.max_concurrent),
         ] {
             if v == Some(0) {
-                return Err(bad(field, format!("{field} must be at least 1 (or absent)")));
+                return Err(bad(
+                    field,
+                    format!("{field} must be at least 1 (or absent)"),
+                ));
             }
         }
         if !(self.lines_per_agent.is_finite()

@@ -278,7 +278,10 @@ mod tests {
             Err(PhoneError::Unparseable(_))
         ));
         assert_eq!(normalise("123", us()), Err(PhoneError::NotValid));
-        assert_eq!(normalise("+1 111 555 0123", us()), Err(PhoneError::NotValid));
+        assert_eq!(
+            normalise("+1 111 555 0123", us()),
+            Err(PhoneError::NotValid)
+        );
     }
 
     #[test]
@@ -290,9 +293,7 @@ mod tests {
 
     #[test]
     fn zones_derive_from_the_number() {
-        let z = |s: &str| {
-            derive_zone(&normalise(s, us()).unwrap_or_else(|e| panic!("{s}: {e}")))
-        };
+        let z = |s: &str| derive_zone(&normalise(s, us()).unwrap_or_else(|e| panic!("{s}: {e}")));
         assert_eq!(z("+12125550123"), Some("America/New_York"));
         assert_eq!(z("+13125550123"), Some("America/Chicago"));
         assert_eq!(z("+14155550123"), Some("America/Los_Angeles"));

@@ -12,11 +12,11 @@
 use super::campaigns::{check_limit, store_err};
 use super::error::ApiError;
 use super::state::AppState;
+use crate::campaign::ContactStatus;
 use crate::campaign::import::{
     self, BadRow, ImportError, ImportOptions, TEMPLATE_CSV, parse_mapping,
 };
 use crate::campaign::phone::{self, Region};
-use crate::campaign::ContactStatus;
 use crate::store::{Contact, ContactFilter, ContactList, DncEntry, NewContactList, new_id};
 use axum::Json;
 use axum::Router;
@@ -578,14 +578,21 @@ pub async fn add_dnc(
     let Json(b) = body?;
     let phone = normalise(&st, &b.phone, b.region.as_deref())?;
     if b.reason.as_ref().is_some_and(|r| r.len() > 500) {
-        return Err(ApiError::invalid("reason", "reason must be at most 500 bytes"));
+        return Err(ApiError::invalid(
+            "reason",
+            "reason must be at most 500 bytes",
+        ));
     }
     let (entry, new) = st
         .store
         .add_dnc(&phone, b.reason.as_deref(), st.clock.utc())
         .await
         .map_err(store_err)?;
-    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(entry.into())))
 }
 
@@ -648,7 +655,9 @@ pub async fn remove_dnc(
     if st.store.remove_dnc(&phone).await.map_err(store_err)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("{phone} on the do-not-call list")))
+        Err(ApiError::NotFound(format!(
+            "{phone} on the do-not-call list"
+        )))
     }
 }
 

@@ -321,7 +321,10 @@ impl Store {
 
     /// A page of campaigns, newest first (keyset on `(created_at, id)`).
     pub async fn list_campaigns(&self, f: &CampaignFilter) -> Result<CampaignPage, StoreError> {
-        let limit = f.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        let limit = f
+            .limit
+            .unwrap_or(DEFAULT_LIST_LIMIT)
+            .clamp(1, MAX_LIST_LIMIT);
         let (ts, cid) = cursor_parts(f.cursor.as_deref())?;
         let sql = format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM campaigns \

@@ -496,7 +496,10 @@ impl Store {
         list_id: Uuid,
         f: &ContactFilter,
     ) -> Result<ContactPage, StoreError> {
-        let limit = f.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        let limit = f
+            .limit
+            .unwrap_or(DEFAULT_LIST_LIMIT)
+            .clamp(1, MAX_LIST_LIMIT);
         let (ts, cid) = cursor_parts(f.cursor.as_deref())?;
         let sql = format!(
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE list_id = $1 \
@@ -533,16 +536,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(DncEntry, bool), StoreError> {
         let added = self
-            .insert_dnc(&[DncRow {
-                line: 0,
-                phone: phone.to_owned(),
-                reason: reason.map(str::to_owned),
-            }], now)
+            .insert_dnc(
+                &[DncRow {
+                    line: 0,
+                    phone: phone.to_owned(),
+                    reason: reason.map(str::to_owned),
+                }],
+                now,
+            )
             .await?;
-        let entry = self.get_dnc(phone).await?.ok_or_else(|| StoreError::Corrupt {
-            column: "dnc.phone",
-            value: phone.to_owned(),
-        })?;
+        let entry = self
+            .get_dnc(phone)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                column: "dnc.phone",
+                value: phone.to_owned(),
+            })?;
         Ok((entry, added == 1))
     }
 
@@ -661,7 +670,11 @@ impl Store {
              AND c.next_due_at <= $2 \
              AND (c.lease_expires_at IS NULL OR c.lease_expires_at <= $2) \
              ORDER BY c.priority DESC, c.next_due_at, c.id LIMIT $3{}",
-            if pg { " FOR UPDATE OF c SKIP LOCKED" } else { "" }
+            if pg {
+                " FOR UPDATE OF c SKIP LOCKED"
+            } else {
+                ""
+            }
         );
         let claim_sql = format!(
             "UPDATE contacts SET status = 'dialing', attempts = attempts + 1, \
@@ -674,12 +687,11 @@ impl Store {
             } else {
                 p.begin_with("BEGIN IMMEDIATE").await?
             };
-            let head: Option<(Option<Uuid>, i64, String)> = sqlx::query_as(
-                "SELECT list_id, max_attempts, state FROM campaigns WHERE id = $1",
-            )
-            .bind(campaign_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let head: Option<(Option<Uuid>, i64, String)> =
+                sqlx::query_as("SELECT list_id, max_attempts, state FROM campaigns WHERE id = $1")
+                    .bind(campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some((Some(list_id), max_attempts, state)) = head else {
                 return Ok(None);
             };
@@ -768,13 +780,19 @@ impl Store {
     }
 
     /// Records the call of an attempt once it exists; false if the attempt is unknown.
-    pub async fn set_attempt_call(&self, attempt_id: Uuid, call_id: Uuid) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |p| sqlx::query("UPDATE attempts SET call_id = $2 WHERE id = $1")
-            .bind(attempt_id)
-            .bind(call_id)
-            .execute(p)
-            .await?
-            .rows_affected());
+    pub async fn set_attempt_call(
+        &self,
+        attempt_id: Uuid,
+        call_id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |p| sqlx::query(
+            "UPDATE attempts SET call_id = $2 WHERE id = $1"
+        )
+        .bind(attempt_id)
+        .bind(call_id)
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(n == 1)
     }
 
@@ -898,7 +916,10 @@ impl Store {
 
     /// Unfinished attempts whose contact's lease expired before `now` (a node died or lost
     /// its store): any node may reconcile them.
-    pub async fn expired_attempts(&self, now: DateTime<Utc>) -> Result<Vec<OpenAttempt>, StoreError> {
+    pub async fn expired_attempts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OpenAttempt>, StoreError> {
         let sql = format!(
             "SELECT {} FROM attempts a JOIN contacts c ON c.id = a.contact_id \
              WHERE a.ended_at IS NULL AND c.status = 'dialing' AND c.lease_expires_at <= $1 \
