@@ -358,7 +358,7 @@ impl Store {
 
     /// Finishes an import: refuses the rows whose number the list has already or that are on
     /// the do-not-call list, then (unless `dry_run`) inserts the good rows as `pending`
-    /// contacts due at `now`, in transactions of [`IMPORT_ROWS_PER_TRANSACTION`].
+    /// contacts due at `now`, in transactions of `IMPORT_ROWS_PER_TRANSACTION` rows.
     pub async fn import_contacts(
         &self,
         list_id: Uuid,
