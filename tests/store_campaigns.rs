@@ -422,9 +422,16 @@ async fn dnc_added_while_dialling(store: &Store, label: &str) {
         .await
         .unwrap()
         .unwrap();
-    store.add_dnc("+12125550001", Some("asked during the call"), now).await.unwrap();
+    store
+        .add_dnc("+12125550001", Some("asked during the call"), now)
+        .await
+        .unwrap();
     let c = store.get_contact(a.contact.id).await.unwrap().unwrap();
-    assert_eq!(c.status, ContactStatus::Dialing, "{label}: in flight, not touched");
+    assert_eq!(
+        c.status,
+        ContactStatus::Dialing,
+        "{label}: in flight, not touched"
+    );
     store
         .finish_attempt(
             a.attempt_id,
