@@ -15,7 +15,7 @@
 //!
 //! **Known gap.** With `phonenumber` 0.3.10, some numbers that look valid are refused: on
 //! 2026-11-21 `+33 1 42 68 53 00` and `+33 1 23 45 67 89` (France), `+31 10 123 4567`
-//! (Netherlands) and `+352 2212 3456` (Luxembourg) all came back `NotValid`, while German,
+//! (Netherlands) and `+352 212 3456` (Luxembourg) all came back `NotValid`, while German,
 //! Spanish, Italian, Japanese, Australian, British and North American numbers passed. Not yet
 //! investigated; such rows are reported as `invalid number`, never imported silently wrong.
 
