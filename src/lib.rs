@@ -17,6 +17,7 @@
 //! - [`rtp`]: RTP/RTCP packets, jitter buffer, DTMF, port pool (pure); sockets (driver).
 //! - [`media`]: frames, G.711, mixer, player (pure); media clock (driver); recorder.
 //! - [`amd`]: streaming answering-machine detection (pure), shared by live calls and `trunkline amd`.
+//! - [`campaign`]: dialer data (pure): campaign vocabulary and settings, phone normalisation, CSV import.
 //! - [`call`]: the call engine: one owner task per call, commands in, events out.
 //! - [`inbound`]: business hours, ring groups, voicemail, missed-call decisions (pure);
 //!   start-up sweeper and pruning (driver).
@@ -29,6 +30,7 @@
 pub mod amd;
 pub mod app;
 pub mod call;
+pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod config;
