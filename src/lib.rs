@@ -18,6 +18,7 @@
 //! - [`media`]: frames, G.711, mixer, player (pure); media clock (driver); recorder.
 //! - [`amd`]: streaming answering-machine detection (pure), shared by live calls and `trunkline amd`.
 //! - [`call`]: the call engine: one owner task per call, commands in, events out.
+//! - [`dialer`]: calling windows, retries, rate limits, agent sessions, pacing (pure); simulation.
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.
@@ -30,6 +31,7 @@ pub mod call;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dialer;
 pub mod events;
 pub mod http;
 pub mod media;
