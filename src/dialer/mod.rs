@@ -210,7 +210,10 @@ mod tests {
         }
         assert_eq!(AttemptOutcome::NoAnswer.as_str(), "no-answer");
         assert_eq!(AgentState::WrapUp.as_str(), "wrap-up");
-        assert_eq!(SessionEndReason::AgentUnreachable.as_str(), "agent-unreachable");
+        assert_eq!(
+            SessionEndReason::AgentUnreachable.as_str(),
+            "agent-unreachable"
+        );
         let err = "ringing".parse::<AttemptOutcome>().unwrap_err();
         assert_eq!(err.to_string(), "unknown attempt outcome \"ringing\"");
     }
