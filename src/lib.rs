@@ -21,6 +21,7 @@
 //! - [`call`]: the call engine: one owner task per call, commands in, events out.
 //! - [`inbound`]: business hours, ring groups, voicemail, missed-call decisions (pure);
 //!   start-up sweeper and pruning (driver).
+//! - [`dialer`]: calling windows, retries, rate limits, agent sessions, pacing (pure); simulation.
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.
@@ -34,6 +35,7 @@ pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dialer;
 pub mod events;
 pub mod http;
 pub mod inbound;
