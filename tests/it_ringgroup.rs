@@ -10,7 +10,9 @@
 //! - two agents register, both ring, the first to answer gets the call, the other is
 //!   cancelled, the call is recorded (the recording's channels hold the caller's 440 Hz and the
 //!   agent's 1 kHz): `registered_agents_ring_the_first_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorded`
-//!   (and with static members: `static_members_ring_the_first_to_answer_gets_the_call`);
+//!   (and with static members: `static_members_ring_the_first_to_answer_gets_the_call`;
+//!   with SIPp as the caller, as the issue words it:
+//!   `sipp_calls_the_number_both_registered_agents_ring_the_first_to_answer_gets_it_recorded`);
 //! - nobody answers: voicemail, the caller's message is in the recording, exactly one
 //!   `call.missed` and one text-back (`nobody_answers_the_caller_leaves_a_voicemail_missed_once_one_text`);
 //! - the caller hangs up while it rings: one `call.missed` `caller-hangup`, and the same caller
@@ -25,6 +27,7 @@ mod common;
 use common::api::request;
 use common::audio;
 use common::baresip::{Baresip, BaresipOptions};
+use common::sipp::{Scenario, Sipp};
 use common::webhook::{RecordedRequest, WebhookReceiver};
 use common::{Server, ServerOptions, poll_until};
 use serde_json::Value;
@@ -153,6 +156,98 @@ fn static_members_ring_the_first_to_answer_gets_the_call() {
     let server = server_with(&[("sales", number(&route, &hook, ""))]);
     let key = server.api_key();
     first_answer_wins(&server, &key, &hook, tmp.path(), &mut alice, &bob);
+}
+
+/// The issue's first item with SIPp as the caller: SIPp (`uac_echo.xml`: SIPp's A-law pcap as
+/// its voice) calls `sales`; two registered baresip agents ring; alice (1 kHz) answers, bob is
+/// cancelled; SIPp's call completes; the recording holds SIPp's audio on the left and alice's
+/// 1 kHz on the right.
+#[test]
+fn sipp_calls_the_number_both_registered_agents_ring_the_first_to_answer_gets_it_recorded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let route = r#"{ action = "ring_group", members = ["alice", "bob"], timeout_secs = 30, record = true }"#;
+    let mut o = ServerOptions::default()
+        .agent("alice", "alice-pw")
+        .agent("bob", "bob-pw")
+        .route("sales", &number(route, &hook, ""));
+    o.server_extra = "[registrar]\nalgorithms = [\"MD5\"]\n".into();
+    let server = Server::start_with(o);
+    let key = server.api_key();
+    let mic = tone_wav(tmp.path(), "a.wav", 1000.0, 60.0);
+    let mut alice = Baresip::start_with(
+        BaresipOptions::new("alice", Some(&mic)).register(server.sip, "alice-pw", 600),
+    )
+    .expect("alice");
+    let bob =
+        Baresip::start_with(BaresipOptions::new("bob", None).register(server.sip, "bob-pw", 600))
+            .expect("bob");
+    poll_until(T, Duration::from_millis(100), || {
+        let r = request(
+            server.http,
+            "GET",
+            "/v1/registrations",
+            Some(&key),
+            &[],
+            None,
+        );
+        (r.json()["registrations"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("agents did not register\n{}", server.log()));
+    // The call lasts 5 s after the answer (the pause of uac_echo.xml), SIPp's pcap playing.
+    let caller = Sipp::uac(Scenario::ours("uac_echo"), server.sip)
+        .service("sales")
+        .calls(Some(1))
+        .pause(Duration::from_secs(5))
+        .continue_on_unexpected()
+        .timeout(Duration::from_secs(60), Duration::from_secs(5))
+        .start()
+        .expect("sipp starts");
+    alice.wait_incoming(1, T).expect("alice rings");
+    bob.wait_incoming(1, T).expect("bob rings");
+    alice.answer().expect("answer");
+    alice.wait_established(1, T).expect("alice connected");
+    bob.wait_for("session closed", 1, T)
+        .expect("bob's ringing ends");
+    assert_eq!(bob.count("Call established"), 0, "bob never got the call");
+    let report = caller.wait();
+    assert_eq!(
+        report.successful,
+        1,
+        "SIPp's call completes: {report:?}\n{}",
+        server.log()
+    );
+    alice.wait_closed(1, T).expect("alice gets the BYE");
+    let rec = poll_until(T, Duration::from_millis(200), || {
+        let r = request(server.http, "GET", "/v1/recordings", Some(&key), &[], None);
+        r.json()["recordings"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["status"] == "completed").cloned())
+    })
+    .unwrap_or_else(|| panic!("no completed recording\n{}", server.log()));
+    let audio = download_wav(&server, &key, rec["id"].as_str().unwrap());
+    let left = audio::read_wav_channel(&audio, 0).expect("left");
+    let right = audio::read_wav_channel(&audio, 1).expect("right");
+    let mid = |a: &audio::Audio| {
+        a.slice(a.duration_secs() * 0.3, a.duration_secs() * 0.7)
+            .to_vec()
+    };
+    let left_db = audio::rms_dbfs(&mid(&left));
+    let fr = audio::dominant_frequency(&mid(&right), 8_000);
+    eprintln!(
+        "recording {} ms: left (SIPp's pcap) {left_db:.1} dBFS, right {fr:?} Hz",
+        rec["duration_ms"]
+    );
+    assert!(
+        left_db > -45.0,
+        "SIPp's audio is on the left: {left_db} dBFS"
+    );
+    assert!(
+        fr.is_some_and(|f| (f - 1000.0).abs() < 15.0),
+        "right {fr:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(of_type(&hook, "/events", "call.missed").is_empty());
 }
 
 /// A caller playing 440 Hz dials `sales`; both phones ring; alice (playing 1 kHz) answers;
