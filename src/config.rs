@@ -73,6 +73,8 @@ pub struct ServerConfig {
     pub recordings: RecordingsConfig,
     /// The registrar (agents' REGISTER, digest auth, keep-alive).
     pub registrar: RegistrarConfig,
+    /// Campaign and contact-list defaults.
+    pub campaigns: CampaignsConfig,
 }
 
 /// `[registrar]`: how agents register (RFC 3261 sec. 10, digest auth per RFC 7616).
@@ -251,6 +253,30 @@ pub struct RecordingsConfig {
     /// Delete recordings (file and row) that ended more than this many days ago; `0` (the
     /// default) keeps them forever. Checked at start and then hourly.
     pub retention_days: u32,
+}
+
+/// `[campaigns]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignsConfig {
+    /// Most data rows in one CSV import (contacts or do-not-call numbers); larger files are
+    /// refused whole (422).
+    pub import_max_rows: usize,
+    /// ISO region of numbers written without a country code, when a contact list or a
+    /// do-not-call request names none.
+    pub default_region: String,
+    /// IANA zone of contacts whose zone is unknown, when a campaign names none.
+    pub default_timezone: String,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        Self {
+            import_max_rows: crate::campaign::import::DEFAULT_MAX_ROWS,
+            default_region: "US".into(),
+            default_timezone: "America/New_York".into(),
+        }
+    }
 }
 
 /// SIP transport toward a trunk.
@@ -486,6 +512,24 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "rtp port range {}-{} is empty",
                 rtp.port_min, rtp.port_max
+            )));
+        }
+        let c = &self.server.campaigns;
+        if c.import_max_rows == 0 {
+            return Err(ConfigError::Invalid(
+                "campaigns import_max_rows must be at least 1".into(),
+            ));
+        }
+        if crate::campaign::phone::Region::parse(&c.default_region).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "campaigns default_region {:?} is not a known ISO region",
+                c.default_region
+            )));
+        }
+        if crate::campaign::phone::parse_zone(&c.default_timezone).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "campaigns default_timezone {:?} is not an IANA time zone",
+                c.default_timezone
             )));
         }
         let mut seen = std::collections::HashSet::new();

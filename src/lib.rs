@@ -17,6 +17,7 @@
 //! - [`rtp`]: RTP/RTCP packets, jitter buffer, DTMF, port pool (pure); sockets (driver).
 //! - [`media`]: frames, G.711, mixer, player (pure); media clock (driver); recorder.
 //! - [`amd`]: streaming answering-machine detection (pure), shared by live calls and `trunkline amd`.
+//! - [`campaign`]: dialer data (pure): campaign vocabulary and settings, phone normalisation, CSV import.
 //! - [`call`]: the call engine: one owner task per call, commands in, events out.
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
@@ -27,6 +28,7 @@
 pub mod amd;
 pub mod app;
 pub mod call;
+pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod calls;
+pub mod campaigns;
 pub mod conferences;
+pub mod contact_lists;
 pub mod error;
 pub mod events;
 pub mod recordings;
@@ -45,6 +47,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         recordings::stop, recordings::list_recordings, recordings::get_recording, recordings::audio, recordings::delete_recording,
         registrations::list_registrations,
         events::stream,
+        campaigns::create_campaign, campaigns::list_campaigns, campaigns::get_campaign, campaigns::update_campaign,
+        campaigns::delete_campaign, campaigns::start, campaigns::pause, campaigns::resume, campaigns::complete,
+        campaigns::archive, campaigns::attempts_csv,
+        contact_lists::create_list, contact_lists::list_lists, contact_lists::get_list, contact_lists::update_list,
+        contact_lists::delete_list, contact_lists::list_contacts, contact_lists::template, contact_lists::import_contacts,
+        contact_lists::add_dnc, contact_lists::list_dnc, contact_lists::check_dnc, contact_lists::remove_dnc,
+        contact_lists::import_dnc,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::AmdResource,
@@ -54,6 +63,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         conferences::UpdateParticipant, conferences::ParticipantCreated, conferences::RoomPlayRequest, conferences::BridgeRequest,
         recordings::RecordingResource, recordings::RecordingList, recordings::StartCallRecording, recordings::StartConferenceRecording,
         registrations::RegistrationResource, registrations::RegistrationList,
+        campaigns::CampaignInput, campaigns::CampaignResource, campaigns::CampaignList,
+        crate::campaign::CallerIds, crate::campaign::PrefixPool, crate::campaign::RetryDelays,
+        contact_lists::CreateList, contact_lists::UpdateList, contact_lists::ContactListResource,
+        contact_lists::ContactListList, contact_lists::ContactResource, contact_lists::ContactPageResource,
+        contact_lists::ImportReport, crate::campaign::import::BadRow, contact_lists::AddDnc,
+        contact_lists::DncResource, contact_lists::DncList, contact_lists::DncCheck, contact_lists::DncImportReport,
     )),
     modifiers(&SecurityAddon),
     tags(
@@ -62,6 +77,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "recordings", description = "Dual-channel call and conference recordings: control, download, deletion"),
         (name = "registrations", description = "Agents' SIP registrations (registrar bindings)"),
         (name = "events", description = "Live event stream"),
+        (name = "campaigns", description = "Dialer campaigns: settings, states, attempt export"),
+        (name = "contact-lists", description = "Contact lists, CSV import with dry run, contacts"),
+        (name = "dnc", description = "Do-not-call list, checked when a contact is claimed"),
     )
 )]
 pub struct ApiDoc;
@@ -81,18 +99,26 @@ impl utoipa::Modify for SecurityAddon {
 
 /// Every route, ready for `axum::serve` or `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
+    // CSV imports take bodies up to `contact_lists::MAX_IMPORT_BYTES`; everything else
+    // `MAX_BODY_BYTES`.
+    let imports = contact_lists::import_router()
+        .layer(RequestBodyLimitLayer::new(contact_lists::MAX_IMPORT_BYTES));
     let timed = Router::new()
         .merge(calls::router())
         .merge(conferences::router())
         .merge(recordings::router())
         .merge(registrations::router())
+        .merge(campaigns::router())
+        .merge(contact_lists::router())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .merge(imports)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
     let v1 = Router::new()
         .merge(timed)
-        .merge(events::router())
+        .merge(events::router().layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
@@ -103,7 +129,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .nest("/v1", v1)
         .fallback(|| async { error::ApiError::NotFound("route".into()) })
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

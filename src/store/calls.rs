@@ -40,7 +40,7 @@ macro_rules! text_enum {
     };
 }
 /// Shared with the other tables' status enums (recordings, conferences).
-pub(super) use text_enum;
+pub(crate) use text_enum;
 
 text_enum!(
     /// Which way a call goes.

@@ -41,7 +41,9 @@ pub mod admin;
 mod api_keys;
 mod batch;
 mod calls;
+mod campaigns;
 mod conferences;
+mod contacts;
 mod events;
 mod idempotency;
 mod recordings;
@@ -52,12 +54,21 @@ pub mod testing;
 
 pub use api_keys::{API_KEY_PREFIX, ApiKey};
 pub use batch::{CallChange, CallWrite, MAX_ROWS_PER_INSERT, NewEvent};
+pub(crate) use calls::text_enum;
 pub use calls::{
     AmdRow, Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy,
     FinalStatus, MAX_LIST_LIMIT, NewCall, RtpStats,
 };
+pub use campaigns::{
+    Campaign, CampaignFilter, CampaignPage, ContactList, ContactListPage, NewCampaign,
+    NewContactList,
+};
 pub use conferences::{
     Conference, ConferenceFilter, ConferencePage, ConferenceStatus, NewConference,
+};
+pub use contacts::{
+    AttemptRow, ClaimCandidate, ClaimedContact, Contact, ContactFilter, ContactPage, DncEntry,
+    DncPage, ImportSummary, OpenAttempt, WindowCheck,
 };
 pub use events::{ClaimedDelivery, OutboxEntry};
 pub use idempotency::Claimed;
