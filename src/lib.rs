@@ -19,6 +19,7 @@
 //! - [`amd`]: streaming answering-machine detection (pure), shared by live calls and `trunkline amd`.
 //! - [`campaign`]: dialer data (pure): campaign vocabulary and settings, phone normalisation, CSV import.
 //! - [`call`]: the call engine: one owner task per call, commands in, events out.
+//! - [`dialer`]: calling windows, retries, rate limits, agent sessions, pacing (pure); simulation.
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.
@@ -32,6 +33,7 @@ pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dialer;
 pub mod events;
 pub mod http;
 pub mod media;
