@@ -27,27 +27,39 @@
 //!    ringing after `r` seconds will reach a person with probability
 //!    `p·S_h(r) / (p·S_h(r) + (1−p)·S_o(r))` (Bayes with the two survival functions), so a
 //!    call that has rung for 25 s counts for little.
-//! 2. **Horizon.** New calls produce people after `T` = the mean dial-to-human time; an agent
-//!    who is free by `T + 2 s` (the abandon grace) can take them.
-//! 3. **Agents expected free.** The idle agents, plus each busy agent with the probability
-//!    that its call ends by the horizon, from the empirical handle-time (talk + wrap-up)
-//!    distribution conditioned on the time already spent (`P(h ≤ e + T | h > e)`), or the
+//! 2. **Checkpoints.** People do not all answer at once, and an agent must be free within
+//!    2 s (the abandon grace) of *their* answer. So the forecast is made at checkpoints
+//!    `t = {¼, ½, ¾, 1, 1½, 2} × T`, `T` the mean dial-to-human time: people arrived by `t`
+//!    against agents free by `t + 2 s`; the last checkpoint counts every person still to come.
+//! 3. **Agents expected free by `t + 2 s`.** The idle agents, plus each busy agent with the
+//!    probability that its call ends by then, from the empirical handle-time (talk + wrap-up)
+//!    distribution conditioned on the time already spent (`P(h ≤ e + t | h > e)`), or the
 //!    wrap-up distribution for agents already in wrap-up. With few samples an exponential with
 //!    the prior mean stands in (the Erlang assumption of memoryless service). The number free,
-//!    `F`, is a sum of independent Bernoullis (Poisson-binomial), computed exactly.
-//! 4. **People expected.** `A` = the people already waiting for an agent + one Bernoulli per
-//!    ringing call (step 1) + `Binomial(n, p)` for `n` new calls.
-//! 5. **Choice.** The largest `n` with `E[(A − F)⁺] ≤ α · E[A]`: the expected number of
-//!    people who find no agent is at most the share `α` of the people expected. `E[(A − F)⁺]`
-//!    is computed exactly as `E[A] − E[F] + E[(F − A)⁺]`, which only needs `P(A = a)` for `a`
-//!    below the number of agents, so one decision costs O((ringing + n) · agents).
-//! 6. **Feedback.** `α = setpoint · f`, with `f = exp(gain · (setpoint · H₃₀ − A₃₀))`
+//!    `F(t)`, is a sum of independent Bernoullis (Poisson-binomial), computed exactly.
+//! 4. **People arrived by `t`.** `A(t)` = the people already waiting for an agent + one
+//!    Bernoulli per ringing call (step 1 times the chance its answer comes by `t`) +
+//!    `Binomial(n, p · P(delay ≤ t))` for `n` new calls.
+//! 5. **Choice.** The largest `n` with `max_t E[(A(t) − F(t))⁺] ≤ α · E[A]`, `E[A]` all the
+//!    people expected: in every realisation, at least `A(t) − F(t)` of the people arrived by
+//!    `t` found no agent, so the left side estimates the expected abandons (from below; the
+//!    feedback takes care of the rest). `E[(A − F)⁺]` is computed exactly as
+//!    `E[A] − E[F] + E[(F − A)⁺]`, which only needs `P(A = a)` for `a` below the number of
+//!    agents, so a decision costs O(checkpoints · (ringing + busy + n) · agents).
+//! 6. **Feedback.** The checkpoint forecast compares expectations, not paths: a person who
+//!    answers at 3 s is abandoned by an agent who frees at 10 s, though both count by
+//!    `t = 10 s`, and `max_t E[·] ≤ E[max_t ·]`. So it under-predicts abandons, by a factor
+//!    that depends on the population (about five in the simulations of BENCHMARKS.md). A
+//!    controller corrects it with one factor `f = exp(gain · (setpoint · H₃₀ − A₃₀))`,
 //!    clamped to `[feedback_min, feedback_max]`, where `H₃₀` and `A₃₀` are the human answers
-//!    and abandons of the last 30 days. This is the closed form of a Robbins–Monro integral
-//!    controller (every person answered raises `log f` by `gain · setpoint`, every abandon
-//!    lowers it by `gain`), so it drives the measured 30-day rate to the setpoint whatever
-//!    the forecast's bias, and it is rebuilt exactly from the stored attempts after a restart.
-//!    The setpoint (2.5 % by default) sits below the 3 % limit to leave room for chance.
+//!    and abandons of the last 30 days: the allowed share is `α = setpoint · f` and each busy
+//!    agent's chance of being free is scaled by `f`. This is the closed form of a
+//!    Robbins–Monro integral controller (every person answered raises `log f` by
+//!    `gain · setpoint`, every abandon lowers it by `gain`), so it drives the measured 30-day
+//!    rate to the setpoint whatever the forecast's bias; near its lower bound only idle agents
+//!    count and the pacer is nearly progressive. It is rebuilt exactly from the stored
+//!    attempts after a restart. The setpoint (2.5 % by default) sits below the 3 % limit to
+//!    leave room for chance.
 //!
 //! Caps: `n ≤ max_lines_per_agent × agents − ringing`, and [`Capacity`].
 //!
@@ -155,8 +167,8 @@ impl Default for PredictiveConfig {
             sample_size: 500,
             min_samples: 20,
             gain: 0.05,
-            feedback_min: 0.2,
-            feedback_max: 2.0,
+            feedback_min: 0.02,
+            feedback_max: 1.5,
         }
     }
 }
@@ -209,14 +221,16 @@ pub struct PacingDecision {
     pub calls: u32,
     /// Human answer rate per attempt used.
     pub answer_rate: f64,
-    /// Agents expected free at the horizon, `E[F]`.
+    /// Agents expected free by `T + grace` (`T` the mean dial-to-human time), `E[F]`.
     pub expected_free: f64,
     /// People expected, `E[A]`, with the chosen calls.
     pub expected_people: f64,
     /// Predicted share of them finding no agent.
     pub predicted_abandon: f64,
-    /// The share allowed for this decision (`α`).
+    /// The share allowed for this decision (`α`, the setpoint times the feedback).
     pub allowed_abandon: f64,
+    /// The feedback factor applied to `α` and to the busy agents' chances of being free.
+    pub feedback: f64,
     /// Lines (ringing + new) per agent expected free.
     pub lines_per_agent: f64,
 }
@@ -466,70 +480,117 @@ impl PredictivePacer {
             prior_mean: c.prior_wrap_up.as_secs_f64(),
             min_samples: c.min_samples,
         };
-        let horizon = human_delay.mean() + c.abandon_grace.as_secs_f64();
-        let allowed = (c.setpoint * self.feedback(now)).max(0.0);
-
-        // Agents expected free at the horizon: F = idle + Σ Bernoulli(q_j).
+        let grace = c.abandon_grace.as_secs_f64();
+        let mean_delay = human_delay.mean();
+        let feedback = self.feedback(now);
+        let allowed = (c.setpoint * feedback).max(0.0);
         let agents = snap.idle_agents as usize + snap.busy.len();
-        let mut free = vec![0.0f64; agents + 1];
-        free[snap.idle_agents as usize] = 1.0;
-        let mut expected_free = f64::from(snap.idle_agents);
-        for load in snap.busy {
-            let q = match *load {
-                AgentLoad::OnCall { elapsed } => handle.ends_within(elapsed.as_secs_f64(), horizon),
-                AgentLoad::WrapUp { elapsed } => wrap.ends_within(elapsed.as_secs_f64(), horizon),
-            }
-            .clamp(0.0, 1.0);
-            expected_free += q;
-            add_bernoulli(&mut free, q);
-        }
-        // G(a) = E[(F − a)⁺] for a < agents.
-        let gap: Vec<f64> = (0..agents)
-            .map(|a| {
-                free.iter()
-                    .enumerate()
-                    .skip(a + 1)
-                    .map(|(f, pf)| pf * (f - a) as f64)
-                    .sum()
+
+        // Each ringing call reaches a person with probability `reach` (Bayes on how long it
+        // has rung), after a delay distributed as the human delays longer than its age.
+        let reach: Vec<f64> = snap
+            .ringing
+            .iter()
+            .map(|r| {
+                let r = r.as_secs_f64();
+                let h = p * human_delay.survival(r);
+                let o = (1.0 - p) * other_delay.survival(r);
+                if h + o > 0.0 { h / (h + o) } else { 0.0 }
             })
             .collect();
+        let total_people = f64::from(snap.waiting) + reach.iter().sum::<f64>();
 
-        // People expected: A = waiting + Σ Bernoulli(p_i) over ringing calls + Binomial(n, p),
-        // with P(A = a) kept for a < agents only.
-        let mut people = vec![0.0f64; agents];
-        if (snap.waiting as usize) < agents {
-            people[snap.waiting as usize] = 1.0;
-        }
-        let mut expected_people = f64::from(snap.waiting);
-        for ringing in snap.ringing {
-            let r = ringing.as_secs_f64();
-            let h = p * human_delay.survival(r);
-            let o = (1.0 - p) * other_delay.survival(r);
-            let pi = if h + o > 0.0 { h / (h + o) } else { 0.0 };
-            expected_people += pi;
-            add_bernoulli(&mut people, pi);
-        }
-        let overflow = |people: &[f64], expected_people: f64| {
-            let short: f64 = people.iter().zip(&gap).map(|(pa, g)| pa * g).sum();
-            (expected_people - expected_free + short).max(0.0)
-        };
+        // One checkpoint per `t` (module docs, step 5): people arrived by `t` against agents
+        // free by `t + grace`.
+        let last = CHECKPOINTS.len() - 1;
+        let mut checkpoints: Vec<Checkpoint> = CHECKPOINTS
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let t = k * mean_delay;
+                // The last checkpoint counts every person still to come, however late,
+                // against the agents free by then.
+                let arrived_by = |r: f64| {
+                    if i == last {
+                        1.0
+                    } else {
+                        human_delay.ends_within(r, t)
+                    }
+                };
+                // F(t + grace) = idle + Σ Bernoulli(q_j).
+                let mut free = vec![0.0f64; agents + 1];
+                free[snap.idle_agents as usize] = 1.0;
+                let mut expected_free = f64::from(snap.idle_agents);
+                for load in snap.busy {
+                    let q = match *load {
+                        AgentLoad::OnCall { elapsed } => {
+                            handle.ends_within(elapsed.as_secs_f64(), t + grace)
+                        }
+                        AgentLoad::WrapUp { elapsed } => {
+                            wrap.ends_within(elapsed.as_secs_f64(), t + grace)
+                        }
+                    };
+                    let q = (q * feedback).clamp(0.0, 1.0);
+                    expected_free += q;
+                    add_bernoulli(&mut free, q);
+                }
+                // gap[a] = E[(F − a)⁺] for a < agents: gap[0] = E[F], and each step down
+                // subtracts P(F > a) since (f − a − 1)⁺ = (f − a)⁺ − 1{f > a}.
+                let mut gap = Vec::with_capacity(agents);
+                let mut g = free.iter().enumerate().map(|(f, pf)| pf * f as f64).sum::<f64>();
+                let mut above = 1.0 - free[0];
+                for a in 0..agents {
+                    gap.push(g.max(0.0));
+                    g -= above;
+                    above -= free[a + 1];
+                }
+                // A(t) = waiting + Σ Bernoulli(reach_i · P(arrives by t)), P(A = a) for a < agents.
+                let mut people = vec![0.0f64; agents];
+                if (snap.waiting as usize) < agents {
+                    people[snap.waiting as usize] = 1.0;
+                }
+                let mut expected_people = f64::from(snap.waiting);
+                for (r, reach) in snap.ringing.iter().zip(&reach) {
+                    let q = reach * arrived_by(r.as_secs_f64());
+                    expected_people += q;
+                    add_bernoulli(&mut people, q);
+                }
+                Checkpoint {
+                    new_call: p * arrived_by(0.0),
+                    expected_free,
+                    gap,
+                    people,
+                    expected_people,
+                }
+            })
+            .collect();
 
         let ringing = snap.ringing.len() as u32;
         let line_cap = (c.max_lines_per_agent * agents as f64).floor().max(0.0) as u32;
         let max_new = snap.capacity.cap(line_cap.saturating_sub(ringing));
+        let worst = |cps: &[Checkpoint]| cps.iter().map(Checkpoint::overflow).fold(0.0, f64::max);
         let mut n = 0;
-        let mut over = overflow(&people, expected_people);
+        let mut over = worst(&checkpoints);
+        let mut people_total = total_people;
         if agents > 0 && p > 0.0 {
+            let mut scratch = vec![0.0f64; agents];
             while n < max_new {
-                let mut next = people.clone();
-                add_bernoulli(&mut next, p);
-                let next_expected = expected_people + p;
-                let next_over = overflow(&next, next_expected);
-                if next_over > allowed * next_expected + 1e-12 {
+                // Try one more call: each checkpoint gains a Bernoulli(new_call).
+                let mut next_over = 0.0f64;
+                for cp in &checkpoints {
+                    scratch.copy_from_slice(&cp.people);
+                    add_bernoulli(&mut scratch, cp.new_call);
+                    next_over = next_over.max(cp.overflow_of(&scratch, cp.expected_people + cp.new_call));
+                }
+                let next_total = people_total + p;
+                if next_over > allowed * next_total + 1e-12 {
                     break;
                 }
-                people = next;
-                expected_people = next_expected;
+                for cp in &mut checkpoints {
+                    add_bernoulli(&mut cp.people, cp.new_call);
+                    cp.expected_people += cp.new_call;
+                }
+                people_total = next_total;
                 over = next_over;
                 n += 1;
             }
@@ -537,16 +598,48 @@ impl PredictivePacer {
         PacingDecision {
             calls: n,
             answer_rate: p,
-            expected_free,
-            expected_people,
-            predicted_abandon: if expected_people > 0.0 {
-                over / expected_people
+            expected_free: checkpoints[HORIZON_CHECKPOINT].expected_free,
+            expected_people: people_total,
+            predicted_abandon: if people_total > 0.0 {
+                over / people_total
             } else {
                 0.0
             },
             allowed_abandon: allowed,
-            lines_per_agent: f64::from(ringing + n) / expected_free.max(1.0),
+            feedback,
+            lines_per_agent: f64::from(ringing + n) / agents.max(1) as f64,
         }
+    }
+}
+
+/// Checkpoints, in multiples of the mean dial-to-human time `T`.
+const CHECKPOINTS: [f64; 6] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0];
+/// The checkpoint at `T`, whose expected free agents the decision reports.
+const HORIZON_CHECKPOINT: usize = 3;
+
+/// People arrived and agents free at one checkpoint `t`.
+struct Checkpoint {
+    /// Probability that one new call has produced a person by `t`.
+    new_call: f64,
+    /// `E[F]`: agents free by `t + grace`.
+    expected_free: f64,
+    /// `gap[a] = E[(F − a)⁺]`.
+    gap: Vec<f64>,
+    /// `P(A = a)` for `a` below the number of agents: people arrived by `t`.
+    people: Vec<f64>,
+    /// `E[A]`.
+    expected_people: f64,
+}
+
+impl Checkpoint {
+    /// `E[(A − F)⁺] = E[A] − E[F] + E[(F − A)⁺]`.
+    fn overflow_of(&self, people: &[f64], expected_people: f64) -> f64 {
+        let short: f64 = people.iter().zip(&self.gap).map(|(pa, g)| pa * g).sum();
+        (expected_people - self.expected_free + short).max(0.0)
+    }
+
+    fn overflow(&self) -> f64 {
+        self.overflow_of(&self.people, self.expected_people)
     }
 }
 

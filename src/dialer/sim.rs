@@ -26,7 +26,7 @@
 //! verdict to the agent, over connected calls. **Calls per agent-hour** = connected calls /
 //! (agents × shift hours × days).
 //!
-//! Run `cargo run --release --example predictive_sim` for the table in BENCHMARKS.md.
+//! Run `cargo run --example predictive_sim` for the table in BENCHMARKS.md.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -129,7 +129,7 @@ impl SimConfig {
 }
 
 /// What a run measured.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimReport {
     /// Agents.
     pub agents: u32,
@@ -147,6 +147,8 @@ pub struct SimReport {
     pub abandon_rate: f64,
     /// The worst single day's abandon rate.
     pub worst_day_abandon_rate: f64,
+    /// Each day's abandon rate.
+    pub daily_abandon_rates: Vec<f64>,
     /// Busy share of the agents' logged-in time.
     pub occupancy: f64,
     /// Mean time from the human verdict to the agent, over connected calls.
@@ -226,6 +228,7 @@ struct Sim {
     day_humans: u64,
     day_abandoned: u64,
     worst_day: f64,
+    daily: Vec<f64>,
 }
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -433,6 +436,7 @@ impl Sim {
                 if self.day_humans > 0 {
                     let day = self.day_abandoned as f64 / self.day_humans as f64;
                     self.worst_day = self.worst_day.max(day);
+                    self.daily.push(day);
                 }
             }
             Event::Tick => {
@@ -534,6 +538,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         day_humans: 0,
         day_abandoned: 0,
         worst_day: 0.0,
+        daily: Vec::new(),
     };
     for day in 0..u64::from(cfg.days) {
         sim.schedule(day * DAY_MS, Event::ShiftStart);
@@ -560,6 +565,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
             0.0
         },
         worst_day_abandon_rate: sim.worst_day,
+        daily_abandon_rates: sim.daily,
         occupancy: if sim.busy_ms + sim.idle_ms > 0 {
             sim.busy_ms as f64 / (sim.busy_ms + sim.idle_ms) as f64
         } else {
