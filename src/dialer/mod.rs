@@ -22,6 +22,8 @@
 //! - [`session`]: an agent session's state machine (available, dialing, on-call, wrap-up, paused).
 //! - [`pacing`]: how many calls to start now, for `power`, `agentless` and `predictive`.
 //! - [`sim`]: a seeded, simulated-time population driving the predictive pacer.
+//! - [`runner`] (driver): the campaign runner that claims contacts, places calls and stores
+//!   attempt outcomes.
 //!
 //! # Shared vocabulary
 //!
@@ -30,6 +32,7 @@
 pub mod pacing;
 pub mod rate;
 pub mod retry;
+pub mod runner;
 pub mod session;
 pub mod sim;
 pub mod window;
@@ -210,7 +213,10 @@ mod tests {
         }
         assert_eq!(AttemptOutcome::NoAnswer.as_str(), "no-answer");
         assert_eq!(AgentState::WrapUp.as_str(), "wrap-up");
-        assert_eq!(SessionEndReason::AgentUnreachable.as_str(), "agent-unreachable");
+        assert_eq!(
+            SessionEndReason::AgentUnreachable.as_str(),
+            "agent-unreachable"
+        );
         let err = "ringing".parse::<AttemptOutcome>().unwrap_err();
         assert_eq!(err.to_string(), "unknown attempt outcome \"ringing\"");
     }

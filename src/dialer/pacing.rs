@@ -100,7 +100,12 @@ impl Capacity {
 
 /// `power` mode: `lines_per_agent × idle_agents`, minus the calls already ringing, capped.
 /// `idle_agents` counts agents available or dialing (not on a call, in wrap-up or paused).
-pub fn power_calls(lines_per_agent: f64, idle_agents: u32, ringing: u32, capacity: Capacity) -> u32 {
+pub fn power_calls(
+    lines_per_agent: f64,
+    idle_agents: u32,
+    ringing: u32,
+    capacity: Capacity,
+) -> u32 {
     let lines = if lines_per_agent.is_finite() && lines_per_agent > 0.0 {
         (lines_per_agent * f64::from(idle_agents)).floor()
     } else {
@@ -425,7 +430,8 @@ impl PredictivePacer {
             self.other_delays.push(record.resolved_after.as_secs_f64());
         }
         let abandoned = record.outcome == AttemptOutcome::Abandoned;
-        self.window.add(at, 1, u64::from(human), u64::from(abandoned));
+        self.window
+            .add(at, 1, u64::from(human), u64::from(abandoned));
     }
 
     /// A customer call handled by an agent finished: its talk time and wrap-up time.
@@ -537,7 +543,11 @@ impl PredictivePacer {
                 // gap[a] = E[(F − a)⁺] for a < agents: gap[0] = E[F], and each step down
                 // subtracts P(F > a) since (f − a − 1)⁺ = (f − a)⁺ − 1{f > a}.
                 let mut gap = Vec::with_capacity(agents);
-                let mut g = free.iter().enumerate().map(|(f, pf)| pf * f as f64).sum::<f64>();
+                let mut g = free
+                    .iter()
+                    .enumerate()
+                    .map(|(f, pf)| pf * f as f64)
+                    .sum::<f64>();
                 let mut above = 1.0 - free[0];
                 for a in 0..agents {
                     gap.push(g.max(0.0));
@@ -580,7 +590,8 @@ impl PredictivePacer {
                 for cp in &checkpoints {
                     scratch.copy_from_slice(&cp.people);
                     add_bernoulli(&mut scratch, cp.new_call);
-                    next_over = next_over.max(cp.overflow_of(&scratch, cp.expected_people + cp.new_call));
+                    next_over =
+                        next_over.max(cp.overflow_of(&scratch, cp.expected_people + cp.new_call));
                 }
                 let next_total = people_total + p;
                 if next_over > allowed * next_total + 1e-12 {

@@ -62,7 +62,10 @@ impl RateLimiter {
 
     /// A limiter rebuilt from stored attempt start times (any order; the store loads the
     /// starts of the last hour, older ones are ignored anyway).
-    pub fn from_starts(limits: RateLimits, starts: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
+    pub fn from_starts(
+        limits: RateLimits,
+        starts: impl IntoIterator<Item = DateTime<Utc>>,
+    ) -> Self {
         let mut v: Vec<_> = starts.into_iter().collect();
         v.sort_unstable();
         Self {

@@ -169,23 +169,33 @@ mod tests {
         let at = |o| p.next(now, o, 1, &win, New_York);
         assert_eq!(
             at(AttemptOutcome::NoAnswer),
-            NextStatus::Retry { due_at: utc("2026-06-10T16:00:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-06-10T16:00:00Z")
+            }
         );
         assert_eq!(
             at(AttemptOutcome::Busy),
-            NextStatus::Retry { due_at: utc("2026-06-10T14:10:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-06-10T14:10:00Z")
+            }
         );
         assert_eq!(
             at(AttemptOutcome::Failed),
-            NextStatus::Retry { due_at: utc("2026-06-10T14:30:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-06-10T14:30:00Z")
+            }
         );
         assert_eq!(
             at(AttemptOutcome::Machine),
-            NextStatus::Retry { due_at: utc("2026-06-11T14:00:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-06-11T14:00:00Z")
+            }
         );
         assert_eq!(
             at(AttemptOutcome::Abandoned),
-            NextStatus::Retry { due_at: utc("2026-06-10T15:00:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-06-10T15:00:00Z")
+            }
         );
         assert_eq!(at(AttemptOutcome::Human), NextStatus::Done);
         assert_eq!(at(AttemptOutcome::Fax), NextStatus::Done);
@@ -199,13 +209,17 @@ mod tests {
         let now = utc("2026-06-11T00:30:00Z");
         assert_eq!(
             p.next(now, AttemptOutcome::NoAnswer, 1, &win, New_York),
-            NextStatus::Retry { due_at: utc("2026-06-11T12:00:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-06-11T12:00:00Z")
+            }
         );
         // Across the spring-forward night: 20:50 EST Saturday + 2 h -> Sunday 08:00 EDT.
         let now = utc("2026-03-08T01:50:00Z");
         assert_eq!(
             p.next(now, AttemptOutcome::NoAnswer, 2, &win, New_York),
-            NextStatus::Retry { due_at: utc("2026-03-08T12:00:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-03-08T12:00:00Z")
+            }
         );
     }
 
@@ -218,14 +232,25 @@ mod tests {
             p.next(now, AttemptOutcome::Busy, 2, &win, New_York),
             NextStatus::Retry { .. }
         ));
-        assert_eq!(p.next(now, AttemptOutcome::Busy, 3, &win, New_York), NextStatus::Failed);
-        assert_eq!(p.next(now, AttemptOutcome::Machine, 3, &win, New_York), NextStatus::Failed);
+        assert_eq!(
+            p.next(now, AttemptOutcome::Busy, 3, &win, New_York),
+            NextStatus::Failed
+        );
+        assert_eq!(
+            p.next(now, AttemptOutcome::Machine, 3, &win, New_York),
+            NextStatus::Failed
+        );
         // A human on the last attempt is still done, not failed.
-        assert_eq!(p.next(now, AttemptOutcome::Human, 3, &win, New_York), NextStatus::Done);
+        assert_eq!(
+            p.next(now, AttemptOutcome::Human, 3, &win, New_York),
+            NextStatus::Done
+        );
         // Cancelled attempts never exhaust the contact.
         assert_eq!(
             p.next(now, AttemptOutcome::Cancelled, 3, &win, New_York),
-            NextStatus::Retry { due_at: utc("2026-06-10T15:00:00Z") }
+            NextStatus::Retry {
+                due_at: utc("2026-06-10T15:00:00Z")
+            }
         );
         assert_eq!(NextStatus::Failed.as_str(), "failed");
     }
@@ -236,7 +261,13 @@ mod tests {
         p.delays.machine = None;
         let now = utc("2026-06-10T14:00:00Z");
         assert_eq!(
-            p.next(now, AttemptOutcome::Machine, 1, &CallingWindow::always(), New_York),
+            p.next(
+                now,
+                AttemptOutcome::Machine,
+                1,
+                &CallingWindow::always(),
+                New_York
+            ),
             NextStatus::Done
         );
     }

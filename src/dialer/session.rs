@@ -282,7 +282,10 @@ pub enum SessionError {
 impl SessionError {
     /// Whether this is a conflict with the session's state (HTTP 409) rather than bad input.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, SessionError::WrongState { .. } | SessionError::Ended { .. })
+        matches!(
+            self,
+            SessionError::WrongState { .. } | SessionError::Ended { .. }
+        )
     }
 }
 
@@ -325,7 +328,12 @@ const LIVE: Allowed = Allowed(&["available", "dialing", "on-call", "wrap-up"]);
 impl Session {
     /// A new session: the agent is being called ([`SessionAction::CallAgent`]).
     pub fn new(now: DateTime<Utc>, mode: DialMode) -> Self {
-        let mut s = Self::blank(now, mode, SessionState::Connecting, SessionCounts::default());
+        let mut s = Self::blank(
+            now,
+            mode,
+            SessionState::Connecting,
+            SessionCounts::default(),
+        );
         s.actions.push_back(SessionAction::CallAgent);
         s
     }
@@ -333,11 +341,17 @@ impl Session {
     /// A session brought back after a restart: paused, no agent leg, the agent notified.
     pub fn restored(now: DateTime<Utc>, mode: DialMode, counts: SessionCounts) -> Self {
         let mut s = Self::blank(now, mode, SessionState::Paused, counts);
-        s.actions.push_back(SessionAction::Notify(Notice::RestartedPaused));
+        s.actions
+            .push_back(SessionAction::Notify(Notice::RestartedPaused));
         s
     }
 
-    fn blank(now: DateTime<Utc>, mode: DialMode, state: SessionState, counts: SessionCounts) -> Self {
+    fn blank(
+        now: DateTime<Utc>,
+        mode: DialMode,
+        state: SessionState,
+        counts: SessionCounts,
+    ) -> Self {
         Self {
             mode,
             state,
@@ -415,12 +429,14 @@ impl Session {
         }
         self.state = to;
         self.since = now;
-        self.actions.push_back(SessionAction::StateChanged { from, to });
+        self.actions
+            .push_back(SessionAction::StateChanged { from, to });
     }
 
     fn cancel_dials(&mut self) {
         for attempt in self.dialing.drain(..) {
-            self.actions.push_back(SessionAction::CancelAttempt { attempt });
+            self.actions
+                .push_back(SessionAction::CancelAttempt { attempt });
         }
     }
 
@@ -429,7 +445,8 @@ impl Session {
         if let Some(attempt) = self.current.take()
             && self.state == SessionState::OnCall
         {
-            self.actions.push_back(SessionAction::HangUpCustomer { attempt });
+            self.actions
+                .push_back(SessionAction::HangUpCustomer { attempt });
         }
         let agent_may_be_up = self.agent_leg || self.state == SessionState::Connecting;
         // A leg that failed or hung up by itself needs no hang-up.
@@ -520,7 +537,10 @@ impl Session {
                 if len == 0 || len > MAX_DISPOSITION_LEN || disposition.trim().is_empty() {
                     return Err(SessionError::BadDisposition);
                 }
-                let attempt = self.current.take().expect("wrap-up always has a current call");
+                let attempt = self
+                    .current
+                    .take()
+                    .expect("wrap-up always has a current call");
                 self.counts.dispositions += 1;
                 self.actions.push_back(SessionAction::SaveDisposition {
                     attempt,
@@ -542,7 +562,11 @@ impl Session {
     /// Something the call engine or the runner observed. `Err` means the event does not fit
     /// (e.g. a human for an agent who is already on a call): the runner must route that
     /// customer elsewhere or abandon the call; nothing changed here.
-    pub fn handle_event(&mut self, now: DateTime<Utc>, event: SessionEvent) -> Result<(), SessionError> {
+    pub fn handle_event(
+        &mut self,
+        now: DateTime<Utc>,
+        event: SessionEvent,
+    ) -> Result<(), SessionError> {
         use SessionState::*;
         let name = event.name();
         if let Ended(reason) = self.state {
@@ -599,11 +623,14 @@ impl Session {
                 self.dialing.retain(|a| *a != attempt);
                 self.current = Some(attempt);
                 self.counts.calls += 1;
-                self.actions.push_back(SessionAction::BridgeCustomer { attempt });
+                self.actions
+                    .push_back(SessionAction::BridgeCustomer { attempt });
                 self.enter(now, OnCall);
                 Ok(())
             }
-            (SessionEvent::CustomerHuman { .. }, _) => Err(self.wrong(name, &["available", "dialing"])),
+            (SessionEvent::CustomerHuman { .. }, _) => {
+                Err(self.wrong(name, &["available", "dialing"]))
+            }
             (SessionEvent::CustomerHungUp { attempt }, OnCall) => {
                 if self.current != Some(attempt) {
                     return Err(SessionError::UnknownAttempt(attempt));

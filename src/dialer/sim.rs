@@ -293,7 +293,9 @@ impl Sim {
                 }
             }
             Kind::Busy => Some(self.uniform((Duration::from_secs(1), Duration::from_secs(4)))),
-            Kind::Failed => Some(self.uniform((Duration::from_millis(300), Duration::from_secs(3)))),
+            Kind::Failed => {
+                Some(self.uniform((Duration::from_millis(300), Duration::from_secs(3))))
+            }
             Kind::NoAnswer => None,
         };
         // A person or machine slower than the ring timeout is a no-answer.
@@ -547,7 +549,8 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         sim.now_ms = t;
         sim.handle(ev);
     }
-    let agent_hours = f64::from(cfg.agents) * cfg.shift.as_secs_f64() / 3600.0 * f64::from(cfg.days);
+    let agent_hours =
+        f64::from(cfg.agents) * cfg.shift.as_secs_f64() / 3600.0 * f64::from(cfg.days);
     SimReport {
         agents: cfg.agents,
         days: cfg.days,

@@ -42,8 +42,10 @@ fn connected(mode: DialMode) -> Session {
 #[test]
 fn power_call_cycle_available_dialing_on_call_wrap_up_available() {
     let mut s = connected(DialMode::Power);
-    s.handle_event(t(10), SessionEvent::DialStarted { attempt: id(1) }).unwrap();
-    s.handle_event(t(10), SessionEvent::DialStarted { attempt: id(2) }).unwrap();
+    s.handle_event(t(10), SessionEvent::DialStarted { attempt: id(1) })
+        .unwrap();
+    s.handle_event(t(10), SessionEvent::DialStarted { attempt: id(2) })
+        .unwrap();
     assert_eq!(s.state(), SessionState::Dialing);
     assert_eq!(s.state().agent_state(), Some(AgentState::Dialing));
     s.handle_event(
@@ -55,13 +57,15 @@ fn power_call_cycle_available_dialing_on_call_wrap_up_available() {
     )
     .unwrap();
     assert_eq!(s.state(), SessionState::Dialing, "one line still ringing");
-    s.handle_event(t(25), SessionEvent::CustomerHuman { attempt: id(2) }).unwrap();
+    s.handle_event(t(25), SessionEvent::CustomerHuman { attempt: id(2) })
+        .unwrap();
     assert_eq!(s.state(), SessionState::OnCall);
     assert_eq!(
         work(&mut s),
         vec![SessionAction::BridgeCustomer { attempt: id(2) }]
     );
-    s.handle_event(t(85), SessionEvent::CustomerHungUp { attempt: id(2) }).unwrap();
+    s.handle_event(t(85), SessionEvent::CustomerHungUp { attempt: id(2) })
+        .unwrap();
     assert_eq!(s.state(), SessionState::WrapUp);
     s.handle_command(
         t(100),
@@ -124,18 +128,23 @@ fn commands_in_the_wrong_state_say_which_state_and_what_is_allowed() {
         err.to_string(),
         "cannot disposition while available: disposition is allowed when wrap-up"
     );
-    s.handle_event(t(6), SessionEvent::CustomerHuman { attempt: id(7) }).unwrap();
+    s.handle_event(t(6), SessionEvent::CustomerHuman { attempt: id(7) })
+        .unwrap();
     let err = s.handle_command(t(7), SessionCommand::Skip).unwrap_err();
     assert_eq!(
         err.to_string(),
         "cannot skip while on-call: skip is allowed when available, dialing or paused"
     );
-    let err = s.handle_command(t(7), SessionCommand::Dial { contact: id(9) }).unwrap_err();
+    let err = s
+        .handle_command(t(7), SessionCommand::Dial { contact: id(9) })
+        .unwrap_err();
     assert!(err.is_conflict());
     // Nothing changed on refusals.
     assert_eq!(s.state(), SessionState::OnCall);
     let mut connecting = Session::new(t(0), DialMode::Power);
-    let err = connecting.handle_command(t(1), SessionCommand::Pause).unwrap_err();
+    let err = connecting
+        .handle_command(t(1), SessionCommand::Pause)
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "cannot pause while connecting: pause is allowed when available, dialing, on-call or wrap-up"
@@ -145,11 +154,13 @@ fn commands_in_the_wrong_state_say_which_state_and_what_is_allowed() {
 #[test]
 fn pause_during_a_call_takes_effect_after_the_disposition() {
     let mut s = connected(DialMode::Predictive);
-    s.handle_event(t(5), SessionEvent::CustomerHuman { attempt: id(1) }).unwrap();
+    s.handle_event(t(5), SessionEvent::CustomerHuman { attempt: id(1) })
+        .unwrap();
     s.handle_command(t(6), SessionCommand::Pause).unwrap();
     assert_eq!(s.state(), SessionState::OnCall);
     assert!(s.pause_pending());
-    s.handle_event(t(50), SessionEvent::CustomerHungUp { attempt: id(1) }).unwrap();
+    s.handle_event(t(50), SessionEvent::CustomerHungUp { attempt: id(1) })
+        .unwrap();
     s.handle_command(
         t(60),
         SessionCommand::Disposition {
@@ -164,14 +175,20 @@ fn pause_during_a_call_takes_effect_after_the_disposition() {
     assert!(err.to_string().starts_with("cannot pause while paused"));
     s.handle_command(t(70), SessionCommand::Resume).unwrap();
     assert_eq!(s.state(), SessionState::Available);
-    assert_eq!(work(&mut s), vec![], "the agent leg is still up: no new call");
+    assert_eq!(
+        work(&mut s),
+        vec![],
+        "the agent leg is still up: no new call"
+    );
 }
 
 #[test]
 fn pause_and_skip_while_dialing_cancel_the_dials() {
     let mut s = connected(DialMode::Power);
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) }).unwrap();
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(2) }).unwrap();
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) })
+        .unwrap();
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(2) })
+        .unwrap();
     drain(&mut s);
     s.handle_command(t(2), SessionCommand::Skip).unwrap();
     assert_eq!(
@@ -192,10 +209,14 @@ fn pause_and_skip_while_dialing_cancel_the_dials() {
     )
     .unwrap();
     assert_eq!(s.state(), SessionState::Available);
-    s.handle_event(t(4), SessionEvent::DialStarted { attempt: id(3) }).unwrap();
+    s.handle_event(t(4), SessionEvent::DialStarted { attempt: id(3) })
+        .unwrap();
     s.handle_command(t(5), SessionCommand::Pause).unwrap();
     assert_eq!(s.state(), SessionState::Paused);
-    assert_eq!(work(&mut s), vec![SessionAction::CancelAttempt { attempt: id(3) }]);
+    assert_eq!(
+        work(&mut s),
+        vec![SessionAction::CancelAttempt { attempt: id(3) }]
+    );
     s.handle_command(t(6), SessionCommand::Skip).unwrap();
     assert_eq!(work(&mut s), vec![SessionAction::SkipNextContact]);
     assert_eq!(s.counts().skipped, 2);
@@ -204,9 +225,12 @@ fn pause_and_skip_while_dialing_cancel_the_dials() {
 #[test]
 fn a_second_human_for_a_busy_agent_is_refused_so_the_runner_routes_or_abandons_it() {
     let mut s = connected(DialMode::Power);
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) }).unwrap();
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(2) }).unwrap();
-    s.handle_event(t(9), SessionEvent::CustomerHuman { attempt: id(1) }).unwrap();
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) })
+        .unwrap();
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(2) })
+        .unwrap();
+    s.handle_event(t(9), SessionEvent::CustomerHuman { attempt: id(1) })
+        .unwrap();
     let err = s
         .handle_event(t(9), SessionEvent::CustomerHuman { attempt: id(2) })
         .unwrap_err();
@@ -227,10 +251,15 @@ fn a_second_human_for_a_busy_agent_is_refused_so_the_runner_routes_or_abandons_i
 #[test]
 fn preview_dial_only_in_preview_mode() {
     let mut s = connected(DialMode::Preview);
-    s.handle_command(t(1), SessionCommand::Dial { contact: id(5) }).unwrap();
+    s.handle_command(t(1), SessionCommand::Dial { contact: id(5) })
+        .unwrap();
     assert_eq!(s.state(), SessionState::Dialing);
-    assert_eq!(work(&mut s), vec![SessionAction::PlaceCall { contact: id(5) }]);
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(6) }).unwrap();
+    assert_eq!(
+        work(&mut s),
+        vec![SessionAction::PlaceCall { contact: id(5) }]
+    );
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(6) })
+        .unwrap();
     s.handle_event(
         t(20),
         SessionEvent::DialEnded {
@@ -242,7 +271,9 @@ fn preview_dial_only_in_preview_mode() {
     assert_eq!(s.state(), SessionState::Available);
 
     let mut p = connected(DialMode::Power);
-    let err = p.handle_command(t(1), SessionCommand::Dial { contact: id(5) }).unwrap_err();
+    let err = p
+        .handle_command(t(1), SessionCommand::Dial { contact: id(5) })
+        .unwrap_err();
     assert_eq!(err, SessionError::NotPreview(DialMode::Power));
     assert!(!err.is_conflict());
 }
@@ -250,9 +281,12 @@ fn preview_dial_only_in_preview_mode() {
 #[test]
 fn stop_on_a_call_hangs_up_both_legs() {
     let mut s = connected(DialMode::Power);
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) }).unwrap();
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(2) }).unwrap();
-    s.handle_event(t(5), SessionEvent::CustomerHuman { attempt: id(1) }).unwrap();
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) })
+        .unwrap();
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(2) })
+        .unwrap();
+    s.handle_event(t(5), SessionEvent::CustomerHuman { attempt: id(1) })
+        .unwrap();
     drain(&mut s);
     s.handle_command(t(9), SessionCommand::Stop).unwrap();
     assert_eq!(
@@ -266,17 +300,27 @@ fn stop_on_a_call_hangs_up_both_legs() {
     assert_eq!(s.state(), SessionState::Ended(SessionEndReason::Stopped));
     assert_eq!(s.counts().talk, Duration::from_secs(4));
     let err = s.handle_command(t(10), SessionCommand::Stop).unwrap_err();
-    assert_eq!(err.to_string(), "cannot stop: the session has ended (stopped)");
+    assert_eq!(
+        err.to_string(),
+        "cannot stop: the session has ended (stopped)"
+    );
 }
 
 #[test]
 fn agent_hang_up_mid_session_ends_it_and_drops_the_customer() {
     let mut s = connected(DialMode::Predictive);
-    s.handle_event(t(5), SessionEvent::CustomerHuman { attempt: id(1) }).unwrap();
+    s.handle_event(t(5), SessionEvent::CustomerHuman { attempt: id(1) })
+        .unwrap();
     drain(&mut s);
     s.handle_event(t(8), SessionEvent::AgentHungUp).unwrap();
-    assert_eq!(s.state(), SessionState::Ended(SessionEndReason::AgentHangup));
-    assert_eq!(work(&mut s), vec![SessionAction::HangUpCustomer { attempt: id(1) }]);
+    assert_eq!(
+        s.state(),
+        SessionState::Ended(SessionEndReason::AgentHangup)
+    );
+    assert_eq!(
+        work(&mut s),
+        vec![SessionAction::HangUpCustomer { attempt: id(1) }]
+    );
 }
 
 #[test]
@@ -287,7 +331,10 @@ fn restart_comes_back_paused_and_resume_calls_the_agent_again() {
     };
     let mut s = Session::restored(t(0), DialMode::Power, counts);
     assert_eq!(s.state(), SessionState::Paused);
-    assert_eq!(drain(&mut s), vec![SessionAction::Notify(Notice::RestartedPaused)]);
+    assert_eq!(
+        drain(&mut s),
+        vec![SessionAction::Notify(Notice::RestartedPaused)]
+    );
     assert_eq!(s.counts().calls, 4);
     s.handle_command(t(60), SessionCommand::Resume).unwrap();
     assert_eq!(s.state(), SessionState::Connecting);
@@ -302,8 +349,10 @@ fn restart_comes_back_paused_and_resume_calls_the_agent_again() {
 #[test]
 fn disposition_is_validated() {
     let mut s = connected(DialMode::Power);
-    s.handle_event(t(1), SessionEvent::CustomerHuman { attempt: id(1) }).unwrap();
-    s.handle_event(t(2), SessionEvent::CustomerHungUp { attempt: id(1) }).unwrap();
+    s.handle_event(t(1), SessionEvent::CustomerHuman { attempt: id(1) })
+        .unwrap();
+    s.handle_event(t(2), SessionEvent::CustomerHungUp { attempt: id(1) })
+        .unwrap();
     for bad in ["", "   ", &"x".repeat(MAX_DISPOSITION_LEN + 1)] {
         let err = s
             .handle_command(
@@ -321,7 +370,8 @@ fn disposition_is_validated() {
 #[test]
 fn campaign_end_ends_every_live_session() {
     let mut s = connected(DialMode::Power);
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) }).unwrap();
+    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(1) })
+        .unwrap();
     drain(&mut s);
     s.handle_event(t(2), SessionEvent::CampaignEnded).unwrap();
     assert_eq!(
@@ -332,8 +382,5 @@ fn campaign_end_ends_every_live_session() {
         ]
     );
     assert_eq!(s.state().as_str(), "ended");
-    assert_eq!(
-        s.state().to_string(),
-        "ended (campaign-ended)"
-    );
+    assert_eq!(s.state().to_string(), "ended (campaign-ended)");
 }
