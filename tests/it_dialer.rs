@@ -251,7 +251,7 @@ fn agentless_campaign_outcomes_retries_max_attempts_and_rate_limit() {
             w[10]
         );
     }
-    // Events: one attempt.started and one attempt.finished per attempt.
+    // One call per attempt, none outside a claim.
     let calls = server.all_calls(&key, "");
     assert_eq!(calls.len(), all.len(), "one call per attempt");
 }
