@@ -338,3 +338,69 @@ fn kill_9_mid_campaign_then_restart_finishes_with_every_attempt_accounted_for() 
         restarted.len()
     );
 }
+
+#[test]
+fn pause_stops_new_claims_calls_in_flight_finish_and_resume_completes() {
+    let far = far_end();
+    let server = server_for(&far);
+    let key = server.api_key();
+    // Numbers ending 0, 1, 2, 8, 9: all answer.
+    let phones: Vec<String> = ["00", "01", "02", "08", "09", "10", "11", "12"]
+        .iter()
+        .map(|s| format!("+121255501{s}"))
+        .collect();
+    let id = start_campaign(&server, &key, &phones, r#", "max_concurrent": 2"#);
+    let going = poll_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        (attempts(&server, &key, &id).len() >= 2).then_some(())
+    });
+    assert!(
+        going.is_some(),
+        "campaign did not get going\n{}",
+        server.log()
+    );
+    let paused = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/campaigns/{id}/pause"),
+        None,
+    );
+    assert_eq!(paused["state"], "paused");
+    let paused_at =
+        DateTime::parse_from_rfc3339(paused["updated_at"].as_str().expect("updated_at"))
+            .expect("time")
+            .with_timezone(&Utc);
+    // Calls in flight finish by themselves.
+    let settled = poll_until(Duration::from_secs(60), Duration::from_millis(200), || {
+        let a = attempts(&server, &key, &id);
+        a.iter().all(|a| a.ended.is_some()).then_some(a)
+    })
+    .expect("calls in flight finished");
+    assert!(
+        settled.len() < phones.len(),
+        "the pause came too late to test anything: {settled:#?}"
+    );
+    for a in &settled {
+        assert_eq!(a.outcome, "human", "{a:?}");
+        // A claim that read the state just before the pause committed may carry a time up to
+        // the pause's own; none may start after it (1 s margin for the two clocks' reads).
+        assert!(
+            a.started <= paused_at + chrono::Duration::seconds(1),
+            "attempt started after the pause at {paused_at}: {a:?}"
+        );
+    }
+    // Still paused a few ticks later: nothing new.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(attempts(&server, &key, &id).len(), settled.len());
+    api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/campaigns/{id}/resume"),
+        None,
+    );
+    wait_completed(&server, &key, &id, Duration::from_secs(120));
+    let all = attempts(&server, &key, &id);
+    assert_eq!(all.len(), phones.len(), "one attempt per contact: {all:#?}");
+    assert!(all.iter().all(|a| a.outcome == "human"), "{all:#?}");
+}
