@@ -412,6 +412,51 @@ async fn claim_rules(store: &Store, label: &str) {
     );
 }
 
+/// A number put on the do-not-call list while its contact is being dialled: the list update
+/// cannot mark a contact in flight, so the claim itself must refuse it when it comes due again.
+async fn dnc_added_while_dialling(store: &Store, label: &str) {
+    let (cid, _) = campaign_with(store, "phone\n+12125550001\n", 5).await;
+    let now = t0();
+    let a = store
+        .claim_next(cid, "n1", now, LEASE, open)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .add_dnc("+12125550001", Some("asked during the call"), now)
+        .await
+        .unwrap();
+    let c = store.get_contact(a.contact.id).await.unwrap().unwrap();
+    assert_eq!(
+        c.status,
+        ContactStatus::Dialing,
+        "{label}: in flight, not touched"
+    );
+    store
+        .finish_attempt(
+            a.attempt_id,
+            now,
+            AttemptOutcome::NoAnswer,
+            None,
+            None,
+            Some(now),
+            ContactStatus::Retry,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_next(cid, "n1", now + TimeDelta::hours(1), LEASE, open)
+            .await
+            .unwrap()
+            .is_none(),
+        "{label}: never dialled again"
+    );
+    let c = store.get_contact(a.contact.id).await.unwrap().unwrap();
+    assert_eq!(c.status, ContactStatus::Dnc, "{label}");
+    assert_eq!(c.attempts, 1);
+}
+
 /// `tasks` claimers on `stores` (round robin) claim until nothing is left; every contact must
 /// be handed out exactly once.
 async fn claim_all_concurrently(stores: &[Store], cid: Uuid, tasks: usize) -> Vec<ClaimedContact> {
@@ -477,6 +522,16 @@ async fn claim_rules_on_every_backend() {
     for db in test_databases().await {
         let store = db.store().await;
         claim_rules(&store, db.label).await;
+        store.close().await;
+        db.remove().await;
+    }
+}
+
+#[tokio::test]
+async fn dnc_is_checked_at_claim_time_on_every_backend() {
+    for db in test_databases().await {
+        let store = db.store().await;
+        dnc_added_while_dialling(&store, db.label).await;
         store.close().await;
         db.remove().await;
     }

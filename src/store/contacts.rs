@@ -661,7 +661,12 @@ impl Store {
         mut gate: impl FnMut(&ClaimCandidate) -> WindowCheck + Send,
     ) -> Result<Option<ClaimedContact>, StoreError> {
         let now = micros(now);
-        let lease_end = micros(now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX));
+        let lease_end = micros(
+            TimeDelta::from_std(lease)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
         let pg = matches!(self.pool, Pool::Postgres(_));
         let scan = format!(
             "SELECT c.id, c.phone, c.timezone, c.attempts, (d.phone IS NOT NULL) AS on_dnc \
