@@ -47,9 +47,10 @@
 //!    `E[A] − E[F] + E[(F − A)⁺]`, which only needs `P(A = a)` for `a` below the number of
 //!    agents, so a decision costs O(checkpoints · (ringing + busy + n) · agents).
 //! 6. **Feedback.** The checkpoint forecast compares expectations, not paths: a person who
-//!    answers at 3 s is abandoned by an agent who frees at 10 s, though both count by
-//!    `t = 10 s`, and `max_t E[·] ≤ E[max_t ·]`. So it under-predicts abandons, by a factor
-//!    that depends on the population (about five in the simulations of BENCHMARKS.md). A
+//!    answers at 3 s is abandoned even though an agent frees at 10 s (both count by
+//!    `t = 10 s`), and `max_t E[·] ≤ E[max_t ·]`. So it under-predicts abandons, by a factor
+//!    that depends on the population (in simulation, with the feedback held at 1, 10 agents
+//!    abandoned 13.8 % on their first day instead of the 2.5 % forecast; BENCHMARKS.md). A
 //!    controller corrects it with one factor `f = exp(gain · (setpoint · H₃₀ − A₃₀))`,
 //!    clamped to `[feedback_min, feedback_max]`, where `H₃₀` and `A₃₀` are the human answers
 //!    and abandons of the last 30 days: the allowed share is `α = setpoint · f` and each busy

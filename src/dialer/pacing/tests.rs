@@ -92,8 +92,10 @@ fn idle_agents_get_more_than_one_line_each_within_the_allowed_share() {
     assert!(d.predicted_abandon <= d.allowed_abandon, "{d:?}");
     assert!((d.allowed_abandon - 0.025).abs() < 1e-12);
     // One call more would predict more abandons than allowed.
-    let mut stricter = PredictiveConfig::default();
-    stricter.setpoint = 0.005;
+    let stricter = PredictiveConfig {
+        setpoint: 0.005,
+        ..Default::default()
+    };
     let s = PredictivePacer::new(stricter).decide(t(0), &snap(5, &[], &[]));
     assert!(s.calls < d.calls, "{s:?} vs {d:?}");
 }
@@ -278,8 +280,10 @@ fn caps_bound_predictive_too() {
         rate_allowance: 3,
     };
     assert_eq!(p.decide(t(0), &s).calls, 3);
-    let mut c = PredictiveConfig::default();
-    c.max_lines_per_agent = 1.0;
+    let c = PredictiveConfig {
+        max_lines_per_agent: 1.0,
+        ..Default::default()
+    };
     let p = PredictivePacer::new(c);
     assert_eq!(p.decide(t(0), &snap(10, &[], &[])).calls, 10);
 }
