@@ -22,7 +22,8 @@
 //! - **sweep**: calls whose `call.completed` was missed (a lagging subscriber) are finished from
 //!   their stored row; leases of calls in flight are renewed.
 //!
-//! A paused campaign gets no new claims; its calls in flight finish normally.
+//! A paused campaign gets no new claims; its calls in flight finish normally. The sweep also
+//! finishes the attempts whose lease expired (a node that died), as at start.
 //!
 //! # Crash safety
 //!
@@ -193,6 +194,12 @@ pub async fn reconcile(deps: &DialerDeps, node: &str) -> Result<usize, StoreErro
             open.extend(store.open_attempts(c.id, Some(node)).await?);
         }
     }
+    finish_open(deps, open).await
+}
+
+/// Finishes attempts found open (see [`reconcile`]).
+async fn finish_open(deps: &DialerDeps, mut open: Vec<OpenAttempt>) -> Result<usize, StoreError> {
+    let store = &deps.store;
     open.sort_by_key(|a| a.id);
     open.dedup_by_key(|a| a.id);
     let mut n = 0;
@@ -470,8 +477,14 @@ impl Runner {
             played: false,
         };
         let (Some(from), Some(trunk)) = (from, s.trunk.clone()) else {
-            self.fail_to_start(c, &flight, call_id, "no caller id or trunk")
-                .await?;
+            self.fail_to_start(
+                c,
+                &flight,
+                call_id,
+                AttemptOutcome::Failed,
+                "no caller id or trunk",
+            )
+            .await?;
             return Ok(());
         };
         self.calls.insert(call_id, flight.clone());
@@ -525,31 +538,31 @@ impl Runner {
             Err(e) => {
                 self.calls.remove(&call_id);
                 tracing::warn!(campaign = %c.id, error = %e, "dialer: originate refused");
-                self.fail_to_start(c, &flight, call_id, &e.to_string())
+                // A node or trunk that is only full does not spend the contact's attempts.
+                let outcome = match e {
+                    EngineError::TrunkAtCapacity(_)
+                    | EngineError::TrunkRateLimited(_)
+                    | EngineError::OverCapacity(_)
+                    | EngineError::ShuttingDown
+                    | EngineError::Stopped => AttemptOutcome::Cancelled,
+                    _ => AttemptOutcome::Failed,
+                };
+                self.fail_to_start(c, &flight, call_id, outcome, &e.to_string())
                     .await?;
-                if matches!(e, EngineError::ShuttingDown | EngineError::Stopped) {
-                    return Ok(());
-                }
             }
         }
         Ok(())
     }
 
-    /// The engine refused the call: the attempt ends `failed` (or `cancelled` when the node
-    /// was only busy: that does not use up an attempt's retry budget).
+    /// The call could not be placed: the attempt ends with `outcome` (`why` in the event).
     async fn fail_to_start(
         &self,
         c: &Campaign,
         f: &InFlight,
         call_id: Uuid,
+        outcome: AttemptOutcome,
         why: &str,
     ) -> Result<(), StoreError> {
-        let busy_node = why.contains("limit") || why.contains("busy") || why == "shutting down";
-        let outcome = if busy_node {
-            AttemptOutcome::Cancelled
-        } else {
-            AttemptOutcome::Failed
-        };
         finish(
             &self.deps,
             &Finish {
@@ -698,8 +711,31 @@ impl Runner {
         }
     }
 
-    /// Finishes calls whose end was missed and renews the leases of the others.
+    /// Finishes calls whose end was missed and renews the leases of the others; finishes the
+    /// attempts of other nodes whose lease expired (a node that died).
     async fn sweep(&mut self) {
+        match self
+            .deps
+            .store
+            .expired_attempts(self.deps.clock.utc())
+            .await
+        {
+            Ok(expired) => {
+                let foreign: Vec<OpenAttempt> = expired
+                    .into_iter()
+                    .filter(|a| a.call_id.is_none_or(|id| !self.calls.contains_key(&id)))
+                    .collect();
+                if !foreign.is_empty() {
+                    match finish_open(&self.deps, foreign).await {
+                        Ok(n) => tracing::warn!(attempts = n, "dialer: reconciled expired leases"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "dialer: reconciling expired leases failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "dialer: reading expired leases failed"),
+        }
         let ids: Vec<Uuid> = self.calls.keys().copied().collect();
         let until =
             self.deps.clock.utc() + chrono::Duration::from_std(self.cfg.lease).unwrap_or_default();
