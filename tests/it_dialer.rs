@@ -11,13 +11,15 @@
 //!   has an outcome, attempt numbers have no gap, no attempt placed two calls, and the
 //!   10/minute limit held across the restart.
 //! - `pause_stops_new_claims_calls_in_flight_finish_and_resume_completes`: no attempt starts
-//!   after a pause, the calls in flight end by themselves, resume completes the campaign.
+//!   after a pause, the calls in flight end by themselves, resume completes the campaign;
+//!   every attempt's `attempt.started` and `attempt.finished` reach the campaign's webhook.
 
 mod common;
 
 use chrono::{DateTime, Utc};
 use common::api::request;
 use common::sipp::{Scenario, Sipp, SippProcess};
+use common::webhook::WebhookReceiver;
 use common::{Server, ServerOptions, poll_until};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -365,7 +367,16 @@ fn pause_stops_new_claims_calls_in_flight_finish_and_resume_completes() {
         .iter()
         .map(|s| format!("+121255501{s}"))
         .collect();
-    let id = start_campaign(&server, &key, &phones, r#", "max_concurrent": 2"#);
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let id = start_campaign(
+        &server,
+        &key,
+        &phones,
+        &format!(
+            r#", "max_concurrent": 2, "status_callback": "{}""#,
+            hook.url("/hook")
+        ),
+    );
     let going = poll_until(Duration::from_secs(60), Duration::from_millis(100), || {
         (attempts(&server, &key, &id).len() >= 2).then_some(())
     });
@@ -419,4 +430,29 @@ fn pause_stops_new_claims_calls_in_flight_finish_and_resume_completes() {
     let all = attempts(&server, &key, &id);
     assert_eq!(all.len(), phones.len(), "one attempt per contact: {all:#?}");
     assert!(all.iter().all(|a| a.outcome == "human"), "{all:#?}");
+    // Each attempt's events reached the campaign's webhook: attempt.started, attempt.finished.
+    let kinds_of = |kind: &str| -> Vec<serde_json::Value> {
+        hook.requests()
+            .iter()
+            .filter_map(|r| r.json().ok())
+            .filter(|e| e["type"] == kind)
+            .collect()
+    };
+    let delivered = poll_until(Duration::from_secs(30), Duration::from_millis(200), || {
+        (kinds_of("attempt.finished").len() >= all.len()).then_some(())
+    });
+    assert!(delivered.is_some(), "attempt.finished webhooks missing");
+    let started = kinds_of("attempt.started");
+    let finished = kinds_of("attempt.finished");
+    assert_eq!(started.len(), all.len(), "attempt.started: {started:#?}");
+    assert_eq!(finished.len(), all.len(), "attempt.finished: {finished:#?}");
+    for a in &all {
+        let f = finished
+            .iter()
+            .find(|e| e["payload"]["attempt_id"] == a.id.as_str())
+            .unwrap_or_else(|| panic!("no attempt.finished for {a:?}"));
+        assert_eq!(f["payload"]["outcome"], "human");
+        assert_eq!(f["payload"]["contact_status"], "done");
+        assert_eq!(f["call_id"], a.call_id.as_str());
+    }
 }
