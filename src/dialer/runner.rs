@@ -60,7 +60,7 @@ use crate::store::{
 };
 
 use super::pacing::{Capacity, agentless_calls};
-use super::rate::{HOUR, RateLimiter, RateLimits};
+use super::rate::{HOUR, MINUTE, RateLimiter, RateLimits};
 
 /// Event kinds of the runner.
 pub mod attempt_kinds {
@@ -405,11 +405,20 @@ impl Runner {
             per_minute: c.settings.rate_per_minute,
             per_hour: c.settings.rate_per_hour,
         };
-        let since = now - chrono::Duration::from_std(HOUR).unwrap_or_default();
-        let starts = if limits == RateLimits::default() {
-            Vec::new()
+        // The latest `limit` starts over the longest limited window are all the limiter needs:
+        // if that window holds more, its allowance is zero whatever the rest.
+        let horizon = if limits.per_hour.is_some() {
+            HOUR
         } else {
-            store.attempt_starts_since(c.id, since).await?
+            MINUTE
+        };
+        let most = limits.per_minute.max(limits.per_hour);
+        let starts = match most {
+            None => Vec::new(),
+            Some(most) => {
+                let since = now - chrono::Duration::from_std(horizon).unwrap_or_default();
+                store.attempt_starts_since(c.id, since, most).await?
+            }
         };
         let limiter = RateLimiter::from_starts(limits, starts);
         let live = u32::try_from(store.attempts_in_flight(c.id).await?).unwrap_or(u32::MAX);
