@@ -19,7 +19,8 @@
 //! - [`amd`]: streaming answering-machine detection (pure), shared by live calls and `trunkline amd`.
 //! - [`campaign`]: dialer data (pure): campaign vocabulary and settings, phone normalisation, CSV import.
 //! - [`call`]: the call engine: one owner task per call, commands in, events out.
-//! - [`dialer`]: calling windows, retries, rate limits, agent sessions, pacing (pure); simulation.
+//! - [`dialer`]: calling windows, retries, rate limits, agent sessions, pacing (pure); simulation;
+//!   the campaign runner (driver: claims contacts, places calls, stores attempt outcomes).
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.
