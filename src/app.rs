@@ -261,13 +261,35 @@ pub async fn run(
         },
     ));
 
+    let prompts = Arc::new(Mutex::new(prompts));
+    let engine_handle = EngineHandle::new(cmd_tx);
+    let (dialer_stop_tx, dialer_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let dialer_task = tokio::spawn(crate::dialer::runner::run_dialer(
+        crate::dialer::runner::DialerDeps {
+            store: store.clone(),
+            bus: bus.clone(),
+            engine: engine_handle.clone(),
+            clock: clock.clone(),
+            prompts: prompts.clone(),
+        },
+        crate::dialer::runner::DialerConfig {
+            node: node_name(sip_addr),
+            tick: Duration::from_millis(500),
+            lease: Duration::from_secs(120),
+            ring_timeout: Duration::from_secs(cfg.server.calls.ring_timeout_secs),
+            sweep: Duration::from_secs(5),
+        },
+        async {
+            let _ = dialer_stop_rx.await;
+        },
+    ));
     let state = crate::http::AppState {
         store: store.clone(),
-        engine: EngineHandle::new(cmd_tx),
+        engine: engine_handle,
         events: bus.clone(),
         clock: clock.clone(),
         config: cfg.clone(),
-        prompts: Arc::new(Mutex::new(prompts)),
+        prompts,
         metrics: crate::telemetry::prometheus(),
     };
     let http_task = tokio::spawn(crate::http::serve(http, state, async {
@@ -280,6 +302,9 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down: no new calls; waiting for live calls to end");
+    // The dialer places no new call; the attempts of calls still live finish at the next start.
+    let _ = dialer_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), dialer_task).await;
     let _ = phase_tx.send(ShutdownPhase::Drain);
     let grace = Duration::from_secs(cfg.server.calls.shutdown_grace_secs);
     let drained = async {
@@ -320,6 +345,22 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This node's name in attempt rows and contact leases: `TRUNKLINE_NODE`, else the host name
+/// and the SIP port (stable across restarts of one node, distinct between nodes).
+pub fn node_name(sip: std::net::SocketAddr) -> String {
+    if let Ok(n) = std::env::var("TRUNKLINE_NODE")
+        && !n.trim().is_empty()
+    {
+        return n.trim().to_string();
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", sip.port())
 }
 
 /// A database URL without its password, for logs.

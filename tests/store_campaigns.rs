@@ -666,3 +666,58 @@ async fn bench_claims_per_second() {
         db.remove().await;
     }
 }
+
+/// Figures: the store work of the campaign runner per attempt, one claimer after another (what
+/// `src/dialer/runner.rs` does for each call): the rate limiter's read of the latest starts
+/// (a 10/minute campaign), the in-flight count, the claim, recording the call id, and finishing the attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn bench_runner_store_work_per_attempt() {
+    for db in test_databases().await {
+        let store = db.store().await;
+        let n = 2_000;
+        let (cid, _) = campaign_with(&store, &numbers(n), 3).await;
+        let now = t0();
+        let started = wall_now();
+        for i in 0..n {
+            store
+                .attempt_starts_since(cid, now - TimeDelta::minutes(1), 10)
+                .await
+                .unwrap();
+            store.attempts_in_flight(cid).await.unwrap();
+            let c = store
+                .claim_next(cid, "bench", now, LEASE, open)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("contact {i} claimed"));
+            store
+                .set_attempt_call(c.attempt_id, new_id(now))
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .finish_attempt(
+                        c.attempt_id,
+                        now,
+                        AttemptOutcome::Human,
+                        Some("human"),
+                        Some(Duration::from_secs(20)),
+                        None,
+                        ContactStatus::Done,
+                    )
+                    .await
+                    .unwrap()
+            );
+        }
+        let took = started.elapsed();
+        println!(
+            "runner store work {}: {} attempts one after another, {:.2} s, {:.0} us per attempt",
+            db.label,
+            n,
+            took.as_secs_f64(),
+            took.as_secs_f64() * 1e6 / n as f64
+        );
+        store.close().await;
+        db.remove().await;
+    }
+}

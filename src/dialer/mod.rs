@@ -22,6 +22,8 @@
 //! - [`session`]: an agent session's state machine (available, dialing, on-call, wrap-up, paused).
 //! - [`pacing`]: how many calls to start now, for `power`, `agentless` and `predictive`.
 //! - [`sim`]: a seeded, simulated-time population driving the predictive pacer.
+//! - [`runner`] (driver): the campaign runner that claims contacts, places calls and stores
+//!   attempt outcomes.
 //!
 //! # Shared vocabulary
 //!
@@ -30,6 +32,7 @@
 pub mod pacing;
 pub mod rate;
 pub mod retry;
+pub mod runner;
 pub mod session;
 pub mod sim;
 pub mod window;

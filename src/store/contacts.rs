@@ -889,6 +889,26 @@ impl Store {
         Ok(to_u64(n))
     }
 
+    /// The latest `limit` start times of a campaign's attempts at or after `since`, newest
+    /// first (the dialer rebuilds its rate limiter from them, so a restart does not reset the
+    /// limits; a limiter of `limit` needs no more than the latest `limit` starts).
+    pub async fn attempt_starts_since(
+        &self,
+        campaign_id: Uuid,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT started_at FROM attempts WHERE campaign_id = $1 AND started_at >= $2 \
+             ORDER BY started_at DESC LIMIT $3"
+        )
+        .bind(campaign_id)
+        .bind(micros(since))
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?))
+    }
+
     /// Attempts of a campaign not finished (concurrency cap over stored attempts).
     pub async fn attempts_in_flight(&self, campaign_id: Uuid) -> Result<u64, StoreError> {
         let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
