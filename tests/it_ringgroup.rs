@@ -97,29 +97,27 @@ fn tone_wav(dir: &Path, name: &str, hz: f64, secs: f64) -> std::path::PathBuf {
     p
 }
 
-#[test]
-fn registered_agents_ring_the_first_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorded()
- {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let hook = WebhookReceiver::start().expect("webhook receiver");
+/// A server whose number `sales` rings the agents `alice` and `bob` (recorded), and the two
+/// agents as baresip phones registered with digest auth (alice's microphone plays 1 kHz);
+/// returns once `GET /v1/registrations` lists both. baresip 1.0 gives up on a 401 that offers
+/// SHA-256, so the registrar offers MD5 only here.
+fn registered_sales_group(tmp: &Path, hook: &WebhookReceiver) -> (Server, Baresip, Baresip) {
     let route = r#"{ action = "ring_group", members = ["alice", "bob"], timeout_secs = 30, record = true }"#;
-    // baresip 1.0 gives up on a 401 that offers SHA-256: MD5 only here.
     let mut o = ServerOptions::default()
         .agent("alice", "alice-pw")
         .agent("bob", "bob-pw")
-        .route("sales", &number(route, &hook, ""));
+        .route("sales", &number(route, hook, ""));
     o.server_extra = "[registrar]\nalgorithms = [\"MD5\"]\n".into();
     let server = Server::start_with(o);
     let key = server.api_key();
-    let mic = tone_wav(tmp.path(), "a.wav", 1000.0, 60.0);
-    let mut alice = Baresip::start_with(
+    let mic = tone_wav(tmp, "a.wav", 1000.0, 60.0);
+    let alice = Baresip::start_with(
         BaresipOptions::new("alice", Some(&mic)).register(server.sip, "alice-pw", 600),
     )
     .expect("alice");
     let bob =
         Baresip::start_with(BaresipOptions::new("bob", None).register(server.sip, "bob-pw", 600))
             .expect("bob");
-    // Both registered (digest) before the call.
     poll_until(T, Duration::from_millis(100), || {
         let r = request(
             server.http,
@@ -138,6 +136,16 @@ fn registered_agents_ring_the_first_to_answer_gets_the_call_the_other_is_cancell
             bob.output()
         )
     });
+    (server, alice, bob)
+}
+
+#[test]
+fn registered_agents_ring_the_first_to_answer_gets_the_call_the_other_is_cancelled_and_it_is_recorded()
+ {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let (server, mut alice, bob) = registered_sales_group(tmp.path(), &hook);
+    let key = server.api_key();
     first_answer_wins(&server, &key, &hook, tmp.path(), &mut alice, &bob);
 }
 
@@ -166,34 +174,8 @@ fn static_members_ring_the_first_to_answer_gets_the_call() {
 fn sipp_calls_the_number_both_registered_agents_ring_the_first_to_answer_gets_it_recorded() {
     let tmp = tempfile::tempdir().expect("tmp");
     let hook = WebhookReceiver::start().expect("webhook receiver");
-    let route = r#"{ action = "ring_group", members = ["alice", "bob"], timeout_secs = 30, record = true }"#;
-    let mut o = ServerOptions::default()
-        .agent("alice", "alice-pw")
-        .agent("bob", "bob-pw")
-        .route("sales", &number(route, &hook, ""));
-    o.server_extra = "[registrar]\nalgorithms = [\"MD5\"]\n".into();
-    let server = Server::start_with(o);
+    let (server, mut alice, bob) = registered_sales_group(tmp.path(), &hook);
     let key = server.api_key();
-    let mic = tone_wav(tmp.path(), "a.wav", 1000.0, 60.0);
-    let mut alice = Baresip::start_with(
-        BaresipOptions::new("alice", Some(&mic)).register(server.sip, "alice-pw", 600),
-    )
-    .expect("alice");
-    let bob =
-        Baresip::start_with(BaresipOptions::new("bob", None).register(server.sip, "bob-pw", 600))
-            .expect("bob");
-    poll_until(T, Duration::from_millis(100), || {
-        let r = request(
-            server.http,
-            "GET",
-            "/v1/registrations",
-            Some(&key),
-            &[],
-            None,
-        );
-        (r.json()["registrations"].as_array().map(Vec::len) == Some(2)).then_some(())
-    })
-    .unwrap_or_else(|| panic!("agents did not register\n{}", server.log()));
     // The call lasts 5 s after the answer (the pause of uac_echo.xml), SIPp's pcap playing.
     let caller = Sipp::uac(Scenario::ours("uac_echo"), server.sip)
         .service("sales")
