@@ -95,6 +95,25 @@ fn register_with(
     )
 }
 
+/// alice's (password `secret`) `Authorization` for a REGISTER answering challenge `c` with
+/// nonce count `nc` (cnonce `c`).
+fn alice_answer(c: &Challenge, nc: u32) -> String {
+    let creds = Credentials {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    authorization(
+        c,
+        &creds,
+        RequestDigest {
+            method: "REGISTER",
+            uri: "sip:127.0.0.1",
+            cnonce: "c",
+            nc,
+        },
+    )
+}
+
 fn events(reg: &mut Registrar) -> Vec<RegistrarEvent> {
     std::iter::from_fn(|| reg.poll_event()).collect()
 }
@@ -272,22 +291,7 @@ fn expired_nonce_is_stale_and_a_fresh_one_works() {
     let mut reg = registrar();
     let r = reg.handle_register(t0, &register("alice", 1, ""), src(), Transport::Udp);
     let c = challenges(&r).remove(0);
-    let creds = Credentials {
-        username: "alice".into(),
-        password: "secret".into(),
-    };
-    let answer = |nc| {
-        authorization(
-            &c,
-            &creds,
-            RequestDigest {
-                method: "REGISTER",
-                uri: "sip:127.0.0.1",
-                cnonce: "c",
-                nc,
-            },
-        )
-    };
+    let answer = |nc| alice_answer(&c, nc);
     let late = t0 + reg.settings().nonce_ttl + Duration::from_secs(1);
     let req = with_auth(
         register("alice", 2, "Contact: <sip:a@10.0.0.5>\r\n"),
@@ -320,22 +324,7 @@ fn reused_nonce_count_is_refused() {
     let mut reg = registrar();
     let r = reg.handle_register(t0, &register("alice", 1, ""), src(), Transport::Udp);
     let c = challenges(&r).remove(0);
-    let creds = Credentials {
-        username: "alice".into(),
-        password: "secret".into(),
-    };
-    let answer = |nc| {
-        authorization(
-            &c,
-            &creds,
-            RequestDigest {
-                method: "REGISTER",
-                uri: "sip:127.0.0.1",
-                cnonce: "c",
-                nc,
-            },
-        )
-    };
+    let answer = |nc| alice_answer(&c, nc);
     let contact = "Contact: <sip:a@10.0.0.5>\r\n";
     let first = with_auth(register("alice", 2, contact), &answer(1));
     assert_eq!(
