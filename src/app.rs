@@ -131,17 +131,6 @@ pub async fn run(
         );
     }
 
-    // Inbound calls a crash left ringing: their one `call.missed` (reason `restart`).
-    let swept = crate::inbound::sweeper::sweep_undecided(&bus, &cfg, clock.utc())
-        .await
-        .context("deciding inbound calls left undecided by the previous run")?;
-    if swept > 0 {
-        tracing::warn!(
-            missed = swept,
-            "inbound calls left ringing by the previous run recorded missed (restart)"
-        );
-    }
-
     let mut prompts = PromptCache::new(cfg.prompts_dir.clone());
     if cfg.prompts_dir.is_none() || prompts.get("tone").is_err() {
         // The embedded example's tone prompt, available whatever the config folder holds.
@@ -156,6 +145,20 @@ pub async fn run(
         .await
         .with_context(|| format!("binding SIP on {}", cfg.server.sip.listen))?;
     let sip_addr = sip.local_addr()?;
+    // This node's name (attempt rows, contact leases, its inbound calls).
+    let node = node_name(sip_addr);
+
+    // Inbound calls a crash left ringing on this node: their one `call.missed` (reason
+    // `restart`). The SIP socket is bound already; nothing is read from it before this ends.
+    let swept = crate::inbound::sweeper::sweep_undecided(&bus, &cfg, clock.utc(), &node)
+        .await
+        .context("deciding inbound calls left undecided by the previous run")?;
+    if swept > 0 {
+        tracing::warn!(
+            missed = swept,
+            "inbound calls left ringing by the previous run recorded missed (restart)"
+        );
+    }
     let http = tokio::net::TcpListener::bind(cfg.server.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", cfg.server.http.listen))?;
@@ -208,6 +211,7 @@ pub async fn run(
         bus.clone(),
         clock.clone(),
         writer_rx,
+        node.clone(),
     ));
     let engine_task = tokio::spawn(driver::run_engine(
         engine,
@@ -264,6 +268,7 @@ pub async fn run(
     let prompts = Arc::new(Mutex::new(prompts));
     let engine_handle = EngineHandle::new(cmd_tx);
     let (dialer_stop_tx, dialer_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (sessions, sessions_inbox) = crate::dialer::runner::sessions::session_channel();
     let dialer_task = tokio::spawn(crate::dialer::runner::run_dialer(
         crate::dialer::runner::DialerDeps {
             store: store.clone(),
@@ -273,12 +278,13 @@ pub async fn run(
             prompts: prompts.clone(),
         },
         crate::dialer::runner::DialerConfig {
-            node: node_name(sip_addr),
+            node: node.clone(),
             tick: Duration::from_millis(500),
             lease: Duration::from_secs(120),
             ring_timeout: Duration::from_secs(cfg.server.calls.ring_timeout_secs),
             sweep: Duration::from_secs(5),
         },
+        sessions_inbox,
         async {
             let _ = dialer_stop_rx.await;
         },
@@ -291,6 +297,7 @@ pub async fn run(
         config: cfg.clone(),
         prompts,
         metrics: crate::telemetry::prometheus(),
+        sessions,
     };
     let http_task = tokio::spawn(crate::http::serve(http, state, async {
         let _ = http_stop_rx.await;

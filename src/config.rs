@@ -147,6 +147,10 @@ pub struct SipConfig {
     pub public_address: Option<IpAddr>,
     /// User part of our Contact and default From.
     pub user_agent: String,
+    /// Sources (IP addresses or CIDR blocks) whose INVITEs may reach numbers without
+    /// authenticating, besides every trunk's address. Anyone else gets 403 unless it is an
+    /// agent who authenticates. Default: loopback only.
+    pub trusted_sources: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -155,6 +159,7 @@ impl Default for SipConfig {
             listen: "127.0.0.1:5060".parse().expect("static address"),
             public_address: None,
             user_agent: format!("trunkline/{}", env!("CARGO_PKG_VERSION")),
+            trusted_sources: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
     }
 }
@@ -379,6 +384,18 @@ pub struct AgentConfig {
     /// Most contacts registered at once for this agent.
     #[serde(default = "default_max_contacts")]
     pub max_contacts: usize,
+    /// Caller id (From user) of this agent's calls out through a trunk; default: the trunk's
+    /// `caller_id`, else the agent's name.
+    #[serde(default)]
+    pub caller_id: Option<String>,
+}
+
+/// An IP address or CIDR block of `trusted_sources`.
+fn parse_source(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 fn default_max_contacts() -> usize {
@@ -686,6 +703,17 @@ impl Config {
                 c.default_timezone
             )));
         }
+        if let Some(bad) = self
+            .server
+            .sip
+            .trusted_sources
+            .iter()
+            .find(|s| parse_source(s).is_none())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[sip] trusted_sources: {bad:?} is not an IP address or CIDR block (e.g. \"10.0.0.0/8\")"
+            )));
+        }
         let mut seen = std::collections::HashSet::new();
         for t in &self.trunks {
             if !seen.insert(&t.name) {
@@ -838,6 +866,23 @@ impl Config {
     /// An agent by SIP user name.
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
         self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// The trusted source blocks of `[sip] trusted_sources` (invalid entries, refused by
+    /// [`Config::validate`], are left out).
+    pub fn trusted_sources(&self) -> Vec<ipnet::IpNet> {
+        self.server
+            .sip
+            .trusted_sources
+            .iter()
+            .filter_map(|s| parse_source(s))
+            .collect()
+    }
+
+    /// Whether an INVITE from `ip` comes from a known source: a trunk's address or a block
+    /// of `trusted` (see [`Config::trusted_sources`]).
+    pub fn is_known_source(&self, ip: IpAddr, trusted: &[ipnet::IpNet]) -> bool {
+        trusted.iter().any(|n| n.contains(&ip)) || self.trunks.iter().any(|t| t.address.ip() == ip)
     }
 
     /// The trunk an agent's call to `to` goes out through: the first of the agent's `trunks`

@@ -22,7 +22,8 @@
 //! - [`inbound`]: business hours, ring groups, voicemail, missed-call decisions (pure);
 //!   start-up sweeper and pruning (driver).
 //! - [`dialer`]: calling windows, retries, rate limits, agent sessions, pacing (pure); simulation;
-//!   the campaign runner (driver: claims contacts, places calls, stores attempt outcomes).
+//!   the campaign runner (driver: claims contacts, places calls, stores attempt outcomes, drives
+//!   agent sessions).
 //! - [`events`]: event log, durable webhook outbox, signed delivery, SSE fan-out.
 //! - [`store`]: sqlx over SQLite (default) or PostgreSQL, migrations, one function per query.
 //! - [`http`]: the `/v1` control API (axum), OpenAPI, `/healthz`, `/metrics`.

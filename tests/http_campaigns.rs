@@ -81,6 +81,7 @@ async fn harness(max_rows: usize) -> Harness {
         config: Arc::new(cfg),
         prompts: Arc::new(Mutex::new(PromptCache::new(None))),
         metrics: trunkline::telemetry::prometheus(),
+        sessions: trunkline::dialer::runner::sessions::session_channel().0,
     };
     Harness {
         _dir: dir,
@@ -671,4 +672,95 @@ async fn attempts_export_and_openapi() {
             "{p} missing from the OpenAPI document"
         );
     }
+}
+
+#[tokio::test]
+async fn stats_are_computed_from_the_stored_attempts() {
+    use trunkline::campaign::{AttemptOutcome, ContactStatus};
+    let h = harness(100).await;
+    let l = h
+        .json("POST", "/v1/contact-lists", Some(json!({"name": "l"})))
+        .await
+        .json();
+    let list = l["id"].as_str().unwrap().to_owned();
+    h.csv(
+        &format!("/v1/contact-lists/{list}/import"),
+        b"phone\n+12125550001\n+12125550002\n+12125550003\n+12125550004\n",
+    )
+    .await;
+    let c = h
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "c", "trunk": "local", "caller_id": "+15550100000", "list_id": list})),
+        )
+        .await
+        .json();
+    let id: Uuid = c["id"].as_str().unwrap().parse().unwrap();
+    h.json("POST", &format!("/v1/campaigns/{id}/start"), None)
+        .await;
+    // Three finished attempts (a person for 30 s, an abandoned person, a machine) and one in
+    // flight.
+    let finished = [
+        (AttemptOutcome::Human, Some("human"), 30_000),
+        (AttemptOutcome::Abandoned, Some("human"), 2_000),
+        (AttemptOutcome::Machine, Some("machine_end_beep"), 9_000),
+    ];
+    for (outcome, verdict, ms) in finished {
+        let a = h
+            .state
+            .store
+            .claim_next(id, "n1", t0(), Duration::from_secs(60), |_| {
+                WindowCheck::Open
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        h.state
+            .store
+            .finish_attempt(
+                a.attempt_id,
+                t0(),
+                outcome,
+                verdict,
+                Some(Duration::from_millis(ms)),
+                None,
+                ContactStatus::Done,
+            )
+            .await
+            .unwrap();
+    }
+    h.state
+        .store
+        .claim_next(id, "n1", t0(), Duration::from_secs(60), |_| {
+            WindowCheck::Open
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let s = h
+        .json("GET", &format!("/v1/campaigns/{id}/stats"), None)
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text());
+    let s = s.json();
+    assert_eq!(s["contacts"], json!({"done": 3, "dialing": 1}), "{s}");
+    assert_eq!(
+        s["attempts"],
+        json!({"human": 1, "abandoned": 1, "machine": 1, "in-flight": 1}),
+        "{s}"
+    );
+    assert_eq!(s["amd"], json!({"human": 2, "machine_end_beep": 1}), "{s}");
+    assert_eq!(s["calls_last_minute"], 4);
+    assert_eq!(s["answer_rate"], 1.0);
+    assert_eq!(s["abandon_rate_today"], 0.5);
+    assert_eq!(s["abandon_rate_30d"], 0.5);
+    assert_eq!(s["average_talk_ms"], 30_000.0);
+    assert_eq!(s["agents"], json!({}), "no agent session");
+    assert_eq!(s["average_wrap_up_ms"], Value::Null);
+    let missing = h
+        .json("GET", &format!("/v1/campaigns/{}/stats", Uuid::nil()), None)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let doc = h.json("GET", "/v1/openapi.json", None).await.json();
+    assert!(doc["paths"]["/v1/campaigns/{id}/stats"].is_object());
 }

@@ -43,6 +43,7 @@ async fn state(dir: &std::path::Path) -> (AppState, String) {
         config: Arc::new(Config::embedded()),
         prompts: Arc::new(Mutex::new(PromptCache::new(None))),
         metrics: trunkline::telemetry::prometheus(),
+        sessions: trunkline::dialer::runner::sessions::session_channel().0,
     };
     (state, key)
 }

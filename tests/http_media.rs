@@ -184,6 +184,7 @@ async fn harness() -> Harness {
         config: Arc::new(cfg),
         prompts: Arc::new(Mutex::new(PromptCache::new(Some(prompts_dir.clone())))),
         metrics: trunkline::telemetry::prometheus(),
+        sessions: trunkline::dialer::runner::sessions::session_channel().0,
     };
     Harness {
         _dir: dir,

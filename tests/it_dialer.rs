@@ -10,6 +10,14 @@
 //!   calls are in flight, restart on the same data: the campaign completes, every attempt row
 //!   has an outcome, attempt numbers have no gap, no attempt placed two calls, and the
 //!   10/minute limit held across the restart.
+//! - `two_nodes_on_one_postgresql_run_one_campaign_without_overlap`: two trunkline processes
+//!   on one PostgreSQL database run the same campaign: both place calls, no contact's attempts
+//!   overlap in time (never two calls to one contact at once), and the attempts per contact
+//!   and in total are what one node makes (the single-node test's rule: one for a person, the
+//!   full `max_attempts` for busy, no-answer and failed numbers).
+//! - `a_contact_outside_its_calling_window_is_dialled_only_once_it_opens`: the window opens
+//!   20 s after the start (in the numbers' own zone, New York, derived from +1 212): nothing
+//!   is dialled before, every contact right after.
 //! - `pause_stops_new_claims_calls_in_flight_finish_and_resume_completes`: no attempt starts
 //!   after a pause, the calls in flight end by themselves, resume completes the campaign;
 //!   every attempt's `attempt.started` and `attempt.finished` reach the campaign's webhook.
@@ -23,6 +31,7 @@ use common::webhook::WebhookReceiver;
 use common::{Server, ServerOptions, poll_until};
 use std::collections::HashMap;
 use std::time::Duration;
+use trunkline::clock::{Clock, SystemClock};
 
 /// Contacts `+1212555 01NN`, NN = 00..n: the last digit picks the far end's behaviour.
 fn phones(n: usize) -> Vec<String> {
@@ -77,6 +86,17 @@ fn api(
 /// Creates a list with `phones`, an agentless campaign on it with `extra` settings, starts it;
 /// returns the campaign id.
 fn start_campaign(server: &Server, key: &str, phones: &[String], extra: &str) -> String {
+    start_campaign_in_window(server, key, phones, ("00:00", "23:59"), extra)
+}
+
+/// [`start_campaign`] with the calling window `(start, end)` (contacts' local time).
+fn start_campaign_in_window(
+    server: &Server,
+    key: &str,
+    phones: &[String],
+    (window_start, window_end): (&str, &str),
+    extra: &str,
+) -> String {
     let list = api(
         server,
         key,
@@ -99,7 +119,7 @@ fn start_campaign(server: &Server, key: &str, phones: &[String], extra: &str) ->
     let body = format!(
         r#"{{"name": "it", "trunk": "far", "caller_id": "+15550100000", "list_id": "{list}",
             "dial_mode": "agentless", "on_machine": "hangup", "voicemail_prompt": "tone",
-            "window_start": "00:00", "window_end": "23:59", "default_timezone": "UTC",
+            "window_start": "{window_start}", "window_end": "{window_end}", "default_timezone": "UTC",
             "max_attempts": 2, "retry_delays": {{"busy": 3, "no-answer": 2, "failed": 2}}
             {extra}}}"#
     );
@@ -122,6 +142,7 @@ struct Attempt {
     no: u32,
     phone: String,
     call_id: String,
+    node: String,
     started: DateTime<Utc>,
     ended: Option<DateTime<Utc>>,
     outcome: String,
@@ -155,6 +176,7 @@ fn attempts(server: &Server, key: &str, campaign: &str) -> Vec<Attempt> {
                 no: f[2].parse().expect("attempt_no"),
                 phone: f[3].into(),
                 call_id: f[4].into(),
+                node: f[5].into(),
                 started: ts(f[6]),
                 ended: (!f[7].is_empty()).then(|| ts(f[7])),
                 outcome: f[8].into(),
@@ -454,5 +476,121 @@ fn pause_stops_new_claims_calls_in_flight_finish_and_resume_completes() {
         assert_eq!(f["payload"]["outcome"], "human");
         assert_eq!(f["payload"]["contact_status"], "done");
         assert_eq!(f["call_id"], a.call_id.as_str());
+    }
+}
+
+#[test]
+fn two_nodes_on_one_postgresql_run_one_campaign_without_overlap() {
+    let Some(base) = trunkline::store::testing::pg_base_url() else {
+        eprintln!("skipped: TRUNKLINE_TEST_PG is not set");
+        return;
+    };
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(trunkline::store::testing::fresh_postgres_url(&base))
+        .expect("a fresh PostgreSQL database");
+    let far = far_end();
+    let mut o = ServerOptions::default()
+        .trunk("far", far.sip_addr())
+        .database_url(&url);
+    o.server_extra = "[calls]\nring_timeout_secs = 3\n".into();
+    // Two nodes (names differ by SIP port), one database.
+    let a = Server::start_with(o.clone());
+    let b = Server::start_with(o);
+    let key = a.api_key();
+    let phones = phones(20);
+    let id = start_campaign(
+        &a,
+        &key,
+        &phones,
+        r#", "max_concurrent": 6, "rate_per_minute": 600"#,
+    );
+    wait_completed(&b, &key, &id, Duration::from_secs(240));
+    let all = attempts(&b, &key, &id);
+    let nodes: std::collections::HashSet<&str> = all.iter().map(|a| a.node.as_str()).collect();
+    assert_eq!(nodes.len(), 2, "both nodes dialled: {nodes:?}");
+    let mut expected_total = 0;
+    for phone in &phones {
+        expected_total += if expected_outcome(phone) == "human" {
+            1
+        } else {
+            2
+        };
+    }
+    assert_eq!(
+        all.len(),
+        expected_total,
+        "attempts as one node makes them: {all:#?}"
+    );
+    let per_contact = by_contact(&all);
+    assert_eq!(per_contact.len(), phones.len());
+    for tries in per_contact.values() {
+        let phone = &tries[0].phone;
+        let want = expected_outcome(phone);
+        let n = if want == "human" { 1 } else { 2 };
+        assert_eq!(tries.len(), n, "{phone}: {tries:#?}");
+        for (i, t) in tries.iter().enumerate() {
+            assert_eq!(t.no as usize, i + 1, "{phone}: {tries:#?}");
+            assert_eq!(t.outcome, want, "{phone}: {tries:#?}");
+        }
+        // Never two calls to one contact at once: each attempt ends before the next starts.
+        for w in tries.windows(2) {
+            let ended = w[0].ended.expect("ended");
+            assert!(
+                ended <= w[1].started,
+                "{phone}: overlapping attempts {tries:#?}"
+            );
+        }
+    }
+    // Every attempt placed its own call, once.
+    let calls: std::collections::HashSet<&str> = all.iter().map(|a| a.call_id.as_str()).collect();
+    assert_eq!(calls.len(), all.len(), "one call per attempt");
+    eprintln!(
+        "two nodes: {} attempts, {} by {:?}",
+        all.len(),
+        all.iter()
+            .filter(|t| Some(&t.node.as_str()) == nodes.iter().next())
+            .count(),
+        nodes.iter().next()
+    );
+}
+
+#[test]
+fn a_contact_outside_its_calling_window_is_dialled_only_once_it_opens() {
+    let far = far_end();
+    let server = server_for(&far);
+    let key = server.api_key();
+    // The numbers are New York's (+1 212): their window is in New York time.
+    let zone: chrono_tz::Tz = "America/New_York".parse().expect("zone");
+    let mut local = SystemClock.utc().with_timezone(&zone);
+    if local.time() >= chrono::NaiveTime::from_hms_opt(23, 58, 0).expect("time") {
+        // Too close to local midnight for a window that opens later today: wait for tomorrow.
+        std::thread::sleep(Duration::from_secs(150));
+        local = SystemClock.utc().with_timezone(&zone);
+    }
+    let opens = (local + chrono::Duration::seconds(20)).time();
+    let start = opens.format("%H:%M:%S").to_string();
+    let open_at = SystemClock.utc() + chrono::Duration::seconds(20);
+    let phones: Vec<String> = phones(3);
+    let id = start_campaign_in_window(&server, &key, &phones, (&start, "23:59:59"), "");
+    // Closed for the first 20 s: no attempt while it is.
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        attempts(&server, &key, &id).is_empty(),
+        "dialled before the window opened at {start} New York time"
+    );
+    wait_completed(&server, &key, &id, Duration::from_secs(90));
+    let all = attempts(&server, &key, &id);
+    assert_eq!(all.len(), phones.len(), "{all:#?}");
+    for a in &all {
+        // One second of slack for the second the window string was cut to.
+        assert!(
+            a.started >= open_at - chrono::Duration::seconds(1),
+            "attempt at {} before the window opened at {open_at}: {a:?}",
+            a.started
+        );
+        assert_eq!(a.outcome, "human", "{a:?}");
     }
 }

@@ -118,24 +118,12 @@ fn registered_sales_group(tmp: &Path, hook: &WebhookReceiver) -> (Server, Baresi
     let bob =
         Baresip::start_with(BaresipOptions::new("bob", None).register(server.sip, "bob-pw", 600))
             .expect("bob");
-    poll_until(T, Duration::from_millis(100), || {
-        let r = request(
-            server.http,
-            "GET",
-            "/v1/registrations",
-            Some(&key),
-            &[],
-            None,
-        );
-        (r.json()["registrations"].as_array().map(Vec::len) == Some(2)).then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "agents did not register\n{}\n{}",
-            server.log(),
-            bob.output()
-        )
-    });
+    assert!(
+        server.wait_registrations(&key, 2, T),
+        "agents did not register\n{}\n{}",
+        server.log(),
+        bob.output()
+    );
     (server, alice, bob)
 }
 
@@ -470,6 +458,48 @@ fn caller_hangs_up_while_ringing_twice_two_missed_one_text() {
     let texts = wait_events(&server, &hook, "/sms", "followup.text", 1).0;
     assert_eq!(texts.len(), 1, "one text within the cool-down: {texts:?}");
     assert_eq!(missed[1]["payload"]["followup"]["reason"], "cooldown");
+}
+
+/// Two nodes on one PostgreSQL database: a node starting while the other's call rings leaves
+/// that call alone (its sweeper decides only its own node's calls); the call then ends as the
+/// caller hangs up and gets its one `call.missed`, reason `caller-hangup`.
+#[test]
+fn a_node_starting_leaves_another_nodes_ringing_call_alone() {
+    let Some(base) = trunkline::store::testing::pg_base_url() else {
+        eprintln!("skipped: TRUNKLINE_TEST_PG is not set");
+        return;
+    };
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(trunkline::store::testing::fresh_postgres_url(&base))
+        .expect("a fresh PostgreSQL database");
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let bob = Baresip::start("bob", None).expect("bob");
+    let route = format!(
+        "{{ action = \"ring_group\", members = [\"{}\"], timeout_secs = 60 }}",
+        bob.uri()
+    );
+    let o = ServerOptions::default()
+        .route("sales", &number(&route, &hook, ""))
+        .database_url(&url);
+    let a = Server::start_with(o.clone());
+    let mut caller = Baresip::start("caller", None).expect("caller");
+    caller.dial(&format!("sip:sales@{}", a.sip)).expect("dial");
+    bob.wait_incoming(1, T).expect("bob rings");
+    // Node B starts on the same database while A's call rings.
+    let b = Server::start_with(o);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        of_type(&hook, "/events", "call.missed").is_empty(),
+        "node B decided node A's ringing call\n--- B ---\n{}",
+        b.log()
+    );
+    caller.hangup().expect("hang up while ringing");
+    let missed = wait_events(&a, &hook, "/events", "call.missed", 1).0;
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0]["payload"]["reason"], "caller-hangup");
 }
 
 #[test]

@@ -49,13 +49,36 @@ async fn once_and_cooldown(store: &Store, label: &str) {
     let t = t0();
     let m = missed(1, "+15551112222", MissReason::NoAnswer, true);
     store
-        .insert_inbound_call(m.call_id, &m.number, &m.caller, t)
+        .insert_inbound_call(m.call_id, &m.number, &m.caller, t, "n1")
         .await
         .unwrap();
+    let stale = t - chrono::TimeDelta::hours(6);
     assert_eq!(
-        store.undecided_inbound_calls().await.unwrap().len(),
+        store
+            .undecided_inbound_calls("n1", stale)
+            .await
+            .unwrap()
+            .len(),
         1,
         "{label}"
+    );
+    // Another node starting leaves n1's ringing call alone, unless it is hours old.
+    assert!(
+        store
+            .undecided_inbound_calls("n2", stale)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{label}"
+    );
+    assert_eq!(
+        store
+            .undecided_inbound_calls("n2", t + chrono::TimeDelta::seconds(1))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "{label}: a stale call of a node presumed gone"
     );
     let first = bus.publish_missed(&m, t).await.unwrap().expect("recorded");
     assert_eq!(first.event.kind, "call.missed");
@@ -77,7 +100,11 @@ async fn once_and_cooldown(store: &Store, label: &str) {
         "{label}"
     );
     assert!(
-        store.undecided_inbound_calls().await.unwrap().is_empty(),
+        store
+            .undecided_inbound_calls("n1", stale)
+            .await
+            .unwrap()
+            .is_empty(),
         "{label}"
     );
     assert_eq!(count(store, "call.missed").await, 1, "{label}");

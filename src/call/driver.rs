@@ -228,6 +228,11 @@ pub async fn run_engine(
                         dispatch(&mut engine, &clock, &mut io).await;
                         let _ = io.writer.send(WriterOp::Reply(reply, r)).await;
                     }
+                    EngineCommand::OriginateAgent(o, reply) => {
+                        let r = engine.originate_agent(now, *o);
+                        dispatch(&mut engine, &clock, &mut io).await;
+                        let _ = io.writer.send(WriterOp::Reply(reply, r)).await;
+                    }
                     EngineCommand::Hangup(id, reply) => { let _ = reply.send(engine.hangup(now, id)); }
                     EngineCommand::Play { call_id, prompt, repeat, reply } => { let _ = reply.send(engine.play(now, call_id, prompt, repeat)); }
                     EngineCommand::Dtmf { call_id, digits, reply } => { let _ = reply.send(engine.dtmf(call_id, digits)); }
@@ -344,6 +349,7 @@ fn handle_room_command(engine: &mut CallEngine, now: Instant, cmd: EngineCommand
             let _ = reply.send(engine.recording(id));
         }
         EngineCommand::Originate(..)
+        | EngineCommand::OriginateAgent(..)
         | EngineCommand::Hangup(..)
         | EngineCommand::Play { .. }
         | EngineCommand::Dtmf { .. } => {}
@@ -514,6 +520,7 @@ pub async fn run_store_writer(
     bus: EventBus,
     clock: Arc<dyn Clock>,
     mut ops: mpsc::Receiver<WriterOp>,
+    node: String,
 ) {
     // Past instants (event times) and future ones (a registration's expiry) alike.
     let wall = |at: Instant| {
@@ -529,6 +536,7 @@ pub async fn run_store_writer(
         bus,
         live: HashMap::new(),
         batch: Batch::default(),
+        node,
     };
     let mut queue: Vec<WriterOp> = Vec::with_capacity(WRITER_BATCH);
     let mut replies = Vec::new();
@@ -573,6 +581,8 @@ struct StoreWriter {
     /// The row of every live call, as committed.
     live: HashMap<Uuid, Call>,
     batch: Batch,
+    /// This node's name, on the inbound calls it holds.
+    node: String,
 }
 
 impl StoreWriter {
@@ -591,7 +601,7 @@ impl StoreWriter {
             StoreOp::Inbound(op) => {
                 // Rare: written on their own, after the batch so far (the call row first).
                 self.flush().await;
-                if let Err(e) = write_inbound_op(&self.bus, wall, op).await {
+                if let Err(e) = write_inbound_op(&self.bus, wall, op, &self.node).await {
                     tracing::error!(error = %e, "store writer: inbound operation failed");
                 }
                 return;
@@ -996,6 +1006,7 @@ async fn write_inbound_op(
     bus: &EventBus,
     wall: &impl Fn(Instant) -> DateTime<Utc>,
     op: InboundOp,
+    node: &str,
 ) -> Result<(), crate::store::StoreError> {
     let store = bus.store();
     match op {
@@ -1006,7 +1017,7 @@ async fn write_inbound_op(
             at,
         } => {
             store
-                .insert_inbound_call(call_id, &number, &caller, wall(at))
+                .insert_inbound_call(call_id, &number, &caller, wall(at), node)
                 .await
         }
         InboundOp::Connected { call_id, agent, at } => store

@@ -48,6 +48,12 @@
 //! sends the keep-alive OPTIONS the registrar asks for to each binding's target (the
 //! REGISTER's source address), reporting whether a response came back.
 //!
+//! # Who may call
+//!
+//! Every new INVITE is admitted first (`agent_calls.rs`): agents authenticate (407) and call
+//! numbers or, through a trunk their config allows, the outside world (403 elsewhere); anyone
+//! else reaches numbers only from a trunk's address or `[sip] trusted_sources` (403 otherwise).
+//!
 //! # Rooms and recordings
 //!
 //! Conferences, two-party bridges and recordings are kept here too (one owner), in
@@ -55,10 +61,13 @@
 //! stops, and a room ended by an `end_on_exit` participant hangs up the others in the same
 //! input. An originate may ask to join a room once answered and to be recorded.
 
+mod agent_calls;
 pub mod inbound;
 pub mod rooms;
+pub mod sessions;
 
 pub use inbound::InboundOp;
+pub use sessions::AgentOriginate;
 
 pub use rooms::{
     ConferenceOp, ConferenceRow, RECORDING_CHANNELS, RECORDING_SAMPLE_RATE, RecordingOp,
@@ -664,6 +673,8 @@ pub struct CallEngine {
     registrar: Registrar,
     /// Keep-alive OPTIONS in flight: transaction -> (user, contact).
     pings: HashMap<TransactionKey, (String, String)>,
+    /// `[sip] trusted_sources`, parsed.
+    trusted: Vec<ipnet::IpNet>,
 }
 
 impl std::fmt::Debug for CallEngine {
@@ -679,6 +690,10 @@ impl std::fmt::Debug for CallEngine {
 pub struct EngineStats {
     /// Inbound INVITEs answered 404 (unknown number).
     pub unknown_number: u64,
+    /// INVITEs answered 403 (unknown source, or a destination the agent may not call).
+    pub forbidden: u64,
+    /// Agents' INVITEs answered 407 (challenge), 429 or 400 by digest authentication.
+    pub auth_challenged: u64,
     /// Calls refused for capacity (503).
     pub refused_capacity: u64,
     /// Offers refused for lack of a common codec (488).
@@ -719,7 +734,6 @@ impl CallEngine {
         );
         CallEngine {
             cfg,
-            config,
             layer,
             rng,
             ports,
@@ -739,6 +753,8 @@ impl CallEngine {
             voicemails: HashMap::new(),
             registrar,
             pings: HashMap::new(),
+            trusted: config.trusted_sources(),
+            config,
         }
     }
 
@@ -906,6 +922,14 @@ impl CallEngine {
     /// Places an outbound call. On success the `Insert` store operation is queued before any
     /// other operation of this call.
     pub fn originate(&mut self, now: Instant, o: Originate) -> Result<(), EngineError> {
+        self.originate_inner(now, o)?;
+        self.drain_layer(now);
+        Ok(())
+    }
+
+    /// [`CallEngine::originate`] without draining the transaction layer (for callers inside
+    /// the engine that are in the middle of their own work).
+    fn originate_inner(&mut self, now: Instant, o: Originate) -> Result<(), EngineError> {
         if !self.accepting {
             return Err(EngineError::ShuttingDown);
         }
@@ -1065,7 +1089,6 @@ impl CallEngine {
             },
         );
         self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
-        self.drain_layer(now);
         Ok(())
     }
 
@@ -1636,17 +1659,20 @@ impl CallEngine {
             return;
         }
         let user = req.request_uri_user().unwrap_or("").to_string();
-        let Some(number) = self.config.number(&user).cloned() else {
-            self.stats.unknown_number += 1;
-            self.respond(
-                now,
-                &key,
-                response_to(&req, 404, Some("Number Not Configured"), None),
-            );
-            return;
-        };
-        // Business hours, then `number` hops, decide what runs.
-        let (route, closed) = self.effective_route(now, &number);
+        // Who may call what: agents authenticate, others must come from a known source.
+        let (number, route, closed, agent_out) =
+            match self.admit_invite(now, &key, &req, source, &user) {
+                None => return,
+                Some(agent_calls::Admitted::Number(number)) => {
+                    // Business hours, then `number` hops, decide what runs.
+                    let (route, closed) = self.effective_route(now, &number);
+                    (number, route, closed, None)
+                }
+                Some(agent_calls::Admitted::Agent(out)) => {
+                    let (number, route) = self.agent_route(&out);
+                    (number, route, false, Some(out))
+                }
+            };
         let tracked = number.tracks_missed_calls()
             || matches!(route, RouteConfig::RingGroup(_) | RouteConfig::Voicemail(_));
         if let RouteConfig::Reject { code } = route {
@@ -1762,6 +1788,10 @@ impl CallEngine {
         let id = self.new_call_id();
         let sip_call_id = req.call_id().unwrap_or_default().to_string();
         let from = party_of(req.from().map(|f| uri_string(&f.uri.uri)));
+        let metadata = match &agent_out {
+            Some(o) => serde_json::json!({ "agent": o.agent, "trunk": o.trunk }),
+            None => serde_json::json!({}),
+        };
         let new = NewCall {
             id,
             direction: Direction::Inbound,
@@ -1771,7 +1801,7 @@ impl CallEngine {
             sip_call_id: Some(sip_call_id.clone()),
             status: CallStatus::Initiated,
             status_callback: number.status_callback.clone(),
-            metadata: serde_json::json!({}),
+            metadata,
             idempotency_key: None,
             api_key_id: None,
             created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
@@ -1812,13 +1842,10 @@ impl CallEngine {
         self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
         self.by_sip_call_id.insert(sip_call_id.clone(), id);
         let inbound = tracked.then(|| {
-            Box::new(inbound::InboundCall::new(
-                now,
-                &number,
-                from.clone(),
-                closed,
-                sdp_body.clone(),
-            ))
+            let mut ib =
+                inbound::InboundCall::new(now, &number, from.clone(), closed, sdp_body.clone());
+            ib.agent_out = agent_out;
+            Box::new(ib)
         });
         let mut call = Call {
             id,
@@ -2403,7 +2430,7 @@ impl CallEngine {
             self.decide_missed(now, id, ib);
         }
         if let Some((caller, member)) = call.member_of {
-            self.on_member_leg_ended(now, caller, member, id, end.status == FinalStatus::Busy);
+            self.on_member_leg_ended(now, caller, member, id, end.status, end.code);
         }
         self.actions.push_back(Action::Store(StoreOp::Finish {
             call_id: id,

@@ -131,6 +131,11 @@ pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 pub enum EngineCommand {
     /// Place an outbound call. Replies once the call row is stored and the INVITE is under way.
     Originate(Box<Originate>, oneshot::Sender<Result<(), EngineError>>),
+    /// Call an agent (a session's leg). Replies as `Originate`.
+    OriginateAgent(
+        Box<engine::AgentOriginate>,
+        oneshot::Sender<Result<(), EngineError>>,
+    ),
     /// Hang up (CANCEL before answer, BYE after).
     Hangup(Uuid, oneshot::Sender<Result<(), EngineError>>),
     /// Play a prompt to the call (replacing what plays now).
@@ -269,6 +274,12 @@ impl EngineHandle {
     /// Places an outbound call.
     pub async fn originate(&self, o: Originate) -> Result<(), EngineError> {
         self.ask(|r| EngineCommand::Originate(Box::new(o), r)).await
+    }
+
+    /// Calls an agent (a configured agent at its registered contact, or a `sip:` URI).
+    pub async fn originate_agent(&self, o: engine::AgentOriginate) -> Result<(), EngineError> {
+        self.ask(|r| EngineCommand::OriginateAgent(Box::new(o), r))
+            .await
     }
 
     /// Hangs a call up.

@@ -3,7 +3,8 @@
 //! - `preview`: none; the agent dials ([`super::session`]).
 //! - `power` ([`power_calls`]): `lines_per_agent × idle agents − calls ringing`.
 //! - `agentless` ([`agentless_calls`]): as many as the concurrency cap and the rate allow.
-//! - `predictive` ([`PredictivePacer`]): described below.
+//! - `predictive` ([`PredictivePacer`]): described below; the runner asks it on each tick of a
+//!   `predictive` campaign with agent sessions (`super::runner`).
 //!
 //! Every mode is capped by [`Capacity`]: the campaign's `max_concurrent` live calls and what
 //! the rate limiter ([`super::rate::RateLimiter::available`]) still allows.
@@ -18,7 +19,7 @@
 //! without an agent within the allowed share. A feedback term then corrects the forecast's bias
 //! against the abandon rate actually measured over 30 days.
 //!
-//! At every decision (the runner asks about once a second and after each event):
+//! At every decision (the runner asks on every tick of the campaign):
 //!
 //! 1. **Answer model.** `p` = human answers / attempts over the last [`PredictiveConfig::
 //!    sample_size`] attempts, smoothed with a prior worth `prior_weight` attempts. The time

@@ -13,6 +13,9 @@
 //!   id (round robin per prefix pool), AMD settings and `on_machine` action. A campaign with
 //!   nothing left to dial (no contact `pending`, `retry` or `dialing`, no call in flight)
 //!   becomes `completed`.
+//!   Running `power` and `predictive` campaigns are paced for their agent sessions instead
+//!   ([`sessions`]: the agent's leg and room, lines per idle agent or the predictive pacer's
+//!   decision, bridging the first human, wrap-up).
 //! - **events** from the [`EventBus`] (what the store writer published): on a human (final AMD
 //!   verdict `human`/`unknown`, or the answer when the campaign has no AMD) the campaign's prompt
 //!   (`voicemail_prompt`, the one message of an agentless campaign) is played and the call hung
@@ -34,10 +37,14 @@
 //! created the attempt row before the call and a new dial needs a new claim. Running campaigns
 //! simply resume on the next tick.
 //!
+//! API requests about agent sessions arrive on a queue ([`sessions::SessionsHandle`]), so the
+//! one task owns every session too.
+//!
 //! Events: `attempt.started` (claimed and originated) and `attempt.finished` (with the outcome
 //! and the contact's next status), through the event log (SSE and the campaign's webhook).
 
 pub mod outcome;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -119,6 +126,16 @@ struct InFlight {
     amd: bool,
     /// The prompt was asked for.
     played: bool,
+    /// The agent session this call was placed for (power mode).
+    session: Option<Uuid>,
+    /// The customer was given to an agent.
+    bridged: bool,
+    /// The session cancelled the call (its outcome is `cancelled`).
+    cancelled: bool,
+    /// A person answered and no agent was free (its outcome is `abandoned`).
+    abandoned: bool,
+    /// When the call was placed (the predictive pacer's ringing times).
+    dialled_at: DateTime<Utc>,
 }
 
 struct Runner {
@@ -127,6 +144,13 @@ struct Runner {
     calls: HashMap<Uuid, InFlight>,
     /// Caller-id round robin per campaign.
     turns: HashMap<Uuid, u64>,
+    /// This node's live agent sessions.
+    sessions: sessions::Sessions,
+    /// Calls to agents: call id → session.
+    agent_calls: HashMap<Uuid, Uuid>,
+    /// The predictive pacer of each `predictive` campaign paced here, fed with this node's
+    /// finished attempts.
+    pacers: HashMap<Uuid, super::pacing::PredictivePacer>,
 }
 
 /// Runs the campaign runner until `shutdown` resolves: reconciles what a previous run left
@@ -134,6 +158,7 @@ struct Runner {
 pub async fn run_dialer(
     deps: DialerDeps,
     cfg: DialerConfig,
+    inbox: sessions::SessionsInbox,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     // Subscribe before anything is placed, so no event of ours can be missed.
@@ -148,7 +173,14 @@ pub async fn run_dialer(
         cfg,
         calls: HashMap::new(),
         turns: HashMap::new(),
+        sessions: HashMap::new(),
+        agent_calls: HashMap::new(),
+        pacers: HashMap::new(),
     };
+    if let Err(e) = r.restore_sessions().await {
+        tracing::error!(error = %e, "dialer: restoring agent sessions failed");
+    }
+    let mut inbox = inbox.rx;
     let mut tick = tokio::time::interval(r.cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sweep = tokio::time::interval(r.cfg.sweep);
@@ -163,6 +195,7 @@ pub async fn run_dialer(
                 }
             }
             _ = sweep.tick() => r.sweep().await,
+            Some(req) = inbox.recv() => r.on_session_request(req).await,
             ev = events.recv() => match ev {
                 Ok(ev) => r.on_event(&ev).await,
                 Err(RecvError::Lagged(n)) => {
@@ -387,14 +420,18 @@ impl Runner {
                 cursor: None,
             })
             .await?;
+        let running: Vec<Uuid> = page.campaigns.iter().map(|c| c.id).collect();
         for c in page.campaigns {
-            if c.settings.dial_mode != DialMode::Agentless {
-                continue;
-            }
-            if let Err(e) = self.pace(&c).await {
+            let r = match c.settings.dial_mode {
+                DialMode::Agentless => self.pace(&c).await,
+                DialMode::Power | DialMode::Predictive => self.pace_power(&c).await,
+                DialMode::Preview => Ok(()),
+            };
+            if let Err(e) = r {
                 tracing::error!(campaign = %c.id, error = %e, "dialer: campaign tick failed");
             }
         }
+        self.end_sessions_of_finished_campaigns(&running).await;
         Ok(())
     }
 
@@ -444,7 +481,7 @@ impl Runner {
                 .await?;
             let Some(claim) = claim else { break };
             claimed += 1;
-            self.start(c, claim, now).await?;
+            self.start(c, claim, now, None).await?;
         }
         if claimed == 0 && live == 0 {
             self.maybe_complete(c).await?;
@@ -452,13 +489,15 @@ impl Runner {
         Ok(())
     }
 
-    /// Places the call of a claimed contact.
+    /// Places the call of a claimed contact (for an agent session, if given); returns whether
+    /// it was placed.
     async fn start(
         &mut self,
         c: &Campaign,
         claim: ClaimedContact,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        session: Option<Uuid>,
+    ) -> Result<bool, StoreError> {
         let s = &c.settings;
         let call_id = new_id(now);
         let turn = self.turns.entry(c.id).or_default();
@@ -484,6 +523,11 @@ impl Runner {
             prompt,
             amd: amd.is_some(),
             played: false,
+            session,
+            bridged: false,
+            cancelled: false,
+            abandoned: false,
+            dialled_at: now,
         };
         let (Some(from), Some(trunk)) = (from, s.trunk.clone()) else {
             self.fail_to_start(
@@ -494,7 +538,7 @@ impl Runner {
                 "no caller id or trunk",
             )
             .await?;
-            return Ok(());
+            return Ok(false);
         };
         self.calls.insert(call_id, flight.clone());
         let call = NewCall {
@@ -543,6 +587,7 @@ impl Runner {
                     s.status_callback.as_deref(),
                 )
                 .await;
+                Ok(true)
             }
             Err(e) => {
                 self.calls.remove(&call_id);
@@ -558,9 +603,9 @@ impl Runner {
                 };
                 self.fail_to_start(c, &flight, call_id, outcome, &e.to_string())
                     .await?;
+                Ok(false)
             }
         }
-        Ok(())
     }
 
     /// The call could not be placed: the attempt ends with `outcome` (`why` in the event).
@@ -636,6 +681,9 @@ impl Runner {
 
     async fn on_event(&mut self, ev: &Event) {
         let Some(call_id) = ev.call_id else { return };
+        if self.on_agent_call_event(call_id, &ev.kind).await {
+            return;
+        }
         if !self.calls.contains_key(&call_id) {
             return;
         }
@@ -671,6 +719,10 @@ impl Runner {
             return;
         }
         f.played = true;
+        if f.session.is_some() {
+            self.session_human(call_id).await;
+            return;
+        }
         let prompt = f.prompt.clone();
         let r = match prompt {
             Some(p) => self.deps.engine.play(call_id, p, false).await,
@@ -697,6 +749,14 @@ impl Runner {
         let Some(f) = self.calls.remove(&call_id) else {
             return;
         };
+        // A session's call hung up by us: a person who answered and got no agent was
+        // abandoned; a call cancelled before the answer, cancelled.
+        let o = match o {
+            AttemptOutcome::Human if f.abandoned || f.cancelled => AttemptOutcome::Abandoned,
+            _ if f.abandoned => AttemptOutcome::Abandoned,
+            _ if f.cancelled && call.answered_at.is_none() => AttemptOutcome::Cancelled,
+            o => o,
+        };
         let campaign = match self.deps.store.get_campaign(f.campaign_id).await {
             Ok(Some(c)) => c,
             _ => return,
@@ -717,6 +777,31 @@ impl Runner {
         if let Err(e) = finish(&self.deps, &fin).await {
             tracing::error!(%call_id, error = %e, "dialer: finishing the attempt failed");
             self.calls.insert(call_id, f);
+            return;
+        }
+        if campaign.settings.dial_mode == DialMode::Predictive {
+            // Dial to the person (or to the end, for everything else): how long it "rang".
+            let now = self.deps.clock.utc();
+            let resolved = match (outcome::core_outcome(o).is_human_answer(), call.answered_at) {
+                (true, Some(at)) => at,
+                _ => now,
+            };
+            self.pacers
+                .entry(campaign.id)
+                .or_insert_with(|| {
+                    super::pacing::PredictivePacer::new(super::pacing::PredictiveConfig::default())
+                })
+                .record_attempt(
+                    now,
+                    super::pacing::AttemptRecord {
+                        outcome: outcome::core_outcome(o),
+                        resolved_after: (resolved - f.dialled_at).to_std().unwrap_or_default(),
+                    },
+                );
+        }
+        if let Some(session) = f.session {
+            self.session_call_ended(session, f.attempt_id, f.bridged, o)
+                .await;
         }
     }
 

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/{id}/complete", post(complete))
         .route("/campaigns/{id}/archive", post(archive))
         .route("/campaigns/{id}/attempts.csv", get(attempts_csv))
+        .route("/campaigns/{id}/stats", get(stats))
 }
 
 pub(super) fn store_err(e: StoreError) -> ApiError {
@@ -673,6 +674,29 @@ transition_handler!(
     [CampaignState::Draft, CampaignState::Paused, CampaignState::Completed]
 );
 
+/// A campaign's live figures, computed from the stored rows (the same on every node and after
+/// a restart): contacts by status, attempts by outcome (`in-flight` for unfinished ones), AMD
+/// verdicts, attempts started in the last minute, answer rate, abandon rate today (UTC) and
+/// over 30 days, average talk time of person-answered calls.
+#[utoipa::path(get, path = "/v1/campaigns/{id}/stats", tag = "campaigns",
+    params(("id" = Uuid, Path, description = "campaign id")),
+    responses((status = 200, body = crate::store::CampaignStats),
+        (status = 404, body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn stats(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<Json<crate::store::CampaignStats>, ApiError> {
+    let Path(id) = id?;
+    let c = load(&st, id).await?;
+    let s = st
+        .store
+        .campaign_stats(id, c.settings.list_id, st.clock.utc())
+        .await
+        .map_err(store_err)?;
+    Ok(Json(s))
+}
+
 /// Export a campaign's attempt history as CSV (one row per attempt, in start order): `attempt_id,
 /// contact_id, attempt_no, phone, call_id, node, started_at, ended_at, outcome, amd_verdict,
 /// duration_ms`.
@@ -701,6 +725,8 @@ pub async fn attempts_csv(
         "outcome",
         "amd_verdict",
         "duration_ms",
+        "session_id",
+        "disposition",
     ])
     .map_err(internal)?;
     let mut cursor: Option<String> = None;
@@ -724,6 +750,8 @@ pub async fn attempts_csv(
                 opt(a.outcome.map(|o| o.as_str().to_owned())),
                 opt(a.amd_verdict),
                 opt(a.duration_ms.map(|d| d.to_string())),
+                opt(a.session_id.map(|s| s.to_string())),
+                opt(a.disposition),
             ])
             .map_err(internal)?;
         }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod inbound;
 pub mod recordings;
 pub mod registrations;
+pub mod sessions;
 pub mod state;
 
 pub use state::AppState;
@@ -51,11 +52,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         inbound::list_missed_calls, inbound::add_opt_out, inbound::list_opt_outs, inbound::remove_opt_out,
         campaigns::create_campaign, campaigns::list_campaigns, campaigns::get_campaign, campaigns::update_campaign,
         campaigns::delete_campaign, campaigns::start, campaigns::pause, campaigns::resume, campaigns::complete,
-        campaigns::archive, campaigns::attempts_csv,
+        campaigns::archive, campaigns::attempts_csv, campaigns::stats,
         contact_lists::create_list, contact_lists::list_lists, contact_lists::get_list, contact_lists::update_list,
         contact_lists::delete_list, contact_lists::list_contacts, contact_lists::template, contact_lists::import_contacts,
         contact_lists::add_dnc, contact_lists::list_dnc, contact_lists::check_dnc, contact_lists::remove_dnc,
         contact_lists::import_dnc,
+        sessions::create_session, sessions::get_session, sessions::list_sessions, sessions::pause, sessions::resume,
+        sessions::skip, sessions::stop, sessions::disposition,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::AmdResource,
@@ -68,11 +71,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         crate::store::OptOut,
         registrations::RegistrationResource, registrations::RegistrationList,
         campaigns::CampaignInput, campaigns::CampaignResource, campaigns::CampaignList,
+        crate::store::CampaignStats,
         crate::campaign::CallerIds, crate::campaign::PrefixPool, crate::campaign::RetryDelays,
         contact_lists::CreateList, contact_lists::UpdateList, contact_lists::ContactListResource,
         contact_lists::ContactListList, contact_lists::ContactResource, contact_lists::ContactPageResource,
         contact_lists::ImportReport, crate::campaign::import::BadRow, contact_lists::AddDnc,
         contact_lists::DncResource, contact_lists::DncList, contact_lists::DncCheck, contact_lists::DncImportReport,
+        sessions::CreateSession, sessions::DispositionInput, sessions::SessionResource, sessions::SessionCountsResource,
+        sessions::SessionContact, sessions::SessionList,
     )),
     modifiers(&SecurityAddon),
     tags(
@@ -85,6 +91,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "campaigns", description = "Dialer campaigns: settings, states, attempt export"),
         (name = "contact-lists", description = "Contact lists, CSV import with dry run, contacts"),
         (name = "dnc", description = "Do-not-call list, checked when a contact is claimed"),
+        (name = "sessions", description = "Agent sessions of power and predictive campaigns: the agent's leg, controls, dispositions"),
     )
 )]
 pub struct ApiDoc;
@@ -116,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .merge(registrations::router())
         .merge(campaigns::router())
         .merge(contact_lists::router())
+        .merge(sessions::router())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .merge(imports)
         .layer(TimeoutLayer::with_status_code(

@@ -3,6 +3,7 @@
 use crate::call::EngineHandle;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::dialer::runner::sessions::SessionsHandle;
 use crate::events::EventBus;
 use crate::media::player::PromptCache;
 use crate::store::Store;
@@ -26,4 +27,6 @@ pub struct AppState {
     pub prompts: Arc<Mutex<PromptCache>>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Requests to the dialer's agent sessions.
+    pub sessions: SessionsHandle,
 }

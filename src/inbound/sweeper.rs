@@ -1,10 +1,12 @@
 //! The missed-call sweeper and pruner (driver).
 //!
-//! - [`sweep_undecided`] runs at start-up, before the engine: an inbound call whose outcome
-//!   was never decided (the process died while it rang) cannot be live in a new process. It
-//!   gets its one `call.missed` with reason `restart` (and the number's follow-up), and its
-//!   call row is ended. The missed-call row's unique constraint makes a second sweep (another
-//!   restart, or another node sweeping too) write nothing.
+//! - [`sweep_undecided`] runs at start-up, before the engine: an inbound call of this node
+//!   whose outcome was never decided (the process died while it rang) cannot be live in a new
+//!   process. It gets its one `call.missed` with reason `restart` (and the number's
+//!   follow-up), and its call row is ended. The missed-call row's unique constraint makes a
+//!   second sweep (another restart, or another node sweeping too) write nothing. Other nodes'
+//!   calls are left to them (they may be ringing right now on a live node), unless they are
+//!   older than [`STALE_AFTER`]: then their node is presumed gone and any node decides them.
 //! - [`run_prune`] deletes processed missed-call records after `[inbound]
 //!   missed_retention_days`, at start and then every [`PRUNE_INTERVAL`].
 
@@ -19,19 +21,27 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Age after which another node's undecided inbound call is swept by a node starting (no call
+/// rings or records a voicemail for this long; its node is presumed gone).
+pub const STALE_AFTER: TimeDelta = TimeDelta::hours(6);
+
 /// How often [`run_prune`] looks for old records.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Decides every undecided inbound call as missed (`restart`). Returns how many `call.missed`
-/// events this sweep published.
+/// Decides `node`'s undecided inbound calls (and stale ones of any node) as missed
+/// (`restart`). Returns how many `call.missed` events this sweep published.
 pub async fn sweep_undecided(
     bus: &EventBus,
     cfg: &Config,
     now: DateTime<Utc>,
+    node: &str,
 ) -> Result<usize, StoreError> {
     let store = bus.store();
     let mut published = 0;
-    for c in store.undecided_inbound_calls().await? {
+    for c in store
+        .undecided_inbound_calls(node, now - STALE_AFTER)
+        .await?
+    {
         let number = cfg.number(&c.number);
         let followup = number
             .and_then(|n| n.followup.as_ref())

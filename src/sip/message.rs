@@ -981,7 +981,8 @@ fn top_via_of(via: &Via) -> TopVia {
     }
 }
 
-fn uri_user(uri: &SipUri) -> Option<&str> {
+/// The user part of a SIP URI, if it has one.
+pub fn uri_user(uri: &SipUri) -> Option<&str> {
     match &uri.user_part {
         SipUriUserPart::Empty => None,
         SipUriUserPart::User(user) => Some(user.as_str()),

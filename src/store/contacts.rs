@@ -243,6 +243,10 @@ pub struct AttemptRow {
     pub amd_verdict: Option<String>,
     /// Call duration.
     pub duration_ms: Option<u64>,
+    /// The agent session it was placed for (power mode).
+    pub session_id: Option<Uuid>,
+    /// The agent's disposition, once posted.
+    pub disposition: Option<String>,
 }
 
 /// An attempt in flight found by [`Store::open_attempts`] or [`Store::expired_attempts`].
@@ -262,6 +266,8 @@ struct AttemptDbRow {
     outcome: Option<String>,
     amd_verdict: Option<String>,
     duration_ms: Option<i64>,
+    session_id: Option<Uuid>,
+    disposition: Option<String>,
 }
 
 impl TryFrom<AttemptDbRow> for AttemptRow {
@@ -283,12 +289,14 @@ impl TryFrom<AttemptDbRow> for AttemptRow {
             outcome: parse_opt("outcome", r.outcome, AttemptOutcome::parse)?,
             amd_verdict: r.amd_verdict,
             duration_ms: r.duration_ms.and_then(|d| u64::try_from(d).ok()),
+            session_id: r.session_id,
+            disposition: r.disposition,
         })
     }
 }
 
 const ATTEMPT_COLUMNS: &str = "id, campaign_id, contact_id, attempt_no, phone, call_id, node, \
-    started_at, ended_at, outcome, amd_verdict, duration_ms";
+    started_at, ended_at, outcome, amd_verdict, duration_ms, session_id, disposition";
 
 #[derive(sqlx::FromRow)]
 struct CandidateRow {
@@ -382,8 +390,18 @@ impl Store {
         let valid = validated.good.len() as u64;
         let mut imported = 0u64;
         if !dry_run {
-            for batch in validated.good.chunks(IMPORT_ROWS_PER_TRANSACTION) {
-                imported += self.insert_contacts(list_id, batch, now).await?;
+            // Ids in file order: UUID v7s drawn in one millisecond are random among
+            // themselves, and rows inserted in random id order scatter their writes over the
+            // primary key and the two indexes that end in the id. Sorted, every insert appends;
+            // contacts of equal priority and due time are also claimed in file order.
+            let mut ids: Vec<Uuid> = validated.good.iter().map(|_| new_id(now)).collect();
+            ids.sort_unstable();
+            for (batch, ids) in validated
+                .good
+                .chunks(IMPORT_ROWS_PER_TRANSACTION)
+                .zip(ids.chunks(IMPORT_ROWS_PER_TRANSACTION))
+            {
+                imported += self.insert_contacts(list_id, batch, ids, now).await?;
             }
             on_pool!(self, |p| sqlx::query(
                 "UPDATE contact_lists SET updated_at = $2 WHERE id = $1"
@@ -402,19 +420,23 @@ impl Store {
         })
     }
 
-    /// Inserts contacts in one transaction (numbers already in the list are skipped); returns
-    /// how many were inserted.
+    /// Inserts contacts with the given ids (one per row) in one transaction (numbers already
+    /// in the list are skipped); returns how many were inserted.
     async fn insert_contacts(
         &self,
         list_id: Uuid,
         rows: &[GoodRow],
+        ids: &[Uuid],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let now = micros(now);
         let mut inserted = 0;
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            for chunk in rows.chunks(IMPORT_ROWS_PER_INSERT) {
+            for (chunk, ids) in rows
+                .chunks(IMPORT_ROWS_PER_INSERT)
+                .zip(ids.chunks(IMPORT_ROWS_PER_INSERT))
+            {
                 let values = (0..chunk.len())
                     .map(|i| {
                         let b = i * 6;
@@ -436,9 +458,9 @@ impl Store {
                      VALUES {values} ON CONFLICT (list_id, phone) DO NOTHING"
                 );
                 let mut q = sqlx::query(&sql).bind(list_id).bind(now);
-                for r in chunk {
+                for (r, id) in chunk.iter().zip(ids) {
                     q = q
-                        .bind(new_id(now))
+                        .bind(*id)
                         .bind(&r.phone)
                         .bind(&r.name)
                         .bind(&r.timezone)

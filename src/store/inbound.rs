@@ -174,23 +174,26 @@ pub struct RecordedMissed {
 }
 
 impl Store {
-    /// Marks an inbound call's outcome as pending (it arrived at a tracked number).
+    /// Marks an inbound call's outcome as pending (it arrived at a tracked number), held by
+    /// `node`.
     pub async fn insert_inbound_call(
         &self,
         call_id: Uuid,
         number: &str,
         caller: &str,
         at: DateTime<Utc>,
+        node: &str,
     ) -> Result<(), StoreError> {
         on_pool!(self, |p| {
             sqlx::query(
-                "INSERT INTO inbound_calls (call_id, number, caller, started_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO NOTHING",
+                "INSERT INTO inbound_calls (call_id, number, caller, started_at, node) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id) DO NOTHING",
             )
             .bind(call_id)
             .bind(number)
             .bind(caller)
             .bind(micros(at))
+            .bind(node)
             .execute(p)
             .await?;
         });
@@ -219,13 +222,23 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Inbound calls never decided (the sweeper's work after a crash), oldest first.
-    pub async fn undecided_inbound_calls(&self) -> Result<Vec<UndecidedCall>, StoreError> {
+    /// Inbound calls never decided that `node` must decide after its restart, oldest first:
+    /// its own, those of no node (written before nodes were recorded), and any node's that
+    /// started before `stale_before` (that node is presumed gone). Another live node's
+    /// ringing calls are left alone.
+    pub async fn undecided_inbound_calls(
+        &self,
+        node: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<Vec<UndecidedCall>, StoreError> {
         let rows = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT call_id, number, caller, started_at FROM inbound_calls \
-                 WHERE outcome IS NULL ORDER BY started_at",
+                 WHERE outcome IS NULL AND (node = $1 OR node IS NULL OR started_at < $2) \
+                 ORDER BY started_at",
             )
+            .bind(node)
+            .bind(micros(stale_before))
             .fetch_all(p)
             .await?
         });

@@ -41,6 +41,7 @@ pub mod admin;
 mod api_keys;
 mod batch;
 mod calls;
+mod campaign_stats;
 mod campaigns;
 mod conferences;
 mod contacts;
@@ -49,6 +50,7 @@ mod idempotency;
 mod inbound;
 mod recordings;
 mod registrations;
+mod sessions;
 mod settings;
 #[doc(hidden)]
 pub mod testing;
@@ -60,6 +62,7 @@ pub use calls::{
     AmdRow, Call, CallFilter, CallPage, CallStatus, DEFAULT_LIST_LIMIT, Direction, EndedBy,
     FinalStatus, MAX_LIST_LIMIT, NewCall, RtpStats,
 };
+pub use campaign_stats::CampaignStats;
 pub use campaigns::{
     Campaign, CampaignFilter, CampaignPage, ContactList, ContactListPage, NewCampaign,
     NewContactList,
@@ -83,6 +86,7 @@ pub use recordings::{
 pub use registrations::{
     NewRegistration, Registration, RegistrationFilter, RegistrationPage, RegistrationTransport,
 };
+pub use sessions::{NewSession, SessionRow, SessionUpdate};
 
 use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -104,6 +104,15 @@ fn dechunk(mut s: &str) -> String {
 }
 
 impl Server {
+    /// Waits (bounded) until `GET /v1/registrations` lists `n` bindings; false on time-out.
+    pub fn wait_registrations(&self, key: &str, n: usize, within: Duration) -> bool {
+        super::poll_until(within, Duration::from_millis(100), || {
+            let r = request(self.http, "GET", "/v1/registrations", Some(key), &[], None);
+            (r.json()["registrations"].as_array().map(Vec::len) == Some(n)).then_some(())
+        })
+        .is_some()
+    }
+
     /// Creates an API key with the real binary on this server's data and database.
     pub fn api_key(&self) -> String {
         let out = self.command(&["apikey", "create"]);

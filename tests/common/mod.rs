@@ -202,6 +202,8 @@ pub struct ServerOptions {
     pub agents: Vec<String>,
     /// Extra TOML appended to `server.toml` (e.g. `[calls]\nring_timeout_secs = 3`).
     pub server_extra: String,
+    /// Extra keys of `[sip]` (e.g. `trusted_sources = []`).
+    pub sip_extra: String,
     /// `--database-url`; `None` lets the server use its default (SQLite in the data folder).
     pub database_url: Option<String>,
     /// Number of RTP ports given to the server (`--rtp-ports`).
@@ -226,6 +228,7 @@ impl Default for ServerOptions {
             trunks: Vec::new(),
             agents: Vec::new(),
             server_extra: String::new(),
+            sip_extra: String::new(),
             database_url: backend_database_url(),
             rtp_ports: 200,
             rust_log: "info".into(),
@@ -327,7 +330,24 @@ impl Server {
 
     /// Writes the config folder, starts the binary and waits for `GET /healthz` to answer 200.
     /// Panics with the server's stderr when it does not come up in time.
+    ///
+    /// The free ports are probed before the server binds them, so a parallel test may take one
+    /// in between; a server that exits with "Address already in use" is started again on new
+    /// ports (at most 4 times).
     pub fn start_with(options: ServerOptions) -> Server {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut server = Self::prepare(options.clone());
+            match server.try_launch() {
+                Ok(()) => return server,
+                Err(e) if tries < 4 && e.contains("Address already in use") => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn prepare(options: ServerOptions) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_dir = dir.path().join("sip-config");
         let data_dir = dir.path().join("data");
@@ -339,7 +359,7 @@ impl Server {
         let rtp_ports = (rtp_min, rtp_min + options.rtp_ports.max(4) - 1);
         write_config(&config_dir, &data_dir, sip, http, rtp_ports, &options);
         let log_path = dir.path().join("server.log");
-        let mut server = Server {
+        Server {
             child: None,
             sip,
             http,
@@ -349,12 +369,17 @@ impl Server {
             log_path,
             options,
             _dir: dir,
-        };
-        server.launch();
-        server
+        }
     }
 
     fn launch(&mut self) {
+        if let Err(e) = self.try_launch() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the binary on this server's ports; the error carries the server's log.
+    fn try_launch(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "server already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -397,17 +422,17 @@ impl Server {
             }
         });
         match up {
-            Some(Ok(())) => {}
+            Some(Ok(())) => Ok(()),
             Some(Err(e)) => {
                 self.child = None;
-                panic!("{e}\n--- server log ---\n{}", self.log());
+                Err(format!("{e}\n--- server log ---\n{}", self.log()))
             }
             None => {
                 self.kill();
-                panic!(
+                Err(format!(
                     "trunkline did not answer GET /healthz with 200 within {timeout:?}\n--- server log ---\n{}",
                     self.log()
-                );
+                ))
             }
         }
     }
@@ -511,7 +536,8 @@ fn write_config(
     o: &ServerOptions,
 ) {
     let mut server = format!(
-        "# written by tests/common/mod.rs\n[sip]\nlisten = \"{sip}\"\n\n[rtp]\naddress = \"127.0.0.1\"\nport_min = {}\nport_max = {}\n\n[http]\nlisten = \"{http}\"\n\n[data]\ndir = {:?}\n",
+        "# written by tests/common/mod.rs\n[sip]\nlisten = \"{sip}\"\n{}\n\n[rtp]\naddress = \"127.0.0.1\"\nport_min = {}\nport_max = {}\n\n[http]\nlisten = \"{http}\"\n\n[data]\ndir = {:?}\n",
+        o.sip_extra,
         rtp.0,
         rtp.1,
         data_dir.display().to_string()

@@ -134,6 +134,11 @@ pub struct Sipp {
     timeout: Duration,
     kill_grace: Duration,
     credentials: Option<(String, String)>,
+    /// Local address (`-i`), 127.0.0.1 unless [`Sipp::local_ip`] says otherwise.
+    local_ip: std::net::IpAddr,
+    /// Whether the ports were picked here (and may be picked again if another process took
+    /// one between the probe and SIPp's bind); false once a test names a port itself.
+    ports_are_ours: bool,
 }
 
 impl Sipp {
@@ -161,18 +166,29 @@ impl Sipp {
             timeout: Duration::from_secs(20),
             kill_grace: Duration::from_secs(10),
             credentials: None,
+            ports_are_ours: true,
+            local_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         }
+    }
+
+    /// Local address (`-i`), e.g. `127.0.0.2` to come from a source the server does not know
+    /// (any 127/8 address reaches a server on 127.0.0.1).
+    pub fn local_ip(mut self, ip: std::net::IpAddr) -> Self {
+        self.local_ip = ip;
+        self
     }
 
     /// Local SIP port (`-p`); by default a free one.
     pub fn sip_port(mut self, port: u16) -> Self {
         self.sip_port = port;
+        self.ports_are_ours = false;
         self
     }
 
     /// Local media port (`-mp`; SIPp also binds `port + 2`); by default a free one.
     pub fn media_port(mut self, port: u16) -> Self {
         self.media_port = port;
+        self.ports_are_ours = false;
         self
     }
 
@@ -256,7 +272,7 @@ impl Sipp {
 
     /// The SIP address this SIPp listens on.
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+        SocketAddr::new(self.local_ip, self.sip_port)
     }
 
     /// The media port (`-mp`).
@@ -279,7 +295,7 @@ impl Sipp {
         }
         for a in [
             "-i",
-            "127.0.0.1",
+            &self.local_ip.to_string(),
             "-p",
             &self.sip_port.to_string(),
             "-mp",
@@ -318,7 +334,35 @@ impl Sipp {
     }
 
     /// Starts SIPp in the background.
-    pub fn start(self) -> Result<SippProcess, SippError> {
+    ///
+    /// The free ports are probed before SIPp starts, so another process may bind one in
+    /// between; SIPp then exits at once ("cannot bind"), or the port we wait on belongs to
+    /// someone else and calls sent there go unanswered. So this waits until the SIP port's
+    /// socket belongs to the SIPp it started (its `/proc/<pid>/fd`), and when ports were
+    /// picked here and SIPp did not get them, starts it again on new ones (at most 4 times).
+    pub fn start(mut self) -> Result<SippProcess, SippError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut started = self.clone().start_once()?;
+            let pid = started.pid().unwrap_or(0);
+            let sip_port = self.sip_port;
+            let holds = poll_until(Duration::from_secs(5), Duration::from_millis(10), || {
+                if pid_holds_udp_port(pid, sip_port) {
+                    return Some(true);
+                }
+                (!started.is_running()).then_some(false)
+            });
+            if holds == Some(true) || !self.ports_are_ours || tries >= 4 {
+                return Ok(started);
+            }
+            drop(started);
+            self.sip_port = super::free_port();
+            self.media_port = super::free_port_block(4);
+        }
+    }
+
+    fn start_once(self) -> Result<SippProcess, SippError> {
         let dir = tempfile::Builder::new()
             .prefix("sipp-")
             .tempdir()
@@ -356,12 +400,6 @@ impl Sipp {
                 }
             })
         };
-        // Wait (bounded) until SIPp has bound its SIP port, so a caller started right after a
-        // far end does not send into nothing; a SIPp that fails to start is reported by wait().
-        let sip_port = self.sip_port;
-        poll_until(Duration::from_secs(5), Duration::from_millis(10), || {
-            read_proc_udp(sip_port).map(|_| ())
-        });
         Ok(SippProcess {
             child: Some(child),
             deadline: now() + self.timeout + self.kill_grace,
@@ -595,6 +633,34 @@ pub fn udp_truesize(payload_len: usize) -> u64 {
     .map(|(q, _)| q)
     .unwrap_or(0);
     (q / 4).max(1)
+}
+
+/// Whether process `pid` holds a UDP socket bound to `port` on an IPv4 address (the socket's
+/// inode from `/proc/net/udp` among the links of `/proc/<pid>/fd`).
+pub fn pid_holds_udp_port(pid: u32, port: u16) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/net/udp") else {
+        return false;
+    };
+    let want = format!(":{port:04X}");
+    let inodes: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 9 && f[1].ends_with(&want)).then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .map(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+            .unwrap_or(false)
+    })
 }
 
 /// `(rx_queue bytes, drops)` of the socket bound to 127.0.0.1:`port`, from `/proc/net/udp`.

@@ -91,7 +91,7 @@ pub(super) struct InboundCall {
     group: Option<RingGroup>,
     group_cfg: Option<RingGroupConfig>,
     /// Member legs: (leg, member index).
-    legs: Vec<(Uuid, usize)>,
+    pub(super) legs: Vec<(Uuid, usize)>,
     /// The leg that answered first, until connected.
     winner: Option<Uuid>,
     /// The agent's leg the caller is connected with.
@@ -103,6 +103,8 @@ pub(super) struct InboundCall {
     voicemail_id: Option<Uuid>,
     /// `number` hops taken by `on_no_answer`.
     hops: usize,
+    /// An agent's call out through a trunk (see `agent_calls.rs`), not a call to a number.
+    pub(super) agent_out: Option<super::agent_calls::AgentOut>,
 }
 
 impl InboundCall {
@@ -129,6 +131,7 @@ impl InboundCall {
             voicemail: None,
             voicemail_id: None,
             hops: 0,
+            agent_out: None,
         }
     }
 }
@@ -209,13 +212,15 @@ impl CallEngine {
         let Some(ib) = self.calls.get(&id).and_then(|c| c.inbound.as_ref()) else {
             return;
         };
-        self.actions
-            .push_back(Action::Store(StoreOp::Inbound(InboundOp::Start {
-                call_id: id,
-                number: ib.number.number.clone(),
-                caller: ib.caller.clone(),
-                at: now,
-            })));
+        if ib.agent_out.is_none() {
+            self.actions
+                .push_back(Action::Store(StoreOp::Inbound(InboundOp::Start {
+                    call_id: id,
+                    number: ib.number.number.clone(),
+                    caller: ib.caller.clone(),
+                    at: now,
+                })));
+        }
         match route {
             RouteConfig::RingGroup(g) => {
                 let media = self.calls.get(&id).is_some_and(|c| c.media_running);
@@ -263,7 +268,7 @@ impl CallEngine {
         }
     }
 
-    fn inbound_mut(&mut self, id: Uuid) -> Option<&mut InboundCall> {
+    pub(super) fn inbound_mut(&mut self, id: Uuid) -> Option<&mut InboundCall> {
         self.calls
             .get_mut(&id)
             .and_then(|c| c.inbound.as_deref_mut())
@@ -304,8 +309,19 @@ impl CallEngine {
                         .inbound_mut(id)
                         .and_then(|ib| ib.group_cfg.as_ref())
                         .is_some_and(|g| g.strategy == crate::config::RingStrategy::InOrder);
+                    let agent_call = self
+                        .inbound_mut(id)
+                        .is_some_and(|ib| ib.agent_out.is_some());
                     let mut started = 0;
-                    for (target, transport) in self.resolve_member(now, &name) {
+                    if agent_call && self.start_agent_leg(now, id, member) {
+                        started += 1;
+                    }
+                    let targets = if agent_call {
+                        Vec::new()
+                    } else {
+                        self.resolve_member(now, &name)
+                    };
+                    for (target, transport) in targets {
                         if self.start_member_leg(
                             now,
                             id,
@@ -597,14 +613,17 @@ impl CallEngine {
             .as_ref()
             .and_then(|g| g.members.get(member).cloned())
             .unwrap_or_default();
+        let agent_call = ib.agent_out.is_some();
         self.ring_deadline.remove(&id);
         self.answer_caller(now, id);
-        self.actions
-            .push_back(Action::Store(StoreOp::Inbound(InboundOp::Connected {
-                call_id: id,
-                agent,
-                at: now,
-            })));
+        if !agent_call {
+            self.actions
+                .push_back(Action::Store(StoreOp::Inbound(InboundOp::Connected {
+                    call_id: id,
+                    agent,
+                    at: now,
+                })));
+        }
         let caller_media = self.calls.get(&id).is_some_and(|c| c.media_running);
         if caller_media {
             self.bridge_caller(now, id, leg, record);
@@ -659,7 +678,8 @@ impl CallEngine {
         caller: Uuid,
         member: usize,
         leg: Uuid,
-        busy: bool,
+        status: FinalStatus,
+        code: Option<u16>,
     ) {
         let Some(ib) = self.inbound_mut(caller) else {
             return;
@@ -668,6 +688,10 @@ impl CallEngine {
         if ib.connected == Some(leg) {
             return;
         }
+        if let Some(out) = ib.agent_out.as_mut() {
+            out.last_end = Some((status, code));
+        }
+        let busy = status == FinalStatus::Busy;
         if let Some(g) = ib.group.as_mut() {
             g.leg_ended(now, member, busy);
         }
@@ -710,6 +734,12 @@ impl CallEngine {
         let Some(ib) = self.inbound_mut(id) else {
             return;
         };
+        if let Some(out) = ib.agent_out.clone() {
+            ib.ring_end = Some(now);
+            self.ring_deadline.remove(&id);
+            self.agent_call_failed(now, id, &out);
+            return;
+        }
         ib.miss_reason = Some(reason);
         ib.ring_end = Some(now);
         ib.hops += 1;
@@ -987,7 +1017,7 @@ impl CallEngine {
 
     /// The missed-call decision of an ending tracked call (`ib` is its state).
     pub(super) fn decide_missed(&mut self, now: Instant, id: Uuid, ib: &InboundCall) {
-        if ib.connected.is_some() {
+        if ib.connected.is_some() || ib.agent_out.is_some() {
             return;
         }
         let reason = ib.miss_reason.unwrap_or(MissReason::CallerHangup);

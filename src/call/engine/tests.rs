@@ -785,6 +785,29 @@ fn outbound(n: u128, to: &str, trunk: &str, ring_timeout: Duration) -> Originate
     }
 }
 
+/// The `Authorization`/`Proxy-Authorization` value answering the challenge in `header` of
+/// `resp` (401 or 407) for `method` on `uri` as `username`/`password`.
+fn answer_challenge(
+    resp: &Response,
+    header: &Name,
+    (username, password): (&str, &str),
+    method: &str,
+    uri: &str,
+) -> String {
+    use rand::SeedableRng;
+    let challenge =
+        crate::sip::digest::Challenge::best(resp.headers.get_raw(header).map(|v| v.as_str()))
+            .expect("a challenge");
+    let mut client = crate::sip::digest::DigestClient::new(crate::sip::digest::Credentials {
+        username: username.into(),
+        password: password.into(),
+    });
+    client.set_challenge(challenge);
+    client
+        .authorize(method, uri, &mut rand::rngs::StdRng::seed_from_u64(3))
+        .expect("an answer to the challenge")
+}
+
 /// A config with the embedded server and numbers and the given trunks text.
 fn config_with_trunks(trunks: &str) -> Config {
     Config::from_texts(
@@ -3474,6 +3497,7 @@ fn amd_verdict_of_a_leg_stopped_mid_analysis_is_recorded_but_not_acted_on() {
     sim.assert_all_settled();
 }
 
+mod agent_calls;
 mod inbound;
 mod registrar;
 mod rooms;

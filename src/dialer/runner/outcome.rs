@@ -41,7 +41,7 @@ pub fn outcome_of_call(call: &Call) -> Option<AttemptOutcome> {
 }
 
 /// The dialer core's name for an outcome (the two enums spell the same strings).
-fn core_outcome(o: AttemptOutcome) -> crate::dialer::AttemptOutcome {
+pub fn core_outcome(o: AttemptOutcome) -> crate::dialer::AttemptOutcome {
     match o {
         AttemptOutcome::Human => crate::dialer::AttemptOutcome::Human,
         AttemptOutcome::Machine => crate::dialer::AttemptOutcome::Machine,

@@ -16,6 +16,7 @@ fn agent(name: &str, password: &str, max_contacts: usize) -> AgentConfig {
         display_name: None,
         trunks: Vec::new(),
         max_contacts,
+        caller_id: None,
     }
 }
 

@@ -3,9 +3,7 @@
 //! unanswered pings.
 
 use super::*;
-use crate::sip::digest::{Challenge, Credentials, DigestClient};
 use crate::sip::registrar::RemovedReason;
-use rand::SeedableRng;
 
 /// The phone: behind NAT its Contact names a private address, its packets come from here.
 fn phone() -> SocketAddr {
@@ -33,24 +31,13 @@ Max-Forwards: 70\r\n\
 fn register_alice(sim: &mut Sim, cseq: u32, expires: u32) -> Response {
     let sent = sim.deliver(phone(), &register_text(cseq, None, expires));
     let r401 = find_resp(&sent, 401).expect("401").clone();
-    let challenge = Challenge::best(
-        r401.headers
-            .get_raw(&Name::WWW_AUTHENTICATE)
-            .map(|v| v.as_str()),
-    )
-    .expect("challenge");
-    let mut client = DigestClient::new(Credentials {
-        username: "alice".into(),
-        password: "example-alice-secret".into(),
-    });
-    client.set_challenge(challenge);
-    let auth = client
-        .authorize(
-            "REGISTER",
-            "sip:127.0.0.1:5060",
-            &mut rand::rngs::StdRng::seed_from_u64(3),
-        )
-        .expect("auth");
+    let auth = answer_challenge(
+        &r401,
+        &Name::WWW_AUTHENTICATE,
+        ("alice", "example-alice-secret"),
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+    );
     let sent = sim.deliver(phone(), &register_text(cseq + 1, Some(&auth), expires));
     sent.iter()
         .filter_map(Sent::resp)

@@ -1,0 +1,169 @@
+//! Calls to agents (pure): the leg of an agent session (issue 5, "Agent sessions").
+//!
+//! [`CallEngine::originate_agent`] places an outbound call to an agent rather than through a
+//! trunk: a configured agent is rung at its most recently registered contact (the registrar's
+//! bindings, as a ring group member is), a `sip:user@IP[:port]` URI directly. The call is an
+//! ordinary outbound call afterwards (ring timeout, CANCEL, BYE, `call.*` events); with `join`
+//! it enters its room once answered, which is how a session keeps the agent's leg in the
+//! agent's own conference for the whole session.
+
+use super::*;
+use crate::inbound::StaticTarget;
+
+/// A call to an agent to place.
+#[derive(Debug, Clone)]
+pub struct AgentOriginate {
+    /// The row to insert (id, from, callback, metadata…); `to` is replaced by the URI rung and
+    /// `trunk` is cleared.
+    pub call: NewCall,
+    /// A configured agent name (rung at its registered contact) or a `sip:` URI.
+    pub agent: String,
+    /// Cancel the INVITE if not answered within this time.
+    pub ring_timeout: Duration,
+    /// Join this conference once answered.
+    pub join: Option<(Uuid, ParticipantOptions)>,
+}
+
+impl CallEngine {
+    /// Where an agent is rung: a `sip:` URI as written, or the agent's most recently
+    /// registered contact (`None`: not registered, or not a usable URI).
+    fn agent_target(&self, now: Instant, agent: &str) -> Option<(StaticTarget, Transport)> {
+        if agent.starts_with("sip:") {
+            return StaticTarget::parse(agent).map(|t| (t, Transport::Udp));
+        }
+        self.registrar.bindings(agent, now).last().map(|b| {
+            let uri = b
+                .contact
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string();
+            (
+                StaticTarget {
+                    uri,
+                    addr: b.target,
+                },
+                b.transport,
+            )
+        })
+    }
+
+    /// Places a call to an agent. Errors: shutting down or over capacity as [`Self::originate`];
+    /// [`EngineError::Invalid`] for an agent with no registered contact or an unusable URI;
+    /// [`EngineError::ConferenceNotFound`] for a `join` room that does not exist.
+    pub fn originate_agent(&mut self, now: Instant, o: AgentOriginate) -> Result<(), EngineError> {
+        if !self.accepting {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.calls.len() >= self.cfg.max_calls {
+            self.stats.refused_capacity += 1;
+            return Err(EngineError::OverCapacity(format!(
+                "this node has {} calls up (max_calls)",
+                self.calls.len()
+            )));
+        }
+        if let Some((conf, opts)) = &o.join {
+            let room = self
+                .rooms
+                .rooms
+                .get(conf)
+                .ok_or(EngineError::ConferenceNotFound(*conf))?;
+            rooms::check_join(room, o.call.id, opts)?;
+        }
+        let (target, transport) = self.agent_target(now, &o.agent).ok_or_else(|| {
+            EngineError::Invalid(format!("agent {:?} has no registered contact", o.agent))
+        })?;
+        let uri = sip_uri(&target.uri)
+            .ok_or_else(|| EngineError::Invalid(format!("cannot call {:?}", target.uri)))?;
+        let Some(port) = self.ports.allocate() else {
+            self.stats.refused_capacity += 1;
+            return Err(EngineError::OverCapacity("RTP ports exhausted".into()));
+        };
+        let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
+        let offer = sdp::offer(&local);
+        let sip_call_id = format!(
+            "{:032x}@{}",
+            self.rng.r#gen::<u128>(),
+            self.cfg.sip_addr.ip()
+        );
+        let from_tag = self.layer.new_tag();
+        let from_uri = format!("sip:trunkline@{}", self.cfg.sip_addr.ip());
+        let mut invite = Request::new(Method::INVITE, uri);
+        invite.headers.insert(Name::MAX_FORWARDS, "70");
+        invite
+            .headers
+            .insert(Name::FROM, format!("<{from_uri}>;tag={from_tag}"));
+        invite.headers.insert(Name::TO, format!("<{}>", target.uri));
+        invite.headers.insert(Name::CALL_ID, sip_call_id.clone());
+        invite.headers.insert(Name::CSEQ, "1 INVITE");
+        invite.headers.insert_named(&self.contact(transport));
+        invite.headers.insert(Name::ALLOW, ALLOW);
+        invite
+            .headers
+            .insert(Name::USER_AGENT, self.cfg.user_agent.clone());
+        invite.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        invite.body = offer.to_bytes().into();
+        let key = match self
+            .layer
+            .send_request(now, target.addr, transport, invite.clone())
+        {
+            Ok(k) => k,
+            Err(e) => {
+                self.ports.release(port);
+                return Err(EngineError::OverCapacity(e.to_string()));
+            }
+        };
+        let mut call = o.call;
+        let id = call.id;
+        let callback = call.status_callback.clone();
+        call.to = target.uri.clone();
+        call.trunk = None;
+        call.sip_call_id = Some(sip_call_id.clone());
+        call.status = CallStatus::Initiated;
+        self.actions.push_back(Action::Store(StoreOp::Insert {
+            call: Box::new(call),
+            at: now,
+        }));
+        self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
+        self.by_sip_call_id.insert(sip_call_id.clone(), id);
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                direction: Direction::Outbound,
+                trunk: None,
+                sip_call_id,
+                peer: target.addr,
+                transport,
+                invite,
+                invite_key: key,
+                dialog: None,
+                ack: None,
+                local,
+                offer: Some(offer),
+                port: Some(port),
+                media_running: false,
+                ringing_reported: false,
+                answered: false,
+                end: None,
+                cancel_pending: false,
+                auth_attempts: 0,
+                digest: None,
+                route_mode: None,
+                acked: true,
+                amd: None,
+                callback,
+                room: None,
+                pending_join: o.join,
+                record_on_answer: false,
+                recordings: Vec::new(),
+                playing: None,
+                inbound: None,
+                member_of: None,
+            },
+        );
+        self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
+        self.drain_layer(now);
+        Ok(())
+    }
+}
