@@ -191,6 +191,20 @@ async fn campaign_life_validation_and_events() {
         )
         .await;
     assert_eq!(a.field(), "amd", "{}", a.text());
+    // The identification message must be a prompt the server has.
+    let a = h
+        .json(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "abandon_prompt": "nope"})),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "abandon_prompt".into()),
+        "{}",
+        a.text()
+    );
     let a = h
         .json(
             "POST",
@@ -212,6 +226,7 @@ async fn campaign_life_validation_and_events() {
     let c = a.json();
     assert_eq!(c["state"], "draft");
     assert_eq!(c["dial_mode"], "power");
+    assert_eq!(c["abandon_prompt"], serde_json::Value::Null);
     assert_eq!(c["window_start"], "08:00");
     assert_eq!(c["retry_delays"]["busy"], 60);
     assert_eq!(c["retry_delays"]["no-answer"], 3600);

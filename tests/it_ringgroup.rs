@@ -195,7 +195,7 @@ fn sipp_calls_the_number_both_registered_agents_ring_the_first_to_answer_gets_it
             .and_then(|a| a.iter().find(|x| x["status"] == "completed").cloned())
     })
     .unwrap_or_else(|| panic!("no completed recording\n{}", server.log()));
-    let audio = download_wav(&server, &key, rec["id"].as_str().unwrap());
+    let audio = server.recording_wav(&key, rec["id"].as_str().unwrap());
     let left = audio::read_wav_channel(&audio, 0).expect("left");
     let right = audio::read_wav_channel(&audio, 1).expect("right");
     let mid = |a: &audio::Audio| {
@@ -259,7 +259,7 @@ fn first_answer_wins(
     })
     .unwrap_or_else(|| panic!("no completed recording\n{}", server.log()));
     assert!(rec["duration_ms"].as_u64().unwrap_or(0) >= 2_000, "{rec}");
-    let audio = download_wav(server, &key, rec["id"].as_str().unwrap());
+    let audio = server.recording_wav(&key, rec["id"].as_str().unwrap());
     let left = audio::read_wav_channel(&audio, 0).expect("left");
     let right = audio::read_wav_channel(&audio, 1).expect("right");
     let mid = |a: &audio::Audio| {
@@ -278,26 +278,6 @@ fn first_answer_wins(
     std::thread::sleep(Duration::from_secs(1));
     assert!(of_type(hook, "/events", "call.missed").is_empty());
     assert!(events(hook, "/sms").is_empty());
-}
-
-/// Downloads a recording's audio into a temporary file.
-fn download_wav(server: &Server, key: &str, id: &str) -> std::path::PathBuf {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(server.http).expect("connect");
-    write!(
-        s,
-        "GET /v1/recordings/{id}/audio HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\r\n"
-    )
-    .expect("request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
-    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(!head.contains("chunked"), "expected a plain body: {head}");
-    let p = server.data_dir.join(format!("dl-{id}.wav"));
-    std::fs::write(&p, &raw[split..]).expect("write");
-    p
 }
 
 #[test]
@@ -365,7 +345,7 @@ fn nobody_answers_the_caller_leaves_a_voicemail_missed_once_one_text() {
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["payload"]["recording_id"], vm.as_str());
     // The recording holds the caller's message (700 Hz on the caller's channel).
-    let wav = download_wav(&server, &key, &vm);
+    let wav = server.recording_wav(&key, &vm);
     let left = audio::read_wav_channel(&wav, 0).expect("left");
     eprintln!("voicemail: {:.2} s", left.duration_secs());
     assert!(left.duration_secs() >= 2.0, "{:.2} s", left.duration_secs());

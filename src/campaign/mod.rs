@@ -321,6 +321,9 @@ pub struct CampaignSettings {
     pub on_machine: OnMachine,
     /// Voicemail prompt for `voicemail_drop`.
     pub voicemail_prompt: Option<String>,
+    /// Identification message: played to a person who answered when no agent was free (an
+    /// abandoned call), then the call is hung up. `None`: hung up at once.
+    pub abandon_prompt: Option<String>,
     /// Record answered calls.
     pub record: bool,
     /// Calling window start, the contact's local time.
@@ -377,6 +380,7 @@ impl CampaignSettings {
             amd: serde_json::json!({}),
             on_machine: OnMachine::Hangup,
             voicemail_prompt: None,
+            abandon_prompt: None,
             record: false,
             window_start: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
             window_end: NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default(),

@@ -122,6 +122,9 @@ struct InFlight {
     phone: String,
     /// Play this to a human, then hang up (`None`: hang up at once).
     prompt: Option<Prompt>,
+    /// A session's call: the campaign's identification message, played to a person no agent
+    /// could take before hanging up (`None`: hang up at once).
+    abandon_prompt: Option<Prompt>,
     /// The campaign has AMD on: wait for the verdict before playing.
     amd: bool,
     /// The prompt was asked for.
@@ -508,6 +511,9 @@ impl Runner {
         *turn += 1;
         let prompt = s.voicemail_prompt.as_deref().and_then(|p| self.prompt(p));
         let amd = campaign_amd(c, prompt.as_ref());
+        let abandon_prompt = session
+            .and(s.abandon_prompt.as_deref())
+            .and_then(|p| self.prompt(p));
         // The call id is on the attempt before the INVITE leaves: a crash in between finds it.
         self.deps
             .store
@@ -521,6 +527,7 @@ impl Runner {
             contact_tz: claim.contact.timezone.clone(),
             phone: claim.contact.phone.clone(),
             prompt,
+            abandon_prompt,
             amd: amd.is_some(),
             played: false,
             session,

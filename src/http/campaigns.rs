@@ -117,6 +117,12 @@ pub struct CampaignInput {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub voicemail_prompt: Option<Option<String>>,
+    /// Identification message (a file of `prompts/`): played to a person who answered when
+    /// no agent of a power or predictive session was free, then the call is hung up. Unset
+    /// (default): the call is hung up at once.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub abandon_prompt: Option<Option<String>>,
     /// Record answered calls (default false).
     #[serde(default)]
     pub record: Option<bool>,
@@ -184,6 +190,8 @@ pub struct CampaignResource {
     pub on_machine: String,
     /// Voicemail prompt.
     pub voicemail_prompt: Option<String>,
+    /// Identification message for abandoned calls.
+    pub abandon_prompt: Option<String>,
     /// Recording on.
     pub record: bool,
     /// Calling window start (`HH:MM`, contact's local time).
@@ -232,6 +240,7 @@ impl From<Campaign> for CampaignResource {
             amd: s.amd,
             on_machine: s.on_machine.as_str().into(),
             voicemail_prompt: s.voicemail_prompt,
+            abandon_prompt: s.abandon_prompt,
             record: s.record,
             window_start: format_local_time(s.window_start),
             window_end: format_local_time(s.window_end),
@@ -355,6 +364,12 @@ async fn apply(
             resolve_prompt(st, "voicemail_prompt", name).await?;
         }
         s.voicemail_prompt = v;
+    }
+    if let Some(v) = input.abandon_prompt {
+        if let Some(name) = &v {
+            resolve_prompt(st, "abandon_prompt", name).await?;
+        }
+        s.abandon_prompt = v;
     }
     if let Some(r) = input.record {
         s.record = r;

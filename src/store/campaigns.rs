@@ -112,6 +112,7 @@ struct CampaignRow {
     amd: serde_json::Value,
     on_machine: String,
     voicemail_prompt: Option<String>,
+    abandon_prompt: Option<String>,
     record: bool,
     window_start: String,
     window_end: String,
@@ -159,6 +160,7 @@ impl TryFrom<CampaignRow> for Campaign {
             amd: r.amd,
             on_machine: parse_col("on_machine", r.on_machine, OnMachine::parse)?,
             voicemail_prompt: r.voicemail_prompt,
+            abandon_prompt: r.abandon_prompt,
             record: r.record,
             window_start: parse_local_time(&r.window_start)
                 .ok_or_else(|| corrupt("window_start", &r.window_start))?,
@@ -191,11 +193,12 @@ const CAMPAIGN_COLUMNS: &str = "id, name, list_id, trunk, caller_ids, dial_mode,
     on_machine, voicemail_prompt, record, window_start, window_end, default_timezone, \
     max_attempts, retry_delays, rate_per_minute, rate_per_hour, max_concurrent, \
     lines_per_agent, priority, state, status_callback, created_at, updated_at, started_at, \
-    completed_at";
+    completed_at, abandon_prompt";
 
 const LIST_COLUMNS: &str = "id, name, default_region, created_at, updated_at";
 
-/// The settings columns bound as `$2..=$21` in the order of [`CAMPAIGN_COLUMNS`] (after `id`).
+/// The settings columns bound as `$2..=$22` in the order of [`CAMPAIGN_COLUMNS`] (after `id`;
+/// `abandon_prompt`, added later, last).
 macro_rules! bind_settings {
     ($q:expr, $s:expr) => {{
         let s: &CampaignSettings = $s;
@@ -219,6 +222,7 @@ macro_rules! bind_settings {
             .bind(s.lines_per_agent)
             .bind(i64::from(s.priority))
             .bind(&s.status_callback)
+            .bind(&s.abandon_prompt)
     }};
 }
 
@@ -229,9 +233,10 @@ impl Store {
             "INSERT INTO campaigns (id, name, list_id, trunk, caller_ids, dial_mode, amd, \
              on_machine, voicemail_prompt, record, window_start, window_end, default_timezone, \
              max_attempts, retry_delays, rate_per_minute, rate_per_hour, max_concurrent, \
-             lines_per_agent, priority, status_callback, state, created_at, updated_at) \
+             lines_per_agent, priority, status_callback, abandon_prompt, state, created_at, \
+             updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, 'draft', $22, $22) RETURNING {CAMPAIGN_COLUMNS}"
+             $17, $18, $19, $20, $21, $22, 'draft', $23, $23) RETURNING {CAMPAIGN_COLUMNS}"
         );
         let row: CampaignRow = on_pool!(self, |p| {
             let q = sqlx::query_as(&sql).bind(c.id);
@@ -266,7 +271,7 @@ impl Store {
              window_start = $11, window_end = $12, default_timezone = $13, max_attempts = $14, \
              retry_delays = $15, rate_per_minute = $16, rate_per_hour = $17, \
              max_concurrent = $18, lines_per_agent = $19, priority = $20, \
-             status_callback = $21, updated_at = $22 \
+             status_callback = $21, abandon_prompt = $22, updated_at = $23 \
              WHERE id = $1 AND state <> 'archived' RETURNING {CAMPAIGN_COLUMNS}"
         );
         let row: Option<CampaignRow> = on_pool!(self, |p| {

@@ -104,6 +104,27 @@ fn dechunk(mut s: &str) -> String {
 }
 
 impl Server {
+    /// Downloads a recording's audio (`GET /v1/recordings/{id}/audio`, a plain body) into a
+    /// file of this server's data directory.
+    pub fn recording_wav(&self, key: &str, id: &str) -> std::path::PathBuf {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).expect("connect");
+        write!(
+            s,
+            "GET /v1/recordings/{id}/audio HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\r\n"
+        )
+        .expect("request");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+        let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("chunked"), "expected a plain body: {head}");
+        let p = self.data_dir.join(format!("dl-{id}.wav"));
+        std::fs::write(&p, &raw[split..]).expect("write");
+        p
+    }
+
     /// Waits (bounded) until `GET /v1/registrations` lists `n` bindings; false on time-out.
     pub fn wait_registrations(&self, key: &str, n: usize, within: Duration) -> bool {
         super::poll_until(within, Duration::from_millis(100), || {

@@ -23,14 +23,16 @@
 //!   pacer is fed with every attempt of the campaign this node finishes (dial-to-person time
 //!   for people, dial-to-end for the rest) and with each call's talk and wrap-up time when
 //!   its disposition is posted; it starts from its priors when the node starts (it is not yet
-//!   replayed from the stored attempts). An abandoned person is hung up at once: campaigns
-//!   have no identification prompt setting yet.
+//!   replayed from the stored attempts).
 //! - **a human** (final AMD verdict `human`/`unknown`, or the answer without AMD): the customer
 //!   goes to the agent it was dialled for if that agent is still free, else to another free
 //!   agent of the campaign; it is joined into the agent's room at once, and the agent's other
-//!   lines are hung up (`cancelled` if not answered yet, `abandoned` if a person had answered).
-//!   With no free agent the call is hung up and its attempt ends `abandoned`. Machines are
-//!   handled by the engine as the campaign's `on_machine` says.
+//!   lines are given up (`cancelled` if not answered yet). With no free agent for a person the
+//!   attempt ends `abandoned`: the person hears the campaign's identification message
+//!   (`abandon_prompt`) and is hung up when it ends, or at once when the campaign has none. The
+//!   agent's other lines that were answered already (a person, or a call still under AMD) are
+//!   treated the same way.
+//!   Machines are handled by the engine as the campaign's `on_machine` says.
 //! - **the customer hangs up**: wrap-up; the disposition is stored on the attempt and the agent
 //!   is available again (or paused, if a pause was asked for during the call).
 //! - Every state change is written to the session's row and published as
@@ -752,17 +754,37 @@ impl Runner {
                 .unwrap_or_default();
             for other in others {
                 if let Some(call) = self.call_of_attempt(other) {
-                    if let Some(f) = self.calls.get_mut(&call) {
-                        f.cancelled = true;
-                    }
-                    let _ = self.deps.engine.hangup(call).await;
+                    self.drop_line(call, false).await;
                 }
             }
             return;
         }
         // Nobody free: the call is abandoned.
-        if let Some(f) = self.calls.get_mut(&call_id) {
+        self.drop_line(call_id, true).await;
+    }
+
+    /// Gives up a customer's line that no agent takes (`abandoned`: a person is known to be
+    /// there). When the campaign has an identification message and the call is answered (the
+    /// engine, which knows, accepts the prompt), the person hears it and the call is hung up
+    /// when it finishes (`play.finished`); the attempt ends `abandoned`. Otherwise the call is
+    /// hung up at once: `cancelled` if it was still ringing.
+    async fn drop_line(&mut self, call_id: Uuid, abandoned: bool) {
+        let Some(f) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        f.played = true;
+        if abandoned {
             f.abandoned = true;
+        } else {
+            f.cancelled = true;
+        }
+        if let Some(prompt) = f.abandon_prompt.clone()
+            && self.deps.engine.play(call_id, prompt, false).await.is_ok()
+        {
+            if let Some(f) = self.calls.get_mut(&call_id) {
+                f.abandoned = true;
+            }
+            return;
         }
         let _ = self.deps.engine.hangup(call_id).await;
     }
