@@ -623,6 +623,65 @@ struct Call {
     member_of: Option<(Uuid, usize)>,
 }
 
+/// What every new outbound leg starts from: an RTP port, our media and its offer, a Call-ID
+/// and a From tag ([`CallEngine::new_leg`]).
+struct NewLeg {
+    port: u16,
+    local: LocalMedia,
+    offer: SessionDescription,
+    sip_call_id: String,
+    from_tag: String,
+}
+
+impl Call {
+    /// A UAC leg (`leg`) whose INVITE (`invite`, transaction `invite_key`) has just been sent to
+    /// `peer`; everything else starts empty, and the caller sets what differs (trunk, digest,
+    /// AMD, room to join, recording, ring-group membership).
+    fn outbound(
+        id: Uuid,
+        leg: NewLeg,
+        peer: SocketAddr,
+        transport: Transport,
+        invite: Request,
+        invite_key: TransactionKey,
+        callback: Option<String>,
+    ) -> Call {
+        Call {
+            id,
+            direction: Direction::Outbound,
+            trunk: None,
+            sip_call_id: leg.sip_call_id,
+            peer,
+            transport,
+            invite,
+            invite_key,
+            dialog: None,
+            ack: None,
+            local: leg.local,
+            offer: Some(leg.offer),
+            port: Some(leg.port),
+            media_running: false,
+            ringing_reported: false,
+            answered: false,
+            end: None,
+            cancel_pending: false,
+            auth_attempts: 0,
+            digest: None,
+            route_mode: None,
+            acked: true,
+            amd: None,
+            callback,
+            room: None,
+            pending_join: None,
+            record_on_answer: false,
+            recordings: Vec::new(),
+            playing: None,
+            inbound: None,
+            member_of: None,
+        }
+    }
+}
+
 /// Where a call's answering-machine detection stands.
 #[derive(Debug)]
 struct AmdState {
@@ -930,24 +989,7 @@ impl CallEngine {
     /// [`CallEngine::originate`] without draining the transaction layer (for callers inside
     /// the engine that are in the middle of their own work).
     fn originate_inner(&mut self, now: Instant, o: Originate) -> Result<(), EngineError> {
-        if !self.accepting {
-            return Err(EngineError::ShuttingDown);
-        }
-        if self.calls.len() >= self.cfg.max_calls {
-            self.stats.refused_capacity += 1;
-            return Err(EngineError::OverCapacity(format!(
-                "this node has {} calls up (max_calls)",
-                self.calls.len()
-            )));
-        }
-        if let Some((conf, opts)) = &o.join {
-            let room = self
-                .rooms
-                .rooms
-                .get(conf)
-                .ok_or(EngineError::ConferenceNotFound(*conf))?;
-            rooms::check_join(room, o.call.id, opts)?;
-        }
+        self.admit_outbound(o.call.id, o.join.as_ref())?;
         let mut call = o.call;
         let callback = call.status_callback.clone();
         let trunk_name = call.trunk.clone().unwrap_or_default();
@@ -980,33 +1022,16 @@ impl CallEngine {
         if ts.recent.len() >= trunk.max_cps as usize {
             return Err(EngineError::TrunkRateLimited(trunk.name.clone()));
         }
-        let Some(port) = self.ports.allocate() else {
+        let Some(leg) = self.new_leg() else {
             self.stats.refused_capacity += 1;
             return Err(EngineError::OverCapacity("RTP ports exhausted".into()));
         };
         let ts = self.trunks.entry(trunk.name.clone()).or_default();
         ts.recent.push_back(now);
         ts.active += 1;
-
-        let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
-        let offer = sdp::offer(&local);
-        let sip_call_id = format!(
-            "{:032x}@{}",
-            self.rng.r#gen::<u128>(),
-            self.cfg.sip_addr.ip()
-        );
-        let from_tag = self.layer.new_tag();
-        let invite = self.build_invite(
-            &trunk,
-            &call.to,
-            &call.from,
-            &sip_call_id,
-            &from_tag,
-            1,
-            &offer,
-        );
+        let invite = self.build_invite(&trunk, &call.to, &call.from, &leg);
         let Some(invite) = invite else {
-            self.ports.release(port);
+            self.ports.release(leg.port);
             if let Some(ts) = self.trunks.get_mut(&trunk.name) {
                 ts.active -= 1;
             }
@@ -1023,7 +1048,7 @@ impl CallEngine {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.ports.release(port);
+                self.ports.release(leg.port);
                 if let Some(ts) = self.trunks.get_mut(&trunk.name) {
                     ts.active -= 1;
                 }
@@ -1031,7 +1056,7 @@ impl CallEngine {
             }
         };
         let id = call.id;
-        call.sip_call_id = Some(sip_call_id.clone());
+        call.sip_call_id = Some(leg.sip_call_id.clone());
         call.status = CallStatus::Initiated;
         self.actions.push_back(Action::Store(StoreOp::Insert {
             call: Box::new(call),
@@ -1045,32 +1070,14 @@ impl CallEngine {
             _ => None,
         };
         self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
-        self.by_sip_call_id.insert(sip_call_id.clone(), id);
+        self.by_sip_call_id.insert(leg.sip_call_id.clone(), id);
+        let peer = trunk.address;
+        let transport = to_transport(trunk.transport);
         self.calls.insert(
             id,
             Call {
-                id,
-                direction: Direction::Outbound,
                 trunk: Some(trunk.name.clone()),
-                sip_call_id,
-                peer: trunk.address,
-                transport: to_transport(trunk.transport),
-                invite,
-                invite_key: key,
-                dialog: None,
-                ack: None,
-                local,
-                offer: Some(offer),
-                port: Some(port),
-                media_running: false,
-                ringing_reported: false,
-                answered: false,
-                end: None,
-                cancel_pending: false,
-                auth_attempts: 0,
                 digest,
-                route_mode: None,
-                acked: true,
                 amd: o.amd.map(|cfg| AmdState {
                     cfg,
                     done: false,
@@ -1078,14 +1085,9 @@ impl CallEngine {
                     held_play: None,
                     held_answered: None,
                 }),
-                callback,
-                room: None,
                 pending_join: o.join,
                 record_on_answer: o.record,
-                recordings: Vec::new(),
-                playing: None,
-                inbound: None,
-                member_of: None,
+                ..Call::outbound(id, leg, peer, transport, invite, key, callback)
             },
         );
         self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
@@ -2504,10 +2506,7 @@ impl CallEngine {
         trunk: &TrunkConfig,
         to: &str,
         from: &str,
-        call_id: &str,
-        from_tag: &str,
-        cseq: u32,
-        offer: &SessionDescription,
+        leg: &NewLeg,
     ) -> Option<Request> {
         let ruri = if to.starts_with("sip:") || to.starts_with("sips:") {
             to.to_string()
@@ -2519,22 +2518,81 @@ impl CallEngine {
         } else {
             format!("sip:{from}@{}", self.cfg.sip_addr.ip())
         };
-        let uri = sip_uri(&ruri)?;
+        self.invite_request(&ruri, &from_uri, leg, to_transport(trunk.transport))
+    }
+
+    /// The initial INVITE of `leg` to `ruri` (also its To), from `from_uri`, with our Contact
+    /// for `transport` and the leg's SDP offer; `None` when `ruri` is not a SIP URI.
+    fn invite_request(
+        &self,
+        ruri: &str,
+        from_uri: &str,
+        leg: &NewLeg,
+        transport: Transport,
+    ) -> Option<Request> {
+        let uri = sip_uri(ruri)?;
         let mut r = Request::new(Method::INVITE, uri);
         r.headers.insert(Name::MAX_FORWARDS, "70");
         r.headers
-            .insert(Name::FROM, format!("<{from_uri}>;tag={from_tag}"));
+            .insert(Name::FROM, format!("<{from_uri}>;tag={}", leg.from_tag));
         r.headers.insert(Name::TO, format!("<{ruri}>"));
-        r.headers.insert(Name::CALL_ID, call_id.to_string());
-        r.headers.insert(Name::CSEQ, format!("{cseq} INVITE"));
-        r.headers
-            .insert_named(&self.contact(to_transport(trunk.transport)));
+        r.headers.insert(Name::CALL_ID, leg.sip_call_id.clone());
+        r.headers.insert(Name::CSEQ, "1 INVITE");
+        r.headers.insert_named(&self.contact(transport));
         r.headers.insert(Name::ALLOW, ALLOW);
         r.headers
             .insert(Name::USER_AGENT, self.cfg.user_agent.clone());
         r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-        r.body = offer.to_bytes().into();
+        r.body = leg.offer.to_bytes().into();
         Some(r)
+    }
+
+    /// Allocates what a new outbound leg starts from; `None` when the RTP ports are exhausted.
+    fn new_leg(&mut self) -> Option<NewLeg> {
+        let port = self.ports.allocate()?;
+        let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
+        let offer = sdp::offer(&local);
+        let sip_call_id = format!(
+            "{:032x}@{}",
+            self.rng.r#gen::<u128>(),
+            self.cfg.sip_addr.ip()
+        );
+        let from_tag = self.layer.new_tag();
+        Some(NewLeg {
+            port,
+            local,
+            offer,
+            sip_call_id,
+            from_tag,
+        })
+    }
+
+    /// Whether a new outbound call may be placed: the node is accepting calls, is under
+    /// `max_calls`, and the room to join on answer (if any) exists and takes this call.
+    fn admit_outbound(
+        &mut self,
+        call_id: Uuid,
+        join: Option<&(Uuid, ParticipantOptions)>,
+    ) -> Result<(), EngineError> {
+        if !self.accepting {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.calls.len() >= self.cfg.max_calls {
+            self.stats.refused_capacity += 1;
+            return Err(EngineError::OverCapacity(format!(
+                "this node has {} calls up (max_calls)",
+                self.calls.len()
+            )));
+        }
+        if let Some((conf, opts)) = join {
+            let room = self
+                .rooms
+                .rooms
+                .get(conf)
+                .ok_or(EngineError::ConferenceNotFound(*conf))?;
+            rooms::check_join(room, call_id, opts)?;
+        }
+        Ok(())
     }
 }
 

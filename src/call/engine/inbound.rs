@@ -422,49 +422,26 @@ impl CallEngine {
         }) else {
             return false;
         };
-        let Some(port) = self.ports.allocate() else {
+        let Some(leg) = self.new_leg() else {
             return false;
         };
-        let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
-        let offer = sdp::offer(&local);
-        let sip_call_id = format!(
-            "{:032x}@{}",
-            self.rng.r#gen::<u128>(),
-            self.cfg.sip_addr.ip()
-        );
-        let from_tag = self.layer.new_tag();
         let from_user = if caller.starts_with('+') {
             caller.as_str()
         } else {
             "trunkline"
         };
         let from_uri = format!("sip:{from_user}@{}", self.cfg.sip_addr.ip());
-        let Some(uri) = sip_uri(&target.uri) else {
-            self.ports.release(port);
+        let Some(invite) = self.invite_request(&target.uri, &from_uri, &leg, transport) else {
+            self.ports.release(leg.port);
             return false;
         };
-        let mut invite = Request::new(Method::INVITE, uri);
-        invite.headers.insert(Name::MAX_FORWARDS, "70");
-        invite
-            .headers
-            .insert(Name::FROM, format!("<{from_uri}>;tag={from_tag}"));
-        invite.headers.insert(Name::TO, format!("<{}>", target.uri));
-        invite.headers.insert(Name::CALL_ID, sip_call_id.clone());
-        invite.headers.insert(Name::CSEQ, "1 INVITE");
-        invite.headers.insert_named(&self.contact(transport));
-        invite.headers.insert(Name::ALLOW, ALLOW);
-        invite
-            .headers
-            .insert(Name::USER_AGENT, self.cfg.user_agent.clone());
-        invite.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-        invite.body = offer.to_bytes().into();
         let key = match self
             .layer
             .send_request(now, target.addr, transport, invite.clone())
         {
             Ok(k) => k,
             Err(_) => {
-                self.ports.release(port);
+                self.ports.release(leg.port);
                 return false;
             }
         };
@@ -475,7 +452,7 @@ impl CallEngine {
             from: caller,
             to: target.uri.clone(),
             trunk: None,
-            sip_call_id: Some(sip_call_id.clone()),
+            sip_call_id: Some(leg.sip_call_id.clone()),
             status: CallStatus::Initiated,
             status_callback: callback.clone(),
             metadata: serde_json::json!({ "inbound_call_id": caller_id, "member": name }),
@@ -488,41 +465,12 @@ impl CallEngine {
             at: now,
         }));
         self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
-        self.by_sip_call_id.insert(sip_call_id.clone(), id);
+        self.by_sip_call_id.insert(leg.sip_call_id.clone(), id);
         self.calls.insert(
             id,
             Call {
-                id,
-                direction: Direction::Outbound,
-                trunk: None,
-                sip_call_id,
-                peer: target.addr,
-                transport,
-                invite,
-                invite_key: key,
-                dialog: None,
-                ack: None,
-                local,
-                offer: Some(offer),
-                port: Some(port),
-                media_running: false,
-                ringing_reported: false,
-                answered: false,
-                end: None,
-                cancel_pending: false,
-                auth_attempts: 0,
-                digest: None,
-                route_mode: None,
-                acked: true,
-                amd: None,
-                callback,
-                room: None,
-                pending_join: None,
-                record_on_answer: false,
-                recordings: Vec::new(),
-                playing: None,
-                inbound: None,
                 member_of: Some((caller_id, member)),
+                ..Call::outbound(id, leg, target.addr, transport, invite, key, callback)
             },
         );
         if let Some(until) = until {

@@ -52,64 +52,35 @@ impl CallEngine {
     /// [`EngineError::Invalid`] for an agent with no registered contact or an unusable URI;
     /// [`EngineError::ConferenceNotFound`] for a `join` room that does not exist.
     pub fn originate_agent(&mut self, now: Instant, o: AgentOriginate) -> Result<(), EngineError> {
-        if !self.accepting {
-            return Err(EngineError::ShuttingDown);
-        }
-        if self.calls.len() >= self.cfg.max_calls {
-            self.stats.refused_capacity += 1;
-            return Err(EngineError::OverCapacity(format!(
-                "this node has {} calls up (max_calls)",
-                self.calls.len()
-            )));
-        }
-        if let Some((conf, opts)) = &o.join {
-            let room = self
-                .rooms
-                .rooms
-                .get(conf)
-                .ok_or(EngineError::ConferenceNotFound(*conf))?;
-            rooms::check_join(room, o.call.id, opts)?;
-        }
+        self.admit_outbound(o.call.id, o.join.as_ref())?;
         let (target, transport) = self.agent_target(now, &o.agent).ok_or_else(|| {
             EngineError::Invalid(format!("agent {:?} has no registered contact", o.agent))
         })?;
-        let uri = sip_uri(&target.uri)
-            .ok_or_else(|| EngineError::Invalid(format!("cannot call {:?}", target.uri)))?;
-        let Some(port) = self.ports.allocate() else {
+        if sip_uri(&target.uri).is_none() {
+            return Err(EngineError::Invalid(format!(
+                "cannot call {:?}",
+                target.uri
+            )));
+        }
+        let Some(leg) = self.new_leg() else {
             self.stats.refused_capacity += 1;
             return Err(EngineError::OverCapacity("RTP ports exhausted".into()));
         };
-        let local = LocalMedia::new(self.cfg.media_ip, port, self.rng.r#gen::<u32>() as u64);
-        let offer = sdp::offer(&local);
-        let sip_call_id = format!(
-            "{:032x}@{}",
-            self.rng.r#gen::<u128>(),
-            self.cfg.sip_addr.ip()
-        );
-        let from_tag = self.layer.new_tag();
         let from_uri = format!("sip:trunkline@{}", self.cfg.sip_addr.ip());
-        let mut invite = Request::new(Method::INVITE, uri);
-        invite.headers.insert(Name::MAX_FORWARDS, "70");
-        invite
-            .headers
-            .insert(Name::FROM, format!("<{from_uri}>;tag={from_tag}"));
-        invite.headers.insert(Name::TO, format!("<{}>", target.uri));
-        invite.headers.insert(Name::CALL_ID, sip_call_id.clone());
-        invite.headers.insert(Name::CSEQ, "1 INVITE");
-        invite.headers.insert_named(&self.contact(transport));
-        invite.headers.insert(Name::ALLOW, ALLOW);
-        invite
-            .headers
-            .insert(Name::USER_AGENT, self.cfg.user_agent.clone());
-        invite.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-        invite.body = offer.to_bytes().into();
+        let Some(invite) = self.invite_request(&target.uri, &from_uri, &leg, transport) else {
+            self.ports.release(leg.port);
+            return Err(EngineError::Invalid(format!(
+                "cannot call {:?}",
+                target.uri
+            )));
+        };
         let key = match self
             .layer
             .send_request(now, target.addr, transport, invite.clone())
         {
             Ok(k) => k,
             Err(e) => {
-                self.ports.release(port);
+                self.ports.release(leg.port);
                 return Err(EngineError::OverCapacity(e.to_string()));
             }
         };
@@ -118,48 +89,19 @@ impl CallEngine {
         let callback = call.status_callback.clone();
         call.to = target.uri.clone();
         call.trunk = None;
-        call.sip_call_id = Some(sip_call_id.clone());
+        call.sip_call_id = Some(leg.sip_call_id.clone());
         call.status = CallStatus::Initiated;
         self.actions.push_back(Action::Store(StoreOp::Insert {
             call: Box::new(call),
             at: now,
         }));
         self.by_txn.insert(key.clone(), (id, TxnRole::Invite));
-        self.by_sip_call_id.insert(sip_call_id.clone(), id);
+        self.by_sip_call_id.insert(leg.sip_call_id.clone(), id);
         self.calls.insert(
             id,
             Call {
-                id,
-                direction: Direction::Outbound,
-                trunk: None,
-                sip_call_id,
-                peer: target.addr,
-                transport,
-                invite,
-                invite_key: key,
-                dialog: None,
-                ack: None,
-                local,
-                offer: Some(offer),
-                port: Some(port),
-                media_running: false,
-                ringing_reported: false,
-                answered: false,
-                end: None,
-                cancel_pending: false,
-                auth_attempts: 0,
-                digest: None,
-                route_mode: None,
-                acked: true,
-                amd: None,
-                callback,
-                room: None,
                 pending_join: o.join,
-                record_on_answer: false,
-                recordings: Vec::new(),
-                playing: None,
-                inbound: None,
-                member_of: None,
+                ..Call::outbound(id, leg, target.addr, transport, invite, key, callback)
             },
         );
         self.set_timer(id, now + o.ring_timeout, TimerKind::Ring);
