@@ -117,19 +117,7 @@ pub async fn run(
         .with_context(|| format!("opening the database {}", redact(&url)))?;
     store.migrate().await.context("applying migrations")?;
     let bus = EventBus::new(store.clone());
-    // Rooms and recordings a crash left open: no room is live in a new process.
     let recordings_dir = cfg.server.data.dir.join("recordings");
-    let recovered = driver::recover_unfinished(&bus, clock.utc(), &recordings_dir)
-        .await
-        .context("closing rooms and recordings left open by the previous run")?;
-    if recovered != driver::Recovered::default() {
-        tracing::warn!(
-            conferences = recovered.conferences,
-            interrupted = recovered.interrupted,
-            failed = recovered.failed,
-            "closed rooms and recordings left open by the previous run"
-        );
-    }
 
     let mut prompts = PromptCache::new(cfg.prompts_dir.clone());
     if cfg.prompts_dir.is_none() || prompts.get("tone").is_err() {
@@ -145,8 +133,21 @@ pub async fn run(
         .await
         .with_context(|| format!("binding SIP on {}", cfg.server.sip.listen))?;
     let sip_addr = sip.local_addr()?;
-    // This node's name (attempt rows, contact leases, its inbound calls).
+    // This node's name (attempt rows, contact leases, its inbound calls, rooms, recordings).
     let node = node_name(sip_addr);
+
+    // Rooms and recordings a crash left open on this node: none is live in a new process.
+    let recovered = driver::recover_unfinished(&bus, clock.utc(), &recordings_dir, &node)
+        .await
+        .context("closing rooms and recordings left open by the previous run")?;
+    if recovered != driver::Recovered::default() {
+        tracing::warn!(
+            conferences = recovered.conferences,
+            interrupted = recovered.interrupted,
+            failed = recovered.failed,
+            "closed rooms and recordings left open by the previous run"
+        );
+    }
 
     // Inbound calls a crash left ringing on this node: their one `call.missed` (reason
     // `restart`). The SIP socket is bound already; nothing is read from it before this ends.

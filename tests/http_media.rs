@@ -277,6 +277,7 @@ impl Harness {
                 sample_rate: 8000,
                 started_at: created,
                 created_at: created,
+                node: None,
             })
             .await
             .unwrap();

@@ -444,7 +444,7 @@ fn caller_hangs_up_while_ringing_twice_two_missed_one_text() {
 /// that call alone (its sweeper decides only its own node's calls); the call then ends as the
 /// caller hangs up and gets its one `call.missed`, reason `caller-hangup`.
 #[test]
-fn a_node_starting_leaves_another_nodes_ringing_call_alone() {
+fn a_node_starting_leaves_another_nodes_ringing_call_and_room_alone() {
     let Some(base) = trunkline::store::testing::pg_base_url() else {
         eprintln!("skipped: TRUNKLINE_TEST_PG is not set");
         return;
@@ -465,6 +465,18 @@ fn a_node_starting_leaves_another_nodes_ringing_call_alone() {
         .route("sales", &number(&route, &hook, ""))
         .database_url(&url);
     let a = Server::start_with(o.clone());
+    let key = a.api_key();
+    // A room open on node A (its start-up recovery must not end it either).
+    let r = request(
+        a.http,
+        "POST",
+        "/v1/conferences",
+        Some(&key),
+        &[],
+        Some(r#"{"name": "standup"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let room = r.json()["id"].as_str().expect("room id").to_string();
     let mut caller = Baresip::start("caller", None).expect("caller");
     caller.dial(&format!("sip:sales@{}", a.sip)).expect("dial");
     bob.wait_incoming(1, T).expect("bob rings");
@@ -474,6 +486,23 @@ fn a_node_starting_leaves_another_nodes_ringing_call_alone() {
     assert!(
         of_type(&hook, "/events", "call.missed").is_empty(),
         "node B decided node A's ringing call\n--- B ---\n{}",
+        b.log()
+    );
+    // Asked of node B, which holds no such room: the answer is the stored row.
+    let r = request(
+        b.http,
+        "GET",
+        &format!("/v1/conferences/{room}"),
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_ne!(
+        r.json()["status"],
+        "ended",
+        "node B ended node A's room: {}\n--- B ---\n{}",
+        r.body,
         b.log()
     );
     caller.hangup().expect("hang up while ringing");

@@ -34,6 +34,7 @@ fn new_recording(at: DateTime<Utc>, call_id: Option<Uuid>, conf: Option<Uuid>) -
         sample_rate: 8_000,
         started_at: at,
         created_at: at,
+        node: Some("n1".into()),
     }
 }
 
@@ -73,6 +74,7 @@ fn new_conference(at: DateTime<Utc>, name: &str) -> NewConference {
         options: json!({"beeps": true, "wait_music": "wait.mp3", "record": false}),
         status_callback: Some("http://127.0.0.1:9/conf".into()),
         created_at: at,
+        node: Some("n1".into()),
     }
 }
 
@@ -377,7 +379,12 @@ async fn unfinished_recordings_after_a_crash_and_retention_on_every_backend() {
         let b = new_recording(t + TimeDelta::seconds(1), None, Some(Uuid::new_v4()));
         let c = new_recording(t + TimeDelta::seconds(2), Some(Uuid::new_v4()), None);
         let d = new_recording(t + TimeDelta::seconds(3), Some(Uuid::new_v4()), None);
-        for r in [&a, &b, &c, &d] {
+        // Another node's, still being written there.
+        let e = NewRecording {
+            node: Some("n2".into()),
+            ..new_recording(t + TimeDelta::seconds(4), Some(Uuid::new_v4()), None)
+        };
+        for r in [&a, &b, &c, &d, &e] {
             store.insert_recording(r).await.unwrap();
         }
         store
@@ -392,7 +399,8 @@ async fn unfinished_recordings_after_a_crash_and_retention_on_every_backend() {
         drop(store);
 
         let store = db.store().await;
-        let left = store.unfinished_recordings().await.unwrap();
+        let fresh = t - TimeDelta::hours(6);
+        let left = store.unfinished_recordings("n1", fresh).await.unwrap();
         assert_eq!(
             left.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>(),
             vec![
@@ -400,15 +408,33 @@ async fn unfinished_recordings_after_a_crash_and_retention_on_every_backend() {
                 (b.id, RecordingStatus::Paused),
                 (d.id, RecordingStatus::Recording),
             ],
-            "{label}: oldest first, paused included"
+            "{label}: this node's, oldest first, paused included"
         );
+        // Hours later, the other node is presumed gone and its recording is taken too.
+        let stale = store
+            .unfinished_recordings("n1", t + TimeDelta::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(stale.len(), 4, "{label}");
+        assert_eq!(stale[3].id, e.id, "{label}");
         // Start-up repairs them and finishes them as interrupted.
         for r in &left {
             let mut s = summary(RecordingStatus::Interrupted, t + TimeDelta::minutes(5));
             s.error = Some("process stopped; file repaired".into());
             assert!(store.finish_recording(r.id, &s).await.unwrap(), "{label}");
         }
-        assert!(store.unfinished_recordings().await.unwrap().is_empty());
+        assert!(
+            store
+                .unfinished_recordings("n1", fresh)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.unfinished_recordings("n2", fresh).await.unwrap()[0].id,
+            e.id,
+            "{label}: the other node finds its own"
+        );
         let b_row = store.get_recording(b.id).await.unwrap().unwrap();
         assert_eq!(b_row.status, RecordingStatus::Interrupted);
 
@@ -588,7 +614,16 @@ async fn list_and_unfinished_conferences_on_every_backend() {
         // After a restart, the rooms left open are found (oldest first) and ended.
         drop(store);
         let store = db.store().await;
-        let open = store.unfinished_conferences().await.unwrap();
+        let fresh = t - TimeDelta::hours(6);
+        assert!(
+            store
+                .unfinished_conferences("n2", fresh)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{label}: another node leaves n1's rooms alone"
+        );
+        let open = store.unfinished_conferences("n1", fresh).await.unwrap();
         assert_eq!(
             open.iter().map(|c| c.id).collect::<Vec<_>>(),
             all[4..].to_vec(),
@@ -597,7 +632,13 @@ async fn list_and_unfinished_conferences_on_every_backend() {
         for c in &open {
             assert!(store.end_conference(c.id, t, "restart").await.unwrap());
         }
-        assert!(store.unfinished_conferences().await.unwrap().is_empty());
+        assert!(
+            store
+                .unfinished_conferences("n1", fresh)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         store.close().await;
         db.remove().await;
     }

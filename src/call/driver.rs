@@ -609,7 +609,7 @@ impl StoreWriter {
             StoreOp::Conference(_) | StoreOp::Recording(_) => {
                 // Rare: written on their own, after the batch so far, each with its event.
                 self.flush().await;
-                if let Err(e) = write_room_op(&self.bus, wall, op).await {
+                if let Err(e) = write_room_op(&self.bus, wall, op, &self.node).await {
                     tracing::error!(error = %e, "store writer: room or recording operation failed");
                 }
                 return;
@@ -857,6 +857,7 @@ async fn write_room_op(
     bus: &EventBus,
     wall: &impl Fn(Instant) -> DateTime<Utc>,
     op: StoreOp,
+    node: &str,
 ) -> Result<(), crate::store::StoreError> {
     let store = bus.store();
     let (kind, call_id, payload, callback, at) = match op {
@@ -870,6 +871,7 @@ async fn write_room_op(
                         options: row.options,
                         status_callback: row.status_callback,
                         created_at: wall(at),
+                        node: Some(node.to_owned()),
                     })
                     .await?;
                 return Ok(());
@@ -948,6 +950,7 @@ async fn write_room_op(
                         sample_rate: row.sample_rate,
                         started_at: at_utc,
                         created_at: at_utc,
+                        node: Some(node.to_owned()),
                     })
                     .await?;
                 (kinds::RECORDING_STARTED, row.call_id, payload, callback, at)
@@ -1177,8 +1180,10 @@ pub struct Recovered {
     pub failed: usize,
 }
 
-/// At start-up, before the engine runs: no room or recording is live in a new process, so
-/// rows a crash left open are closed. Rooms end with reason `restart` (`conference.ended`);
+/// At start-up, before the engine runs: no room or recording of this node is live in a new
+/// process, so the rows a crash left open are closed: this node's, those of no node, and any
+/// node's older than [`crate::inbound::sweeper::STALE_AFTER`] (another live node's rows on a
+/// shared database are left alone). Rooms end with reason `restart` (`conference.ended`);
 /// recordings get their file repaired ([`crate::media::recorder::repair`]: the header made to
 /// match the audio on disk) and end `interrupted` with the repaired file's summary
 /// (`recording.completed`), or `failed` if the file cannot be repaired.
@@ -1186,10 +1191,12 @@ pub async fn recover_unfinished(
     bus: &EventBus,
     now: DateTime<Utc>,
     recordings_dir: &std::path::Path,
+    node: &str,
 ) -> Result<Recovered, crate::store::StoreError> {
     let store = bus.store();
     let mut out = Recovered::default();
-    for c in store.unfinished_conferences().await? {
+    let stale_before = now - crate::inbound::sweeper::STALE_AFTER;
+    for c in store.unfinished_conferences(node, stale_before).await? {
         if store.end_conference(c.id, now, "restart").await? {
             let payload = serde_json::json!({ "conference_id": c.id, "reason": "restart" });
             bus.publish(
@@ -1203,7 +1210,7 @@ pub async fn recover_unfinished(
             out.conferences += 1;
         }
     }
-    for r in store.unfinished_recordings().await? {
+    for r in store.unfinished_recordings(node, stale_before).await? {
         let path = recordings_dir.join(&r.path);
         // File work off the async threads.
         let repaired =
@@ -1292,11 +1299,12 @@ mod tests {
             sample_rate: 8_000,
             started_at: at,
             created_at: at,
+            node: None,
         }
     }
 
     #[tokio::test]
-    async fn a_restart_ends_open_rooms_and_repairs_open_recordings() {
+    async fn a_restart_ends_this_nodes_open_rooms_and_repairs_its_open_recordings() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::connect(&fresh_sqlite_url(dir.path()))
             .await
@@ -1307,18 +1315,26 @@ mod tests {
             .with_ymd_and_hms(2026, 11, 21, 9, 0, 0)
             .single()
             .expect("date");
+        let room = |id: u128, node: Option<&str>, created_at: DateTime<Utc>| NewConference {
+            id: Uuid::from_u128(id),
+            name: None,
+            max_participants: None,
+            options: serde_json::json!({}),
+            status_callback: None,
+            created_at,
+            node: node.map(str::to_owned),
+        };
+        // A room of no node (written before nodes were recorded), one of this node, one of
+        // another node that is live (left alone), and one of a node gone for hours.
         let conf = Uuid::from_u128(1);
-        store
-            .insert_conference(&NewConference {
-                id: conf,
-                name: None,
-                max_participants: None,
-                options: serde_json::json!({}),
-                status_callback: None,
-                created_at: at,
-            })
-            .await
-            .expect("conference");
+        for r in [
+            room(1, None, at),
+            room(11, Some("this"), at),
+            room(12, Some("other"), at),
+            room(13, Some("other"), at - chrono::TimeDelta::hours(7)),
+        ] {
+            store.insert_conference(&r).await.expect("conference");
+        }
         // A file cut short by a crash (here: not even a whole header), and a missing one.
         let recordings = dir.path().join("recordings");
         std::fs::create_dir_all(recordings.join("2026/11/21")).expect("dirs");
@@ -1328,21 +1344,52 @@ mod tests {
             .await
             .expect("recording");
         store
-            .insert_recording(&recording(3, "2026/11/21/gone.wav", at))
+            .insert_recording(&NewRecording {
+                node: Some("this".into()),
+                ..recording(3, "2026/11/21/gone.wav", at)
+            })
+            .await
+            .expect("recording");
+        // Another live node's recording: its file is being written there.
+        store
+            .insert_recording(&NewRecording {
+                node: Some("other".into()),
+                ..recording(4, "2026/11/21/elsewhere.wav", at)
+            })
             .await
             .expect("recording");
         let later = at + chrono::TimeDelta::minutes(5);
-        let r = recover_unfinished(&bus, later, &recordings)
+        let r = recover_unfinished(&bus, later, &recordings, "this")
             .await
             .expect("recover");
         assert_eq!(
             r,
             Recovered {
-                conferences: 1,
+                conferences: 3,
                 interrupted: 1,
                 failed: 1
             }
         );
+        let live = store
+            .get_conference(Uuid::from_u128(12))
+            .await
+            .expect("get")
+            .expect("row");
+        assert_ne!(live.status, ConferenceStatus::Ended, "another node's room");
+        let elsewhere = store
+            .get_recording(Uuid::from_u128(4))
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(elsewhere.status, RecordingStatus::Recording);
+        for gone in [11, 13] {
+            let c = store
+                .get_conference(Uuid::from_u128(gone))
+                .await
+                .expect("get")
+                .expect("row");
+            assert_eq!(c.status, ConferenceStatus::Ended, "room {gone}");
+        }
         let c = store.get_conference(conf).await.expect("get").expect("row");
         assert_eq!(c.status, ConferenceStatus::Ended);
         assert_eq!(c.end_reason.as_deref(), Some("restart"));
@@ -1373,12 +1420,14 @@ mod tests {
             kinds,
             vec![
                 "conference.ended",
+                "conference.ended",
+                "conference.ended",
                 "recording.completed",
                 "recording.completed"
             ]
         );
         // A second start finds nothing left open.
-        let again = recover_unfinished(&bus, later, &recordings)
+        let again = recover_unfinished(&bus, later, &recordings, "this")
             .await
             .expect("recover");
         assert_eq!(again, Recovered::default());

@@ -38,6 +38,8 @@ pub struct NewConference {
     pub status_callback: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// The node holding the room (`None`: not recorded).
+    pub node: Option<String>,
 }
 
 /// A stored conference.
@@ -140,7 +142,7 @@ impl Store {
     pub async fn insert_conference(&self, c: &NewConference) -> Result<Conference, StoreError> {
         let sql = format!(
             "INSERT INTO conferences (id, name, status, created_at, max_participants, options, \
-             status_callback) VALUES ($1, $2, 'waiting', $3, $4, $5, $6) \
+             status_callback, node) VALUES ($1, $2, 'waiting', $3, $4, $5, $6, $7) \
              RETURNING {CONFERENCE_COLUMNS}"
         );
         let row: ConferenceRow = on_pool!(self, |p| {
@@ -154,6 +156,7 @@ impl Store {
                 )
                 .bind(&c.options)
                 .bind(&c.status_callback)
+                .bind(&c.node)
                 .fetch_one(p)
                 .await?
         });
@@ -264,15 +267,25 @@ impl Store {
         })
     }
 
-    /// Conferences not ended (`waiting` or `active`), oldest first. At start-up these are the
-    /// rooms a previous process left open: end them (their participants' calls are gone).
-    pub async fn unfinished_conferences(&self) -> Result<Vec<Conference>, StoreError> {
+    /// Conferences not ended (`waiting` or `active`) that `node` must end after its restart,
+    /// oldest first: its own, those of no node (written before nodes were recorded), and any
+    /// node's created before `stale_before` (that node is presumed gone). Another live node's
+    /// rooms are left alone.
+    pub async fn unfinished_conferences(
+        &self,
+        node: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<Vec<Conference>, StoreError> {
         let sql = format!(
             "SELECT {CONFERENCE_COLUMNS} FROM conferences \
-             WHERE status <> 'ended' ORDER BY created_at, id"
+             WHERE status <> 'ended' AND (node = $1 OR node IS NULL OR created_at < $2) \
+             ORDER BY created_at, id"
         );
-        let rows: Vec<ConferenceRow> =
-            on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await?);
+        let rows: Vec<ConferenceRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(node)
+            .bind(micros(stale_before))
+            .fetch_all(p)
+            .await?);
         rows_into(rows)
     }
 }

@@ -55,6 +55,8 @@ pub struct NewRecording {
     pub started_at: DateTime<Utc>,
     /// When the row is created.
     pub created_at: DateTime<Utc>,
+    /// The node writing the file (`None`: not recorded).
+    pub node: Option<String>,
 }
 
 /// How a recording ended: the summary of its file, written once by
@@ -191,8 +193,9 @@ impl Store {
     pub async fn insert_recording(&self, r: &NewRecording) -> Result<Recording, StoreError> {
         let sql = format!(
             "INSERT INTO recordings (id, call_id, conference_id, path, status, started_at, \
-             channels, sample_rate, created_at) \
-             VALUES ($1, $2, $3, $4, 'recording', $5, $6, $7, $8) RETURNING {RECORDING_COLUMNS}"
+             channels, sample_rate, created_at, node) \
+             VALUES ($1, $2, $3, $4, 'recording', $5, $6, $7, $8, $9) \
+             RETURNING {RECORDING_COLUMNS}"
         );
         let row: RecordingRow = on_pool!(self, |p| {
             sqlx::query_as(&sql)
@@ -205,6 +208,7 @@ impl Store {
                 // Sample rates are far below i32::MAX; saturate rather than wrap.
                 .bind(i32::try_from(r.sample_rate).unwrap_or(i32::MAX))
                 .bind(micros(r.created_at))
+                .bind(&r.node)
                 .fetch_one(p)
                 .await?
         });
@@ -335,15 +339,25 @@ impl Store {
         row.map(Recording::try_from).transpose()
     }
 
-    /// Recordings still `recording` or `paused`, oldest first. At start-up these are the ones
-    /// a previous process left behind (no recorder of this node runs yet): repair their files
-    /// and finish them as `interrupted`.
-    pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, StoreError> {
+    /// Recordings still `recording` or `paused` that `node` must finish after its restart,
+    /// oldest first: its own (no recorder of this node runs yet), those of no node, and any
+    /// node's created before `stale_before` (that node is presumed gone). Their files are
+    /// repaired and they finish as `interrupted`; another live node's are left alone.
+    pub async fn unfinished_recordings(
+        &self,
+        node: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<Vec<Recording>, StoreError> {
         let sql = format!(
             "SELECT {RECORDING_COLUMNS} FROM recordings \
-             WHERE status IN ('recording', 'paused') ORDER BY created_at, id"
+             WHERE status IN ('recording', 'paused') \
+             AND (node = $1 OR node IS NULL OR created_at < $2) ORDER BY created_at, id"
         );
-        let rows: Vec<RecordingRow> = on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await?);
+        let rows: Vec<RecordingRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(node)
+            .bind(micros(stale_before))
+            .fetch_all(p)
+            .await?);
         rows_into(rows)
     }
 
