@@ -40,13 +40,17 @@ use std::collections::HashSet;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Rows per multi-row INSERT of an import (6 binds each: well under both backends' limits).
-pub const IMPORT_ROWS_PER_INSERT: usize = 500;
+/// Rows per multi-row INSERT of an import (6 binds each). Kept small on purpose: binding a
+/// statement's parameters costs time quadratic in their number on SQLite (each bind looks the
+/// parameter up by walking the statement's list), and at 500 rows (3,000 binds) that was 40%
+/// of a 100,000-row import; 100 rows halved the store's share of it (BENCHMARKS.md).
+pub const IMPORT_ROWS_PER_INSERT: usize = 100;
 /// Rows per transaction of an import: a failure loses at most this batch, and readers are
 /// never blocked long.
 pub const IMPORT_ROWS_PER_TRANSACTION: usize = 10_000;
-/// Numbers per `IN (...)` lookup of existing or do-not-call numbers.
-const LOOKUP_CHUNK: usize = 500;
+/// Numbers per `IN (...)` lookup of existing or do-not-call numbers (small for the same reason
+/// as [`IMPORT_ROWS_PER_INSERT`]).
+const LOOKUP_CHUNK: usize = 100;
 /// Contacts read per pass of the claim scan.
 const CLAIM_SCAN_BATCH: i64 = 8;
 /// Passes of the claim scan per call (each pass moves every passed-over row out of the way).
