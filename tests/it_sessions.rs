@@ -418,6 +418,16 @@ fn power_session_bridges_a_human_to_the_agent_then_wrap_up_and_disposition() {
         "the disposition is on the attempt: {row:?}"
     );
     assert!(d["counts"]["talk_ms"].as_u64().unwrap_or(0) >= 1_000, "{d}");
+    // The call's talk and wrap-up time are stored with the disposition, and are the session's
+    // (its only call so far).
+    let talk: u64 = row[13].parse().expect("talk_ms on the attempt");
+    let wrap_up: u64 = row[14].parse().expect("wrap_up_ms on the attempt");
+    assert_eq!(Some(talk), d["counts"]["talk_ms"].as_u64(), "{row:?} {d}");
+    assert_eq!(
+        Some(wrap_up),
+        d["counts"]["wrap_up_ms"].as_u64(),
+        "{row:?} {d}"
+    );
 
     // Stop: ended, alice hung up.
     let e = api(

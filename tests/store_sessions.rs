@@ -1,18 +1,22 @@
 //! The agent sessions of the store (migration 0006) on SQLite and (with `TRUNKLINE_TEST_PG`)
 //! PostgreSQL: create, read, list by campaign, update state and totals, the start-up pause of
-//! a node's live sessions, and dispositions on attempts.
+//! a node's live sessions, dispositions (and handle times) on attempts, and the history a
+//! predictive pacer is rebuilt from.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
 use trunkline::campaign::import::{self, ImportOptions};
 use trunkline::campaign::phone::Region;
-use trunkline::campaign::{CallerIds, CampaignSettings, CampaignState, DialMode};
+use trunkline::campaign::{
+    AttemptOutcome, CallerIds, CampaignSettings, CampaignState, ContactStatus, DialMode,
+};
 use trunkline::dialer::SessionEndReason;
 use trunkline::dialer::session::{SessionCounts, SessionState};
 use trunkline::store::testing::test_databases;
 use trunkline::store::{
-    NewCampaign, NewContactList, NewSession, SessionUpdate, Store, WindowCheck, new_id,
+    CallStatus, Direction, HandleTime, NewCall, NewCampaign, NewContactList, NewSession,
+    PacerAttempt, SessionUpdate, Store, WindowCheck, new_id,
 };
 use uuid::Uuid;
 
@@ -144,7 +148,7 @@ async fn sessions_round_trip(store: &Store, label: &str) {
 
     assert!(
         store
-            .set_attempt_disposition(claim.attempt_id, "sale")
+            .set_attempt_disposition(claim.attempt_id, "sale", None)
             .await
             .unwrap()
     );
@@ -160,7 +164,7 @@ async fn sessions_round_trip(store: &Store, label: &str) {
     assert_eq!(row.disposition.as_deref(), Some("sale"));
     assert!(
         !store
-            .set_attempt_disposition(Uuid::nil(), "x")
+            .set_attempt_disposition(Uuid::nil(), "x", None)
             .await
             .unwrap()
     );
@@ -232,6 +236,131 @@ async fn sessions_on_every_backend() {
     for db in test_databases().await {
         let store = db.store().await;
         sessions_round_trip(&store, db.label).await;
+        store.close().await;
+        db.remove().await;
+    }
+}
+
+/// The predictive pacer's history: finished attempts in the order they ended (a person's
+/// delay is start to answer, the rest's start to end; unfinished and older ones left out),
+/// and the latest handle times stored with dispositions, oldest first.
+async fn pacer_history_round_trip(store: &Store, label: &str) {
+    let now = t0();
+    let campaign = power_campaign(store).await;
+    let claim = || async {
+        store
+            .claim_next(campaign, "n1", now, Duration::from_secs(60), |_| {
+                WindowCheck::Open
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let person = claim().await;
+    let busy = claim().await;
+    // The person's call was answered 7 s after the attempt started; it ended after 40 s.
+    let call = new_id(now);
+    store
+        .insert_call(&NewCall {
+            id: call,
+            direction: Direction::Outbound,
+            from: "+15550100000".into(),
+            to: person.contact.phone.clone(),
+            trunk: Some("local".into()),
+            sip_call_id: None,
+            status: CallStatus::Initiated,
+            status_callback: None,
+            metadata: serde_json::json!({}),
+            idempotency_key: None,
+            api_key_id: None,
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_attempt_call(person.attempt_id, call)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_answered(call, now + TimeDelta::seconds(7))
+            .await
+            .unwrap()
+    );
+    let finish = |id, secs, outcome| async move {
+        assert!(
+            store
+                .finish_attempt(
+                    id,
+                    now + TimeDelta::seconds(secs),
+                    outcome,
+                    None,
+                    None,
+                    None,
+                    ContactStatus::Done,
+                )
+                .await
+                .unwrap()
+        );
+    };
+    // The busy one ends first (after 3 s), the person after 40 s.
+    finish(busy.attempt_id, 3, AttemptOutcome::Busy).await;
+    finish(person.attempt_id, 40, AttemptOutcome::Human).await;
+    let handle = HandleTime {
+        talk: Duration::from_millis(33_000),
+        wrap_up: Duration::from_millis(4_500),
+    };
+    assert!(
+        store
+            .set_attempt_disposition(person.attempt_id, "sale", Some(handle))
+            .await
+            .unwrap()
+    );
+
+    let h = store
+        .pacer_history(campaign, now - TimeDelta::days(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.attempts,
+        vec![
+            PacerAttempt {
+                ended_at: now + TimeDelta::seconds(3),
+                outcome: AttemptOutcome::Busy,
+                resolved_after: Duration::from_secs(3),
+            },
+            PacerAttempt {
+                ended_at: now + TimeDelta::seconds(40),
+                outcome: AttemptOutcome::Human,
+                resolved_after: Duration::from_secs(7),
+            },
+        ],
+        "{label}"
+    );
+    assert_eq!(h.handles, vec![handle], "{label}");
+    // Attempts that ended before `since` are not part of it; the handle times are the latest
+    // dispositions whatever their age, at most the number asked for.
+    let later = store
+        .pacer_history(campaign, now + TimeDelta::seconds(10), 0)
+        .await
+        .unwrap();
+    assert_eq!(later.attempts.len(), 1, "{label}");
+    assert_eq!(later.attempts[0].outcome, AttemptOutcome::Human);
+    assert!(later.handles.is_empty(), "{label}");
+    let none = store
+        .pacer_history(Uuid::nil(), now - TimeDelta::days(30), 10)
+        .await
+        .unwrap();
+    assert!(none.attempts.is_empty() && none.handles.is_empty());
+}
+
+#[tokio::test]
+async fn pacer_history_on_every_backend() {
+    for db in test_databases().await {
+        let store = db.store().await;
+        pacer_history_round_trip(&store, db.label).await;
         store.close().await;
         db.remove().await;
     }

@@ -686,6 +686,62 @@ impl Runner {
         Ok(())
     }
 
+    /// Makes sure this process has `campaign_id`'s predictive pacer: the first time, it is
+    /// rebuilt from the stored history (attempts finished in the last 30 days, in order, and
+    /// the latest handle times; [`Store::pacer_history`]). True when it was built now. A store
+    /// error leaves a pacer with only its priors (logged), rather than none.
+    async fn ensure_pacer(&mut self, campaign_id: Uuid) -> bool {
+        if self.pacers.contains_key(&campaign_id) {
+            return false;
+        }
+        let pacer = self.rebuilt_pacer(campaign_id).await;
+        self.pacers.insert(campaign_id, pacer);
+        true
+    }
+
+    async fn rebuilt_pacer(&self, campaign_id: Uuid) -> super::pacing::PredictivePacer {
+        use super::pacing::{ABANDON_WINDOW, AttemptRecord, PredictiveConfig, PredictivePacer};
+        let mut pacer = PredictivePacer::new(PredictiveConfig::default());
+        let now = self.deps.clock.utc();
+        let since = now - chrono::Duration::from_std(ABANDON_WINDOW).unwrap_or_default();
+        let keep = pacer.config().sample_size;
+        match self
+            .deps
+            .store
+            .pacer_history(campaign_id, since, keep)
+            .await
+        {
+            Ok(h) => {
+                for a in &h.attempts {
+                    pacer.record_attempt(
+                        a.ended_at,
+                        AttemptRecord {
+                            outcome: outcome::core_outcome(a.outcome),
+                            resolved_after: a.resolved_after,
+                        },
+                    );
+                }
+                for t in &h.handles {
+                    pacer.record_handle(t.talk, t.wrap_up);
+                }
+                tracing::info!(
+                    campaign = %campaign_id,
+                    attempts = h.attempts.len(),
+                    handles = h.handles.len(),
+                    "dialer: predictive pacer rebuilt from the stored attempts"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(
+                    campaign = %campaign_id,
+                    error = %e,
+                    "dialer: predictive pacer history unreadable; starting from the priors"
+                );
+            }
+        }
+        pacer
+    }
+
     async fn on_event(&mut self, ev: &Event) {
         let Some(call_id) = ev.call_id else { return };
         if self.on_agent_call_event(call_id, &ev.kind).await {
@@ -793,18 +849,18 @@ impl Runner {
                 (true, Some(at)) => at,
                 _ => now,
             };
-            self.pacers
-                .entry(campaign.id)
-                .or_insert_with(|| {
-                    super::pacing::PredictivePacer::new(super::pacing::PredictiveConfig::default())
-                })
-                .record_attempt(
+            // A pacer rebuilt now from the store has this attempt already (finished above).
+            if !self.ensure_pacer(campaign.id).await
+                && let Some(p) = self.pacers.get_mut(&campaign.id)
+            {
+                p.record_attempt(
                     now,
                     super::pacing::AttemptRecord {
                         outcome: outcome::core_outcome(o),
                         resolved_after: (resolved - f.dialled_at).to_std().unwrap_or_default(),
                     },
                 );
+            }
         }
         if let Some(session) = f.session {
             self.session_call_ended(session, f.attempt_id, f.bridged, o)

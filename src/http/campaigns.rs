@@ -714,7 +714,8 @@ pub async fn stats(
 
 /// Export a campaign's attempt history as CSV (one row per attempt, in start order): `attempt_id,
 /// contact_id, attempt_no, phone, call_id, node, started_at, ended_at, outcome, amd_verdict,
-/// duration_ms`.
+/// duration_ms, session_id, disposition, talk_ms, wrap_up_ms` (the last four for calls placed
+/// for agent sessions).
 #[utoipa::path(get, path = "/v1/campaigns/{id}/attempts.csv", tag = "campaigns",
     params(("id" = Uuid, Path, description = "campaign id")),
     responses((status = 200, description = "CSV", content_type = "text/csv", body = String),
@@ -742,6 +743,8 @@ pub async fn attempts_csv(
         "duration_ms",
         "session_id",
         "disposition",
+        "talk_ms",
+        "wrap_up_ms",
     ])
     .map_err(internal)?;
     let mut cursor: Option<String> = None;
@@ -767,6 +770,8 @@ pub async fn attempts_csv(
                 opt(a.duration_ms.map(|d| d.to_string())),
                 opt(a.session_id.map(|s| s.to_string())),
                 opt(a.disposition),
+                opt(a.talk_ms.map(|d| d.to_string())),
+                opt(a.wrap_up_ms.map(|d| d.to_string())),
             ])
             .map_err(internal)?;
         }

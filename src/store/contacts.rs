@@ -251,6 +251,10 @@ pub struct AttemptRow {
     pub session_id: Option<Uuid>,
     /// The agent's disposition, once posted.
     pub disposition: Option<String>,
+    /// An agent's talk time with the customer, stored with the disposition (ms).
+    pub talk_ms: Option<u64>,
+    /// The agent's wrap-up time before the disposition (ms).
+    pub wrap_up_ms: Option<u64>,
 }
 
 /// An attempt in flight found by [`Store::open_attempts`] or [`Store::expired_attempts`].
@@ -272,6 +276,8 @@ struct AttemptDbRow {
     duration_ms: Option<i64>,
     session_id: Option<Uuid>,
     disposition: Option<String>,
+    talk_ms: Option<i64>,
+    wrap_up_ms: Option<i64>,
 }
 
 impl TryFrom<AttemptDbRow> for AttemptRow {
@@ -295,12 +301,15 @@ impl TryFrom<AttemptDbRow> for AttemptRow {
             duration_ms: r.duration_ms.and_then(|d| u64::try_from(d).ok()),
             session_id: r.session_id,
             disposition: r.disposition,
+            talk_ms: r.talk_ms.and_then(|d| u64::try_from(d).ok()),
+            wrap_up_ms: r.wrap_up_ms.and_then(|d| u64::try_from(d).ok()),
         })
     }
 }
 
 const ATTEMPT_COLUMNS: &str = "id, campaign_id, contact_id, attempt_no, phone, call_id, node, \
-    started_at, ended_at, outcome, amd_verdict, duration_ms, session_id, disposition";
+    started_at, ended_at, outcome, amd_verdict, duration_ms, session_id, disposition, talk_ms, \
+    wrap_up_ms";
 
 #[derive(sqlx::FromRow)]
 struct CandidateRow {

@@ -86,7 +86,7 @@ pub use recordings::{
 pub use registrations::{
     NewRegistration, Registration, RegistrationFilter, RegistrationPage, RegistrationTransport,
 };
-pub use sessions::{NewSession, SessionRow, SessionUpdate};
+pub use sessions::{HandleTime, NewSession, PacerAttempt, PacerHistory, SessionRow, SessionUpdate};
 
 use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

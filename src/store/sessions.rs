@@ -1,5 +1,7 @@
 //! The `agent_sessions` table (migration 0006): the stored image of each agent session's state
-//! machine ([`crate::dialer::session`]), and the disposition column of `attempts`.
+//! machine ([`crate::dialer::session`]), the disposition and handle-time columns of `attempts`
+//! (migration 0010), and the history a predictive pacer is rebuilt from after a restart
+//! ([`Store::pacer_history`]).
 //!
 //! The runner that holds a session's agent leg is the only writer of its row while it lives
 //! ([`Store::update_session`] writes the whole image after every change). On start-up a node
@@ -8,11 +10,49 @@
 
 use super::calls::parse_opt;
 use super::{Store, StoreError, micros, on_pool};
+use crate::campaign::AttemptOutcome;
 use crate::dialer::SessionEndReason;
 use crate::dialer::session::{SessionCounts, SessionState};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use uuid::Uuid;
+
+/// How long an agent handled a customer: talking, then in wrap-up until the disposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandleTime {
+    /// Customer bridged to hang-up.
+    pub talk: Duration,
+    /// Hang-up to disposition.
+    pub wrap_up: Duration,
+}
+
+/// A finished attempt as the predictive pacer sees it ([`Store::pacer_history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacerAttempt {
+    /// When it ended.
+    pub ended_at: DateTime<Utc>,
+    /// Its outcome.
+    pub outcome: AttemptOutcome,
+    /// Start to the person's answer (people: human, abandoned), or to the end (the rest).
+    pub resolved_after: Duration,
+}
+
+/// A campaign's stored history for its predictive pacer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PacerHistory {
+    /// Finished attempts in the order they ended.
+    pub attempts: Vec<PacerAttempt>,
+    /// Handle times of the latest dispositions, oldest first.
+    pub handles: Vec<HandleTime>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PacerAttemptRow {
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    outcome: Option<String>,
+    answered_at: Option<DateTime<Utc>>,
+}
 
 /// A session to insert (state `connecting`).
 #[derive(Debug, Clone)]
@@ -313,21 +353,85 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Stores the agent's disposition on an attempt; false if unknown.
+    /// Stores the agent's disposition on an attempt, with the call's talk and wrap-up time
+    /// when known; false if the attempt is unknown.
     pub async fn set_attempt_disposition(
         &self,
         attempt_id: Uuid,
         disposition: &str,
+        handle: Option<HandleTime>,
     ) -> Result<bool, StoreError> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let n = on_pool!(self, |p| sqlx::query(
-            "UPDATE attempts SET disposition = $2 WHERE id = $1"
+            "UPDATE attempts SET disposition = $2, talk_ms = $3, wrap_up_ms = $4 WHERE id = $1"
         )
         .bind(attempt_id)
         .bind(disposition)
+        .bind(handle.map(|h| ms(h.talk)))
+        .bind(handle.map(|h| ms(h.wrap_up)))
         .execute(p)
         .await?
         .rows_affected());
         Ok(n == 1)
+    }
+
+    /// What a campaign's predictive pacer learns from, read back after a restart: every
+    /// attempt finished since `since` (all nodes'), in the order they ended, and the handle
+    /// times of the latest `handles` dispositions, oldest first.
+    pub async fn pacer_history(
+        &self,
+        campaign_id: Uuid,
+        since: DateTime<Utc>,
+        handles: usize,
+    ) -> Result<PacerHistory, StoreError> {
+        let rows: Vec<PacerAttemptRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT a.started_at, a.ended_at, a.outcome, c.answered_at \
+             FROM attempts a LEFT JOIN calls c ON c.id = a.call_id \
+             WHERE a.campaign_id = $1 AND a.ended_at >= $2 AND a.outcome IS NOT NULL \
+             ORDER BY a.ended_at, a.id"
+        )
+        .bind(campaign_id)
+        .bind(micros(since))
+        .fetch_all(p)
+        .await?);
+        let mut out = PacerHistory::default();
+        for r in rows {
+            let Some(outcome) = parse_opt("outcome", r.outcome, AttemptOutcome::parse)? else {
+                continue;
+            };
+            let human = matches!(outcome, AttemptOutcome::Human | AttemptOutcome::Abandoned);
+            // Dial to the person for people, dial to the end for everything else (as the
+            // runner measures it live).
+            let resolved = match (human, r.answered_at) {
+                (true, Some(at)) => at,
+                _ => r.ended_at,
+            };
+            out.attempts.push(PacerAttempt {
+                ended_at: r.ended_at,
+                outcome,
+                resolved_after: (resolved - r.started_at).to_std().unwrap_or_default(),
+            });
+        }
+        let limit = i64::try_from(handles).unwrap_or(i64::MAX);
+        let handle_rows: Vec<(i64, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT talk_ms, wrap_up_ms FROM attempts \
+             WHERE campaign_id = $1 AND talk_ms IS NOT NULL AND wrap_up_ms IS NOT NULL \
+             ORDER BY ended_at DESC, id DESC LIMIT $2"
+        )
+        .bind(campaign_id)
+        .bind(limit)
+        .fetch_all(p)
+        .await?);
+        let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+        out.handles = handle_rows
+            .into_iter()
+            .rev()
+            .map(|(talk, wrap_up)| HandleTime {
+                talk: ms(talk),
+                wrap_up: ms(wrap_up),
+            })
+            .collect();
+        Ok(out)
     }
 
     /// An attempt's session and disposition (`None` if the attempt is unknown).

@@ -22,8 +22,12 @@
 //!   or in wrap-up for how long) and lines ringing (for how long), under the same caps. The
 //!   pacer is fed with every attempt of the campaign this node finishes (dial-to-person time
 //!   for people, dial-to-end for the rest) and with each call's talk and wrap-up time when
-//!   its disposition is posted; it starts from its priors when the node starts (it is not yet
-//!   replayed from the stored attempts).
+//!   its disposition is posted (talk and wrap-up are stored on the attempt with the
+//!   disposition). The first time a process needs a campaign's pacer it is rebuilt from the
+//!   store ([`crate::store::Store::pacer_history`]): every attempt of the campaign (any node's)
+//!   finished in the last 30 days, in order, and the latest handle times, so a restart keeps
+//!   the measured answer rate, delays and 30-day abandon rate instead of starting from the
+//!   priors.
 //! - **a human** (final AMD verdict `human`/`unknown`, or the answer without AMD): the customer
 //!   goes to the agent it was dialled for if that agent is still free, else to another free
 //!   agent of the campaign; it is joined into the agent's room at once, and the agent's other
@@ -58,8 +62,8 @@ use crate::call::{ConferenceSpec, ParticipantOptions};
 use crate::campaign::{AttemptOutcome, CampaignState, DialMode};
 use crate::http::sessions::SessionResource;
 use crate::store::{
-    Campaign, ClaimedContact, NewCall, NewSession, SessionRow, SessionUpdate, StoreError,
-    WindowCheck, new_id,
+    Campaign, ClaimedContact, HandleTime, NewCall, NewSession, SessionRow, SessionUpdate,
+    StoreError, WindowCheck, new_id,
 };
 
 use super::super::SessionEndReason;
@@ -216,6 +220,8 @@ pub(super) struct LiveSession {
     /// Talk and wrap-up time already given to the campaign's predictive pacer (the session's
     /// counts when it last did).
     handled: (std::time::Duration, std::time::Duration),
+    /// The handle time of the call whose disposition is being saved (stored on its attempt).
+    last_handle: Option<HandleTime>,
 }
 
 fn conflict_or_invalid(e: SessionError) -> SessionsError {
@@ -300,6 +306,7 @@ impl Runner {
                 skip_next: 0,
                 status_callback: c.settings.status_callback.clone(),
                 handled: Default::default(),
+                last_handle: None,
             },
         );
         publish(
@@ -386,6 +393,7 @@ impl Runner {
                     skip_next: 0,
                     status_callback: callback,
                     handled: (row.counts.talk, row.counts.wrap_up),
+                    last_handle: None,
                 },
             );
             tracing::warn!(session = %id, "dialer: session paused by the restart");
@@ -506,10 +514,14 @@ impl Runner {
                 attempt,
                 disposition,
             } => {
+                let handle = self
+                    .sessions
+                    .get_mut(&id)
+                    .and_then(|s| s.last_handle.take());
                 if let Err(e) = self
                     .deps
                     .store
-                    .set_attempt_disposition(attempt, &disposition)
+                    .set_attempt_disposition(attempt, &disposition, handle)
                     .await
                 {
                     tracing::error!(session = %id, error = %e, "dialer: disposition not stored");
@@ -908,6 +920,7 @@ impl Runner {
             rate_allowance: limiter.available(now),
         };
         let n = if c.settings.dial_mode == DialMode::Predictive {
+            self.ensure_pacer(c.id).await;
             self.predictive_calls(c, u32::try_from(idle.len()).unwrap_or(u32::MAX), capacity)
         } else {
             power_calls(
@@ -973,8 +986,9 @@ impl Runner {
         Ok(())
     }
 
-    /// A disposition ended a wrap-up: the call's talk and wrap-up time go to the campaign's
-    /// predictive pacer (predictive campaigns only).
+    /// A disposition ended a wrap-up: the call's talk and wrap-up time are kept to be stored
+    /// with the disposition, and go to the campaign's predictive pacer (predictive campaigns
+    /// only).
     async fn feed_handle_time(&mut self, id: Uuid) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
@@ -983,16 +997,18 @@ impl Runner {
         let talk = counts.talk.saturating_sub(s.handled.0);
         let wrap_up = counts.wrap_up.saturating_sub(s.handled.1);
         s.handled = (counts.talk, counts.wrap_up);
+        s.last_handle = Some(HandleTime { talk, wrap_up });
         let campaign_id = s.campaign_id;
         let predictive = matches!(
             self.deps.store.get_campaign(campaign_id).await,
             Ok(Some(c)) if c.settings.dial_mode == DialMode::Predictive
         );
         if predictive {
-            self.pacers
-                .entry(campaign_id)
-                .or_insert_with(|| PredictivePacer::new(PredictiveConfig::default()))
-                .record_handle(talk, wrap_up);
+            // (Not stored yet: a pacer rebuilt now does not have this call, so it is added.)
+            self.ensure_pacer(campaign_id).await;
+            if let Some(p) = self.pacers.get_mut(&campaign_id) {
+                p.record_handle(talk, wrap_up);
+            }
         }
     }
 
