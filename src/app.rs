@@ -284,6 +284,8 @@ pub async fn run(
             lease: Duration::from_secs(120),
             ring_timeout: Duration::from_secs(cfg.server.calls.ring_timeout_secs),
             sweep: Duration::from_secs(5),
+            webhook_secret: (!cfg.server.webhooks.secret.is_empty())
+                .then(|| cfg.server.webhooks.secret.clone()),
         },
         sessions_inbox,
         async {

@@ -191,6 +191,41 @@ async fn campaign_life_validation_and_events() {
         )
         .await;
     assert_eq!(a.field(), "amd", "{}", a.text());
+    // on_human: only for agentless campaigns, each action with what it needs.
+    for (body, field) in [
+        (
+            json!({"name": "x", "on_human": "bridge", "bridge_to": "+12125550190"}),
+            "on_human",
+        ),
+        (
+            json!({"name": "x", "dial_mode": "agentless", "on_human": "bridge"}),
+            "bridge_to",
+        ),
+        (
+            json!({"name": "x", "dial_mode": "agentless", "on_human": "bridge", "bridge_to": "+1 212"}),
+            "bridge_to",
+        ),
+        (
+            json!({"name": "x", "dial_mode": "agentless", "on_human": "webhook"}),
+            "on_human_url",
+        ),
+        (
+            json!({"name": "x", "dial_mode": "agentless", "on_human": "webhook", "on_human_url": "ftp://x"}),
+            "on_human_url",
+        ),
+        (
+            json!({"name": "x", "dial_mode": "agentless", "on_human": "dance"}),
+            "on_human",
+        ),
+    ] {
+        let a = h.json("POST", "/v1/campaigns", Some(body.clone())).await;
+        assert_eq!(
+            (a.status, a.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, field.into()),
+            "{body}: {}",
+            a.text()
+        );
+    }
     // The identification message must be a prompt the server has.
     let a = h
         .json(
@@ -227,6 +262,7 @@ async fn campaign_life_validation_and_events() {
     assert_eq!(c["state"], "draft");
     assert_eq!(c["dial_mode"], "power");
     assert_eq!(c["abandon_prompt"], serde_json::Value::Null);
+    assert_eq!(c["on_human"], "prompt");
     assert_eq!(c["window_start"], "08:00");
     assert_eq!(c["retry_delays"]["busy"], 60);
     assert_eq!(c["retry_delays"]["no-answer"], 3600);

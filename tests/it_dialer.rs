@@ -21,6 +21,12 @@
 //! - `pause_stops_new_claims_calls_in_flight_finish_and_resume_completes`: no attempt starts
 //!   after a pause, the calls in flight end by themselves, resume completes the campaign;
 //!   every attempt's `attempt.started` and `attempt.finished` reach the campaign's webhook.
+//! - `agentless_bridge_...` (`on_human: bridge`, far ends from `uas_customer.xml` that talk and
+//!   hang up): the person is put through to `bridge_to`, both calls in one room, the leg ended
+//!   when the person hangs up; a `bridge_to` that rings out hangs up the person.
+//! - `agentless_webhook_...`: the signed question carries the attempt, call and contact; the
+//!   answer (`hangup`) is carried out; a webhook answering 500 falls back to the campaign's
+//!   message, played whole before the hang-up.
 
 mod common;
 
@@ -593,4 +599,185 @@ fn a_contact_outside_its_calling_window_is_dialled_only_once_it_opens() {
         );
         assert_eq!(a.outcome, "human", "{a:?}");
     }
+}
+
+/// SIPp far ends that behave by the same digits, whose people talk for `talk` and then hang up
+/// (`tests/sipp/uas_customer.xml`).
+fn talking_far_end(talk: Duration) -> SippProcess {
+    Sipp::uas(Scenario::ours("uas_customer"))
+        .calls(None)
+        .pause(talk)
+        .timeout(Duration::from_secs(300), Duration::from_secs(5))
+        .start()
+        .expect("SIPp far end")
+}
+
+/// The campaign's `attempt.human_action` events (its webhook), once `n` have arrived.
+fn human_actions(hook: &WebhookReceiver, n: usize) -> Vec<serde_json::Value> {
+    poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        let found: Vec<serde_json::Value> = hook
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/events")
+            .filter_map(|r| r.json().ok())
+            .filter(|e| e["type"] == "attempt.human_action")
+            .collect();
+        (found.len() >= n).then_some(found)
+    })
+    .unwrap_or_else(|| panic!("fewer than {n} attempt.human_action events"))
+}
+
+/// The call a transfer leg was placed for, and the leg, among all the server's calls.
+fn person_and_leg(server: &Server, key: &str) -> (serde_json::Value, serde_json::Value) {
+    let calls = server.all_calls(key, "");
+    let leg = calls
+        .iter()
+        .find(|c| c["metadata"]["bridged_from"].is_string())
+        .unwrap_or_else(|| panic!("no transfer leg among {calls:#?}"))
+        .clone();
+    let person = calls
+        .iter()
+        .find(|c| c["id"] == leg["metadata"]["bridged_from"])
+        .unwrap_or_else(|| panic!("no person's call for {leg:#}"))
+        .clone();
+    (person, leg)
+}
+
+#[test]
+fn agentless_bridge_puts_the_person_through_to_bridge_to_and_a_failed_leg_hangs_up() {
+    let far = talking_far_end(Duration::from_secs(3));
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let server = server_for(&far);
+    let key = server.api_key();
+
+    // +...00 answers (a person) and is put through to +...90, who answers too.
+    let extra = format!(
+        r#", "on_human": "bridge", "bridge_to": "+12125550190", "status_callback": "{}""#,
+        hook.url("/events")
+    );
+    let campaign = start_campaign(&server, &key, &["+12125550100".to_string()], &extra);
+    wait_completed(&server, &key, &campaign, Duration::from_secs(60));
+    let all = attempts(&server, &key, &campaign);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].outcome, "human", "{all:#?}");
+    let (person, leg) = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let (p, l) = person_and_leg(&server, &key);
+        (p["ended_at"].is_string() && l["ended_at"].is_string()).then_some((p, l))
+    })
+    .expect("both calls end");
+    assert_eq!(person["id"], all[0].call_id.as_str(), "{person:#}");
+    assert_eq!(leg["to"], "+12125550190", "{leg:#}");
+    assert_eq!(leg["metadata"]["attempt_id"], all[0].id.as_str(), "{leg:#}");
+    assert!(leg["answered_at"].is_string(), "the leg answered: {leg:#}");
+    assert!(person["conference_id"].is_string(), "{person:#}");
+    assert_eq!(
+        person["conference_id"], leg["conference_id"],
+        "the two share a room: {person:#} {leg:#}"
+    );
+    // The person hung up after talking; the room then ended the leg.
+    assert_eq!(person["ended_by"], "callee", "{person:#}");
+    assert_eq!(leg["ended_by"], "system", "{leg:#}");
+    let actions = human_actions(&hook, 1);
+    assert_eq!(actions[0]["payload"]["action"], "bridge", "{actions:#?}");
+    assert_eq!(actions[0]["payload"]["source"], "campaign", "{actions:#?}");
+    assert_eq!(actions[0]["payload"]["to"], "+12125550190", "{actions:#?}");
+    drop(far);
+}
+
+#[test]
+fn agentless_bridge_to_a_number_that_rings_out_hangs_up_the_person() {
+    let far = talking_far_end(Duration::from_secs(20));
+    let server = server_for(&far);
+    let key = server.api_key();
+    // +...95 rings until cancelled: the leg rings out (3 s) and the person is hung up.
+    let campaign = start_campaign(
+        &server,
+        &key,
+        &["+12125550100".to_string()],
+        r#", "on_human": "bridge", "bridge_to": "+12125550195""#,
+    );
+    wait_completed(&server, &key, &campaign, Duration::from_secs(60));
+    let (person, leg) = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let (p, l) = person_and_leg(&server, &key);
+        (p["ended_at"].is_string() && l["ended_at"].is_string()).then_some((p, l))
+    })
+    .expect("both calls end");
+    assert!(leg["answered_at"].is_null(), "{leg:#}");
+    assert_eq!(leg["final_status"], "no-answer", "{leg:#}");
+    // (The dialer hangs up through the engine's hang-up command, as the API does.)
+    assert_eq!(
+        person["ended_by"], "api",
+        "trunkline hung up the person when the leg rang out: {person:#}"
+    );
+    drop(far);
+}
+
+#[test]
+fn agentless_webhook_chooses_per_person_and_a_failing_webhook_falls_back_to_the_prompt() {
+    const SECRET: &str = "it-dialer-secret";
+    let far = talking_far_end(Duration::from_secs(20));
+    // The campaign's events, and (apart, so that it can fail alone) the deciding webhook.
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let decider = WebhookReceiver::start().expect("deciding webhook");
+    let mut o = ServerOptions::default().trunk("far", far.sip_addr());
+    o.server_extra =
+        format!("[calls]\nring_timeout_secs = 3\n\n[webhooks]\nsecret = \"{SECRET}\"\n");
+    let server = Server::start_with(o);
+    let key = server.api_key();
+
+    // The webhook says: hang up.
+    decider.set_reply(r#"{"action": "hangup"}"#);
+    let extra = format!(
+        r#", "on_human": "webhook", "on_human_url": "{}", "status_callback": "{}""#,
+        decider.url("/decide"),
+        hook.url("/events")
+    );
+    let campaign = start_campaign(&server, &key, &["+12125550100".to_string()], &extra);
+    wait_completed(&server, &key, &campaign, Duration::from_secs(60));
+    let asked: Vec<_> = decider
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/decide")
+        .collect();
+    assert_eq!(asked.len(), 1, "one question per person");
+    let q = asked[0].json().expect("JSON question");
+    let all = attempts(&server, &key, &campaign);
+    assert_eq!(q["attempt_id"], all[0].id.as_str(), "{q:#}");
+    assert_eq!(q["call_id"], all[0].call_id.as_str(), "{q:#}");
+    assert_eq!(q["contact"]["phone"], "+12125550100", "{q:#}");
+    let ts = asked[0].header("x-trunkline-timestamp").expect("timestamp");
+    let sig = asked[0].header("x-trunkline-signature").expect("signature");
+    assert!(
+        trunkline::events::signature::verify_signature(SECRET, ts, &asked[0].body, sig),
+        "the question is signed with the webhook secret"
+    );
+    let actions = human_actions(&hook, 1);
+    assert_eq!(actions[0]["payload"]["action"], "hangup", "{actions:#?}");
+    assert_eq!(actions[0]["payload"]["source"], "webhook", "{actions:#?}");
+    let person = server.call(&key, &all[0].call_id);
+    assert_eq!(person["ended_by"], "api", "the dialer hung up: {person:#}");
+
+    // A webhook that fails (500): the campaign's message is played instead (the 2 s tone),
+    // then the call is hung up.
+    decider.set_status(500);
+    let campaign = start_campaign(&server, &key, &["+12125550101".to_string()], &extra);
+    wait_completed(&server, &key, &campaign, Duration::from_secs(60));
+    let actions = human_actions(&hook, 2);
+    let fallback = &actions[1]["payload"];
+    assert_eq!(fallback["action"], "prompt", "{actions:#?}");
+    assert_eq!(fallback["source"], "fallback", "{actions:#?}");
+    assert!(
+        fallback["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{fallback:#}"
+    );
+    let all = attempts(&server, &key, &campaign);
+    let person = server.call(&key, &all[0].call_id);
+    assert_eq!(person["ended_by"], "api", "{person:#}");
+    assert!(
+        person["duration_ms"].as_i64().unwrap_or(0) >= 1_900,
+        "the 2 s message was played before the hang-up: {person:#}"
+    );
+    drop(far);
 }

@@ -153,6 +153,21 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// What an `agentless` campaign does when a person answers.
+    OnHuman {
+        /// Play the campaign's message (`voicemail_prompt`), then hang up.
+        Prompt = "prompt",
+        /// Call `bridge_to` through the campaign's trunk and put the person through to it.
+        Bridge = "bridge",
+        /// Ask `on_human_url` (a signed POST) which of those to do for this contact.
+        Webhook = "webhook",
+    }
+);
+
+/// Longest `bridge_to` accepted.
+pub const MAX_BRIDGE_TO_LEN: usize = 200;
+
 /// Caller ids of a campaign: a default pool, and pools chosen by the destination's prefix
 /// (longest prefix wins). Numbers of a pool are used in turn.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -324,6 +339,12 @@ pub struct CampaignSettings {
     /// Identification message: played to a person who answered when no agent was free (an
     /// abandoned call), then the call is hung up. `None`: hung up at once.
     pub abandon_prompt: Option<String>,
+    /// `agentless`: what a person who answers gets.
+    pub on_human: OnHuman,
+    /// `on_human = bridge`: the number (or `sip:` URI) the person is put through to.
+    pub bridge_to: Option<String>,
+    /// `on_human = webhook`: the URL asked for the action.
+    pub on_human_url: Option<String>,
     /// Record answered calls.
     pub record: bool,
     /// Calling window start, the contact's local time.
@@ -381,6 +402,9 @@ impl CampaignSettings {
             on_machine: OnMachine::Hangup,
             voicemail_prompt: None,
             abandon_prompt: None,
+            on_human: OnHuman::Prompt,
+            bridge_to: None,
+            on_human_url: None,
             record: false,
             window_start: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
             window_end: NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default(),
@@ -415,6 +439,43 @@ impl CampaignSettings {
             return Err(bad(
                 "voicemail_prompt",
                 "voicemail_prompt is required with on_machine voicemail_drop",
+            ));
+        }
+        if self.on_human != OnHuman::Prompt && self.dial_mode != DialMode::Agentless {
+            return Err(bad(
+                "on_human",
+                format!(
+                    "on_human {} is for agentless campaigns; a {} campaign gives people to its agents",
+                    self.on_human.as_str(),
+                    self.dial_mode.as_str()
+                ),
+            ));
+        }
+        match (&self.on_human, &self.bridge_to) {
+            (OnHuman::Bridge, None) => {
+                return Err(bad(
+                    "bridge_to",
+                    "bridge_to is required with on_human bridge",
+                ));
+            }
+            (_, Some(to))
+                if to.trim().is_empty()
+                    || to.len() > MAX_BRIDGE_TO_LEN
+                    || to.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                return Err(bad(
+                    "bridge_to",
+                    format!(
+                        "bridge_to must be a number or sip: URI of 1 to {MAX_BRIDGE_TO_LEN} bytes without spaces"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if self.on_human == OnHuman::Webhook && self.on_human_url.is_none() {
+            return Err(bad(
+                "on_human_url",
+                "on_human_url is required with on_human webhook",
             ));
         }
         if self.window_start >= self.window_end {

@@ -43,6 +43,7 @@
 //! Events: `attempt.started` (claimed and originated) and `attempt.finished` (with the outcome
 //! and the contact's next status), through the event log (SSE and the campaign's webhook).
 
+pub mod on_human;
 pub mod outcome;
 pub mod sessions;
 
@@ -75,6 +76,8 @@ pub mod attempt_kinds {
     pub const ATTEMPT_STARTED: &str = "attempt.started";
     /// An attempt ended: outcome, AMD verdict, the contact's next status and due time.
     pub const ATTEMPT_FINISHED: &str = "attempt.finished";
+    /// An agentless campaign decided what a person who answered gets (`on_human`).
+    pub const ATTEMPT_HUMAN_ACTION: &str = "attempt.human_action";
 }
 
 /// Most calls one campaign starts per tick, whatever the pacer allows (a bound on the work of
@@ -94,6 +97,9 @@ pub struct DialerConfig {
     pub ring_timeout: Duration,
     /// How often calls in flight are checked against their stored rows and leases renewed.
     pub sweep: Duration,
+    /// Signing secret of the `on_human_url` requests (`None`: the database's webhook secret,
+    /// as the outbox uses).
+    pub webhook_secret: Option<String>,
 }
 
 /// What the runner needs from the rest of the server.
@@ -139,6 +145,15 @@ struct InFlight {
     abandoned: bool,
     /// When the call was placed (the predictive pacer's ringing times).
     dialled_at: DateTime<Utc>,
+    /// Agentless: what a person gets, and what `bridge` and `webhook` need.
+    on_human: crate::campaign::OnHuman,
+    bridge_to: Option<String>,
+    on_human_url: Option<String>,
+    /// The caller id and trunk the call went out with (a transfer leg uses them too).
+    caller: Option<String>,
+    trunk: Option<String>,
+    /// The campaign's event URL.
+    callback: Option<String>,
 }
 
 struct Runner {
@@ -154,6 +169,12 @@ struct Runner {
     /// The predictive pacer of each `predictive` campaign paced here, fed with this node's
     /// finished attempts.
     pacers: HashMap<Uuid, super::pacing::PredictivePacer>,
+    /// Agentless transfers: the leg placed to `bridge_to` → the person's call.
+    transfers: HashMap<Uuid, Uuid>,
+    /// Where `on_human_url` answers come back ([`on_human::Decision`]).
+    decisions: tokio::sync::mpsc::UnboundedSender<on_human::Decision>,
+    /// HTTP client of the `on_human_url` requests.
+    http: reqwest::Client,
 }
 
 /// Runs the campaign runner until `shutdown` resolves: reconciles what a previous run left
@@ -171,6 +192,7 @@ pub async fn run_dialer(
         Ok(n) => tracing::warn!(attempts = n, "dialer: reconciled attempts left open"),
         Err(e) => tracing::error!(error = %e, "dialer: reconciliation failed"),
     }
+    let (decisions_tx, mut decisions) = tokio::sync::mpsc::unbounded_channel();
     let mut r = Runner {
         deps,
         cfg,
@@ -179,6 +201,9 @@ pub async fn run_dialer(
         sessions: HashMap::new(),
         agent_calls: HashMap::new(),
         pacers: HashMap::new(),
+        transfers: HashMap::new(),
+        decisions: decisions_tx,
+        http: reqwest::Client::new(),
     };
     if let Err(e) = r.restore_sessions().await {
         tracing::error!(error = %e, "dialer: restoring agent sessions failed");
@@ -199,6 +224,7 @@ pub async fn run_dialer(
             }
             _ = sweep.tick() => r.sweep().await,
             Some(req) = inbox.recv() => r.on_session_request(req).await,
+            Some(d) = decisions.recv() => r.on_decision(d).await,
             ev = events.recv() => match ev {
                 Ok(ev) => r.on_event(&ev).await,
                 Err(RecvError::Lagged(n)) => {
@@ -535,6 +561,12 @@ impl Runner {
             cancelled: false,
             abandoned: false,
             dialled_at: now,
+            on_human: s.on_human,
+            bridge_to: s.bridge_to.clone(),
+            on_human_url: s.on_human_url.clone(),
+            caller: from.clone(),
+            trunk: s.trunk.clone(),
+            callback: s.status_callback.clone(),
         };
         let (Some(from), Some(trunk)) = (from, s.trunk.clone()) else {
             self.fail_to_start(
@@ -747,6 +779,9 @@ impl Runner {
         if self.on_agent_call_event(call_id, &ev.kind).await {
             return;
         }
+        if ev.kind == kinds::CALL_COMPLETED && self.transfer_call_ended(call_id).await {
+            return;
+        }
         if !self.calls.contains_key(&call_id) {
             return;
         }
@@ -786,14 +821,7 @@ impl Runner {
             self.session_human(call_id).await;
             return;
         }
-        let prompt = f.prompt.clone();
-        let r = match prompt {
-            Some(p) => self.deps.engine.play(call_id, p, false).await,
-            None => self.deps.engine.hangup(call_id).await,
-        };
-        if let Err(e) = r {
-            tracing::debug!(%call_id, error = %e, "dialer: could not play to the answered call");
-        }
+        self.on_human(call_id).await;
     }
 
     /// The call ended: finish its attempt from the stored row.

@@ -342,14 +342,19 @@ fn validate_party(field: &str, v: &str) -> Result<(), ApiError> {
 
 /// 422 unless `url` (if any) is an http or https URL with a host.
 pub fn validate_callback(url: Option<&str>) -> Result<(), ApiError> {
+    validate_http_url("status_callback", url)
+}
+
+/// 422 naming `field` unless `url` (if any) is an http or https URL with a host.
+pub fn validate_http_url(field: &str, url: Option<&str>) -> Result<(), ApiError> {
     if let Some(u) = url {
         let ok = reqwest::Url::parse(u)
             .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .unwrap_or(false);
         if !ok {
             return Err(ApiError::invalid(
-                "status_callback",
-                format!("status_callback must be an http or https URL, not {u:?}"),
+                field,
+                format!("{field} must be an http or https URL, not {u:?}"),
             ));
         }
     }

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::amd::{AmdMode, AmdParams};
 use crate::campaign::{
-    CallerIds, CampaignSettings, CampaignState, DialMode, OnMachine, RetryDelays,
+    CallerIds, CampaignSettings, CampaignState, DialMode, OnHuman, OnMachine, RetryDelays,
     format_local_time, parse_local_time,
 };
 use crate::store::{Campaign, CampaignFilter, NewCampaign, StoreError, new_id};
@@ -123,6 +123,19 @@ pub struct CampaignInput {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub abandon_prompt: Option<Option<String>>,
+    /// `agentless`: what a person who answers gets: `prompt` (default: `voicemail_prompt`,
+    /// then hang up), `bridge` (put through to `bridge_to` over the campaign's trunk) or
+    /// `webhook` (a signed POST to `on_human_url` answers which, see the README).
+    #[serde(default)]
+    pub on_human: Option<String>,
+    /// `on_human: bridge`: the number (or `sip:` URI) people are put through to.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub bridge_to: Option<Option<String>>,
+    /// `on_human: webhook`: the http(s) URL asked for each person's action.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub on_human_url: Option<Option<String>>,
     /// Record answered calls (default false).
     #[serde(default)]
     pub record: Option<bool>,
@@ -192,6 +205,12 @@ pub struct CampaignResource {
     pub voicemail_prompt: Option<String>,
     /// Identification message for abandoned calls.
     pub abandon_prompt: Option<String>,
+    /// `agentless`: `prompt`, `bridge` or `webhook`.
+    pub on_human: String,
+    /// Where `bridge` puts people through.
+    pub bridge_to: Option<String>,
+    /// The URL `webhook` asks.
+    pub on_human_url: Option<String>,
     /// Recording on.
     pub record: bool,
     /// Calling window start (`HH:MM`, contact's local time).
@@ -241,6 +260,9 @@ impl From<Campaign> for CampaignResource {
             on_machine: s.on_machine.as_str().into(),
             voicemail_prompt: s.voicemail_prompt,
             abandon_prompt: s.abandon_prompt,
+            on_human: s.on_human.as_str().into(),
+            bridge_to: s.bridge_to,
+            on_human_url: s.on_human_url,
             record: s.record,
             window_start: format_local_time(s.window_start),
             window_end: format_local_time(s.window_end),
@@ -370,6 +392,21 @@ async fn apply(
             resolve_prompt(st, "abandon_prompt", name).await?;
         }
         s.abandon_prompt = v;
+    }
+    if let Some(h) = input.on_human {
+        s.on_human = OnHuman::parse(&h).ok_or_else(|| {
+            ApiError::invalid(
+                "on_human",
+                format!("on_human must be prompt, bridge or webhook, not {h:?}"),
+            )
+        })?;
+    }
+    if let Some(b) = input.bridge_to {
+        s.bridge_to = b;
+    }
+    if let Some(u) = input.on_human_url {
+        super::calls::validate_http_url("on_human_url", u.as_deref())?;
+        s.on_human_url = u;
     }
     if let Some(r) = input.record {
         s.record = r;

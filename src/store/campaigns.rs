@@ -8,7 +8,7 @@
 use super::calls::{decode_cursor, encode_cursor, parse_col};
 use super::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, Store, StoreError, micros, on_pool};
 use crate::campaign::{
-    CallerIds, CampaignSettings, CampaignState, DialMode, OnMachine, RetryDelays,
+    CallerIds, CampaignSettings, CampaignState, DialMode, OnHuman, OnMachine, RetryDelays,
     format_local_time, parse_local_time,
 };
 use chrono::{DateTime, Utc};
@@ -113,6 +113,9 @@ struct CampaignRow {
     on_machine: String,
     voicemail_prompt: Option<String>,
     abandon_prompt: Option<String>,
+    on_human: String,
+    bridge_to: Option<String>,
+    on_human_url: Option<String>,
     record: bool,
     window_start: String,
     window_end: String,
@@ -161,6 +164,9 @@ impl TryFrom<CampaignRow> for Campaign {
             on_machine: parse_col("on_machine", r.on_machine, OnMachine::parse)?,
             voicemail_prompt: r.voicemail_prompt,
             abandon_prompt: r.abandon_prompt,
+            on_human: parse_col("on_human", r.on_human, OnHuman::parse)?,
+            bridge_to: r.bridge_to,
+            on_human_url: r.on_human_url,
             record: r.record,
             window_start: parse_local_time(&r.window_start)
                 .ok_or_else(|| corrupt("window_start", &r.window_start))?,
@@ -193,12 +199,12 @@ const CAMPAIGN_COLUMNS: &str = "id, name, list_id, trunk, caller_ids, dial_mode,
     on_machine, voicemail_prompt, record, window_start, window_end, default_timezone, \
     max_attempts, retry_delays, rate_per_minute, rate_per_hour, max_concurrent, \
     lines_per_agent, priority, state, status_callback, created_at, updated_at, started_at, \
-    completed_at, abandon_prompt";
+    completed_at, abandon_prompt, on_human, bridge_to, on_human_url";
 
 const LIST_COLUMNS: &str = "id, name, default_region, created_at, updated_at";
 
-/// The settings columns bound as `$2..=$22` in the order of [`CAMPAIGN_COLUMNS`] (after `id`;
-/// `abandon_prompt`, added later, last).
+/// The settings columns bound as `$2..=$25` in the order of [`CAMPAIGN_COLUMNS`] (after `id`;
+/// the columns added later, from `abandon_prompt`, last).
 macro_rules! bind_settings {
     ($q:expr, $s:expr) => {{
         let s: &CampaignSettings = $s;
@@ -223,6 +229,9 @@ macro_rules! bind_settings {
             .bind(i64::from(s.priority))
             .bind(&s.status_callback)
             .bind(&s.abandon_prompt)
+            .bind(s.on_human.as_str())
+            .bind(&s.bridge_to)
+            .bind(&s.on_human_url)
     }};
 }
 
@@ -233,10 +242,11 @@ impl Store {
             "INSERT INTO campaigns (id, name, list_id, trunk, caller_ids, dial_mode, amd, \
              on_machine, voicemail_prompt, record, window_start, window_end, default_timezone, \
              max_attempts, retry_delays, rate_per_minute, rate_per_hour, max_concurrent, \
-             lines_per_agent, priority, status_callback, abandon_prompt, state, created_at, \
-             updated_at) \
+             lines_per_agent, priority, status_callback, abandon_prompt, on_human, bridge_to, \
+             on_human_url, state, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22, 'draft', $23, $23) RETURNING {CAMPAIGN_COLUMNS}"
+             $17, $18, $19, $20, $21, $22, $23, $24, $25, 'draft', $26, $26) \
+             RETURNING {CAMPAIGN_COLUMNS}"
         );
         let row: CampaignRow = on_pool!(self, |p| {
             let q = sqlx::query_as(&sql).bind(c.id);
@@ -271,7 +281,8 @@ impl Store {
              window_start = $11, window_end = $12, default_timezone = $13, max_attempts = $14, \
              retry_delays = $15, rate_per_minute = $16, rate_per_hour = $17, \
              max_concurrent = $18, lines_per_agent = $19, priority = $20, \
-             status_callback = $21, abandon_prompt = $22, updated_at = $23 \
+             status_callback = $21, abandon_prompt = $22, on_human = $23, bridge_to = $24, \
+             on_human_url = $25, updated_at = $26 \
              WHERE id = $1 AND state <> 'archived' RETURNING {CAMPAIGN_COLUMNS}"
         );
         let row: Option<CampaignRow> = on_pool!(self, |p| {

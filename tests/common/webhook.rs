@@ -76,6 +76,8 @@ pub struct WebhookReceiver {
     addr: SocketAddr,
     shared: Arc<Shared>,
     status: Arc<AtomicU16>,
+    /// Body of every answer (empty by default).
+    reply: Arc<Mutex<String>>,
     running: Option<Running>,
 }
 
@@ -91,6 +93,7 @@ impl WebhookReceiver {
             addr,
             shared: Arc::new(Shared::default()),
             status: Arc::new(AtomicU16::new(200)),
+            reply: Arc::new(Mutex::new(String::new())),
             running: None,
         };
         w.listen()?;
@@ -103,6 +106,7 @@ impl WebhookReceiver {
         let addr = self.addr;
         let shared = self.shared.clone();
         let status = self.status.clone();
+        let reply = self.reply.clone();
         let thread = std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -129,6 +133,7 @@ impl WebhookReceiver {
                     move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                         let shared = shared.clone();
                         let status = status.clone();
+                        let reply = reply.clone();
                         async move {
                             let rec = RecordedRequest {
                                 method: method.to_string(),
@@ -150,8 +155,14 @@ impl WebhookReceiver {
                                 .unwrap_or_else(|p| p.into_inner())
                                 .push(rec);
                             shared.arrived.notify_all();
-                            StatusCode::from_u16(status.load(Ordering::Relaxed))
-                                .unwrap_or(StatusCode::OK)
+                            let code = StatusCode::from_u16(status.load(Ordering::Relaxed))
+                                .unwrap_or(StatusCode::OK);
+                            let body = reply.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                            (
+                                code,
+                                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                                body,
+                            )
                         }
                     },
                 );
@@ -172,6 +183,11 @@ impl WebhookReceiver {
             thread: Some(thread),
         });
         Ok(())
+    }
+
+    /// Answers every request from now on with this body (JSON).
+    pub fn set_reply(&self, body: &str) {
+        *self.reply.lock().unwrap_or_else(|p| p.into_inner()) = body.to_owned();
     }
 
     /// Its address.
