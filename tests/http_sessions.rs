@@ -3,7 +3,8 @@
 //! once and accepts every customer call (recording what it was asked to dial).
 //!
 //! - `next_and_dial_on_a_power_campaign_are_409_naming_its_mode`: the two preview commands on
-//!   a power session are conflicts whose message names the campaign's mode.
+//!   a power session are conflicts whose message names the campaign's mode; both routes are in
+//!   the OpenAPI document.
 //! - `preview_next_leases_skip_releases_and_dial_places_the_shown_contact`: `dial` and `skip`
 //!   with nothing shown are 409 ("ask for the next contact first"); `next` shows the contact
 //!   first in the queue (priority) with its name, zone, priority, custom field, history and
@@ -334,6 +335,12 @@ async fn next_and_dial_on_a_power_campaign_are_409_naming_its_mode() {
     let got = h.ok("GET", &format!("/v1/sessions/{s}"), None).await;
     assert_eq!(got["state"], "available");
     assert!(got.get("preview").is_none(), "{got}");
+    // Both routes are documented, with the preview's schema.
+    let doc = h.ok("GET", "/v1/openapi.json", None).await;
+    for p in ["/v1/sessions/{id}/next", "/v1/sessions/{id}/dial"] {
+        assert!(doc["paths"][p]["post"].is_object(), "{p} missing");
+    }
+    assert!(doc["components"]["schemas"]["PreviewResource"].is_object());
     h.stop_runner().await;
 }
 

@@ -1,8 +1,9 @@
 //! Agent sessions of power, predictive and preview campaigns against real peers (issue 5,
-//! "Agent sessions"): a baresip phone registered as agent `alice` (auto-answer), SIPp behind the campaign's trunk
-//! as the customers (`tests/sipp/uas_customer.xml`, by the dialled number's last digit: 3 and 4
-//! busy (486), 5 and 6 ring until cancelled, 7 fails (503), any other is a person who answers,
-//! talks for SIPp's `-d` (10 s here unless said otherwise) and hangs up).
+//! "Agent sessions"): a baresip phone registered as agent `alice` (auto-answer), SIPp behind
+//! the campaign's trunk as the customers (`tests/sipp/uas_customer.xml`, by the dialled
+//! number's last digit: 3 and 4 busy (486), 5 and 6 ring until cancelled, 7 fails (503), any
+//! other is a person who answers, talks for SIPp's `-d` (10 s here unless said otherwise) and
+//! hangs up).
 //!
 //! - `power_session_with_twenty_customers_outcomes_retries_max_attempts_and_bridging` (the
 //!   issue's first Done-when item): one agent, 20 contacts (10 people, 4 busy, 4 that ring out
