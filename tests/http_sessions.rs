@@ -16,6 +16,8 @@
 //! - `next_with_nothing_due_is_404_saying_when_the_next_one_is_due`: 404 "no contact is due
 //!   now" with `next_due_at` (the retry's due time, or null when nothing waits); a paused
 //!   campaign hands out nothing (409).
+//! - `a_shown_contact_stays_leased_while_shown`: the runner's sweep renews the lease of a shown
+//!   contact from the (simulated) time, past the end of the first lease.
 //! - `a_restart_releases_a_shown_contact_without_using_an_attempt`: the runner stops while a
 //!   contact is shown; the next runner on the same store puts it back in the queue (`pending`,
 //!   no attempt) and the session comes back paused.
@@ -103,6 +105,7 @@ struct Harness {
     state: AppState,
     key: String,
     dialled: Dialled,
+    clock: Arc<ManualClock>,
     stop: Option<oneshot::Sender<()>>,
     runner: Option<tokio::task::JoinHandle<()>>,
 }
@@ -142,7 +145,7 @@ async fn harness() -> Harness {
         store: store.clone(),
         engine: EngineHandle::new(tx),
         events: bus,
-        clock,
+        clock: clock.clone(),
         config: Arc::new(cfg),
         prompts: Arc::new(Mutex::new(PromptCache::new(None))),
         metrics: trunkline::telemetry::prometheus(),
@@ -153,6 +156,7 @@ async fn harness() -> Harness {
         state,
         key,
         dialled,
+        clock,
         stop: None,
         runner: None,
     };
@@ -178,7 +182,7 @@ impl Harness {
             tick: Duration::from_millis(100),
             lease: Duration::from_secs(120),
             ring_timeout: Duration::from_secs(30),
-            sweep: Duration::from_secs(5),
+            sweep: Duration::from_millis(100),
         };
         self.runner = Some(tokio::spawn(run_dialer(deps, cfg, inbox, async {
             let _ = stop_rx.await;
@@ -658,5 +662,37 @@ async fn a_restart_releases_a_shown_contact_without_using_an_attempt() {
     let p = h.ok("POST", &format!("/v1/sessions/{s}/next"), None).await;
     assert_eq!(p["contact"]["id"], c.id.to_string());
     assert_eq!(p["attempt_no"], 1);
+    h.stop_runner().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shown_contact_stays_leased_while_shown() {
+    let mut h = harness().await;
+    let (campaign, list) = h.campaign("preview", "phone\n+12125550401\n", true).await;
+    let s = h.available_session(campaign, "alice").await;
+    h.ok("POST", &format!("/v1/sessions/{s}/next"), None).await;
+    let lease = |c: &trunkline::store::Contact| c.lease_expires_at;
+    let c = h.contact("+12125550401", list).await;
+    assert_eq!(lease(&c), Some(t0() + TimeDelta::seconds(120)), "{c:?}");
+    // Each step moves past most of the lease; the sweep renews it from the new time.
+    for step in 1..=2 {
+        h.clock.advance(Duration::from_secs(100));
+        let want = Some(t0() + TimeDelta::seconds(100 * step + 120));
+        let mut last = None;
+        for _ in 0..500 {
+            let c = h.contact("+12125550401", list).await;
+            last = lease(&c);
+            if last == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(last, want, "lease not renewed at step {step}");
+    }
+    let c = h.contact("+12125550401", list).await;
+    assert_eq!(c.status, ContactStatus::Dialing);
+    assert_eq!(c.lease_owner.as_deref(), Some(NODE));
+    let got = h.ok("GET", &format!("/v1/sessions/{s}"), None).await;
+    assert_eq!(got["preview"]["contact"]["id"], c.id.to_string(), "{got}");
     h.stop_runner().await;
 }
