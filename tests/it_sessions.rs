@@ -1,8 +1,9 @@
-//! Agent sessions of a power campaign against real peers (issue 5, "Agent sessions"): a
-//! baresip phone registered as agent `alice` (auto-answer), SIPp behind the campaign's trunk
-//! as the customers (`tests/sipp/uas_customer.xml`, by the dialled number's last digit: 3 and 4
-//! busy (486), 5 and 6 ring until cancelled, 7 fails (503), any other is a person who answers,
-//! talks for SIPp's `-d` (10 s here unless said otherwise) and hangs up).
+//! Agent sessions of power, predictive and preview campaigns against real peers (issue 5,
+//! "Agent sessions"): a baresip phone registered as agent `alice` (auto-answer), SIPp behind
+//! the campaign's trunk as the customers (`tests/sipp/uas_customer.xml`, by the dialled
+//! number's last digit: 3 and 4 busy (486), 5 and 6 ring until cancelled, 7 fails (503), any
+//! other is a person who answers, talks for SIPp's `-d` (10 s here unless said otherwise) and
+//! hangs up).
 //!
 //! - `power_session_with_twenty_customers_outcomes_retries_max_attempts_and_bridging` (the
 //!   issue's first Done-when item): one agent, 20 contacts (10 people, 4 busy, 4 that ring out
@@ -32,6 +33,14 @@
 //!   campaign takes a session; its pacer places calls for alice and the first person is in
 //!   alice's room (`human`, the session's attempt); her disposition frees her again; anyone
 //!   else who answered meanwhile was abandoned, nobody else bridged.
+//! - `preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room`: a
+//!   `preview` campaign (Ann, priority 5, custom `account_id`; Bob, priority 1), two sessions
+//!   of alice: no call before a dial, `dial` before `next` is 409; `next` shows Ann with her
+//!   name and custom field (and `GET` too); the second session's `next` gets Bob (Ann is
+//!   leased); `skip` puts Ann back (`pending`, 0 attempts), `stop` puts Bob back; `next` shows
+//!   Ann again as attempt 1 and `dial` calls her: she is joined into alice's room (`on-call`),
+//!   hangs up after 3 s (`wrap-up`), and the disposition is stored on her one attempt
+//!   (`human`, the session's); three `session.previewing` events reached the webhook.
 //! - `agent_that_does_not_answer_ends_the_session_agent_unreachable`: a `sip:` agent at a port
 //!   where nobody listens: the session ends `agent-unreachable`.
 //!
@@ -132,6 +141,20 @@ fn campaign(
     max_attempts: u32,
     extra: &str,
 ) -> String {
+    let csv = format!("phone\n{}\n", phones.join("\n"));
+    campaign_csv(server, key, &csv, mode, lines, max_attempts, extra).0
+}
+
+/// As [`campaign`], over a list imported from `csv`; returns (campaign id, list id).
+fn campaign_csv(
+    server: &Server,
+    key: &str,
+    csv: &str,
+    mode: &str,
+    lines: u32,
+    max_attempts: u32,
+    extra: &str,
+) -> (String, String) {
     let list = api(
         server,
         key,
@@ -140,14 +163,13 @@ fn campaign(
         Some(r#"{"name": "sessions", "default_region": "US"}"#),
     );
     let list = list["id"].as_str().expect("list id").to_string();
-    let csv = format!("phone\n{}\n", phones.join("\n"));
     let r = request(
         server.http,
         "POST",
         &format!("/v1/contact-lists/{list}/import"),
         Some(key),
         &[],
-        Some(&csv),
+        Some(csv),
     );
     assert_eq!(r.status, 200, "import: {}", r.body);
     let body = format!(
@@ -157,7 +179,7 @@ fn campaign(
             "max_attempts": {max_attempts} {extra}}}"#
     );
     let c = api(server, key, "POST", "/v1/campaigns", Some(&body));
-    c["id"].as_str().expect("campaign id").to_string()
+    (c["id"].as_str().expect("campaign id").to_string(), list)
 }
 
 fn start_campaign(server: &Server, key: &str, id: &str) {
@@ -1081,6 +1103,231 @@ fn predictive_session_places_calls_and_bridges_a_person_to_the_agent() {
         None,
     );
     assert_eq!(e["state"], "ended", "{e}");
+    drop(alice);
+    drop(far);
+}
+
+/// The rows of the campaign's attempt export (without the header).
+fn attempt_rows(server: &Server, key: &str, campaign: &str) -> Vec<String> {
+    let r = request(
+        server.http,
+        "GET",
+        &format!("/v1/campaigns/{campaign}/attempts.csv"),
+        Some(key),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "attempts.csv: {}", r.body);
+    r.body.lines().skip(1).map(str::to_owned).collect()
+}
+
+/// A contact of a list as `GET /v1/contact-lists/{id}/contacts` shows it.
+fn listed_contact(server: &Server, key: &str, list: &str, phone: &str) -> serde_json::Value {
+    let page = api(
+        server,
+        key,
+        "GET",
+        &format!("/v1/contact-lists/{list}/contacts"),
+        None,
+    );
+    page["contacts"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["phone"] == phone).cloned())
+        .unwrap_or_else(|| panic!("no contact {phone}: {page:#}"))
+}
+
+#[test]
+fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room() {
+    let far = customers_talking(Duration::from_secs(3));
+    let server = server_for(&far);
+    let key = server.api_key();
+    let hook = WebhookReceiver::start().expect("webhook receiver");
+    let alice = registered_alice(&server, &key);
+    // Two people (last digits 1 and 2 answer and talk); Ann comes first (priority).
+    let (campaign, list) = campaign_csv(
+        &server,
+        &key,
+        "phone,name,priority,account_id\n\
+         +12125550101,Ann Smith,5,AC-1\n\
+         +12125550102,Bob Jones,1,AC-2\n",
+        "preview",
+        1,
+        3,
+        &format!(r#", "status_callback": "{}""#, hook.url("/hook")),
+    );
+    start_campaign(&server, &key, &campaign);
+    let start = format!(r#"{{"campaign_id": "{campaign}", "agent": "alice"}}"#);
+    let s1 = api(&server, &key, "POST", "/v1/sessions", Some(&start));
+    let s1 = s1["id"].as_str().expect("session id").to_string();
+    alice
+        .wait_established(1, Duration::from_secs(20))
+        .expect("alice answers the first session call");
+    wait_state(&server, &key, &s1, &["available"], Duration::from_secs(20));
+    // A second session (alice's phone takes a second line) on the same campaign.
+    let s2 = api(&server, &key, "POST", "/v1/sessions", Some(&start));
+    let s2 = s2["id"].as_str().expect("session id").to_string();
+    alice
+        .wait_established(2, Duration::from_secs(20))
+        .expect("alice answers the second session call");
+    wait_state(&server, &key, &s2, &["available"], Duration::from_secs(20));
+    // Preview sessions place no call by themselves: no attempt at all.
+    assert!(
+        attempt_rows(&server, &key, &campaign).is_empty(),
+        "nothing dialled before a dial"
+    );
+
+    // Dial before next: 409.
+    let (status, body) = call(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s1}/dial"),
+        None,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ask for the next contact first"),
+        "{body}"
+    );
+
+    // next: Ann, with her name and custom field.
+    let ann = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s1}/next"),
+        None,
+    );
+    assert_eq!(ann["contact"]["phone"], "+12125550101", "{ann}");
+    assert_eq!(ann["contact"]["name"], "Ann Smith");
+    assert_eq!(ann["contact"]["custom"]["account_id"], "AC-1");
+    assert_eq!(ann["attempt_no"], 1);
+    let ann_id = ann["contact"]["id"]
+        .as_str()
+        .expect("contact id")
+        .to_string();
+    let shown = session(&server, &key, &s1);
+    assert_eq!(
+        shown["preview"]["contact"]["id"],
+        ann_id.as_str(),
+        "{shown}"
+    );
+    // The second session gets the other contact: Ann is leased to the first.
+    let bob = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s2}/next"),
+        None,
+    );
+    assert_eq!(bob["contact"]["phone"], "+12125550102", "{bob}");
+    assert_eq!(bob["contact"]["name"], "Bob Jones");
+
+    // skip: Ann is back in the queue with no attempt used.
+    let skipped = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s1}/skip"),
+        None,
+    );
+    assert_eq!(skipped["counts"]["skipped"], 1, "{skipped}");
+    let c = listed_contact(&server, &key, &list, "+12125550101");
+    assert_eq!(c["status"], "pending", "{c}");
+    assert_eq!(c["attempts"], 0, "{c}");
+    // The second session stops: Bob goes back too, and alice's second line is hung up.
+    let stopped = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s2}/stop"),
+        None,
+    );
+    assert_eq!(stopped["ended_reason"], "stopped", "{stopped}");
+    let c = listed_contact(&server, &key, &list, "+12125550102");
+    assert_eq!(c["status"], "pending", "{c}");
+    assert_eq!(c["attempts"], 0, "{c}");
+
+    // next then dial: Ann (a person) is joined into alice's room; she hangs up after 3 s.
+    let ann = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s1}/next"),
+        None,
+    );
+    assert_eq!(ann["contact"]["id"], ann_id.as_str(), "{ann}");
+    assert_eq!(ann["attempt_no"], 1, "the skip used no attempt");
+    let attempt = ann["attempt_id"].as_str().expect("attempt id").to_string();
+    let dialing = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s1}/dial"),
+        Some(&format!(r#"{{"contact_id": "{ann_id}"}}"#)),
+    );
+    assert_eq!(dialing["state"], "dialing", "{dialing}");
+    let on_call = wait_state(&server, &key, &s1, &["on-call"], Duration::from_secs(20));
+    assert_eq!(on_call["current_attempt_id"], attempt.as_str(), "{on_call}");
+    assert_eq!(on_call["current_contact"]["name"], "Ann Smith");
+    // The customer's call is in alice's room, with alice's leg.
+    let customer_call = attempt_row(&server, &key, &campaign, &attempt)[4].clone();
+    let agent_call = on_call["agent_call_id"].as_str().expect("agent call");
+    let room_of = |call_id: &str| {
+        api(&server, &key, "GET", &format!("/v1/calls/{call_id}"), None)["conference_id"].clone()
+    };
+    let room = room_of(agent_call);
+    assert!(room.is_string(), "alice's leg is in a room");
+    assert_eq!(
+        room_of(&customer_call),
+        room,
+        "the customer joined alice's room"
+    );
+
+    wait_state(&server, &key, &s1, &["wrap-up"], Duration::from_secs(30));
+    let after = api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s1}/disposition"),
+        Some(r#"{"disposition": "sale"}"#),
+    );
+    assert_eq!(after["state"], "available", "{after}");
+    let row = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let row = attempt_row(&server, &key, &campaign, &attempt);
+        (!row[8].is_empty()).then_some(row)
+    })
+    .expect("the attempt is finished");
+    assert_eq!(row[8], "human", "{row:?}");
+    assert_eq!(row[11], s1, "{row:?}");
+    assert_eq!(row[12], "sale", "{row:?}");
+    let rows = attempt_rows(&server, &key, &campaign);
+    assert_eq!(rows.len(), 1, "one attempt, Ann's call: {rows:?}");
+    let c = listed_contact(&server, &key, &list, "+12125550101");
+    assert_eq!(c["attempts"], 1, "{c}");
+
+    // The shown contacts were published to the campaign's webhook.
+    let previewing = poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        let n = hook
+            .requests()
+            .iter()
+            .filter_map(|r| r.json().ok())
+            .filter(|j| j["type"] == "session.previewing")
+            .count();
+        (n >= 3).then_some(n)
+    });
+    assert_eq!(previewing, Some(3), "three contacts shown");
+
+    api(
+        &server,
+        &key,
+        "POST",
+        &format!("/v1/sessions/{s1}/stop"),
+        None,
+    );
     drop(alice);
     drop(far);
 }

@@ -40,6 +40,10 @@
 //! API requests about agent sessions arrive on a queue ([`sessions::SessionsHandle`]), so the
 //! one task owns every session too.
 //!
+//! A contact shown to a preview agent ([`sessions`]) has an attempt row with its session and no
+//! call: it was never dialled, so reconciling it (at start, or when its lease expired) puts it
+//! back in the queue without counting the attempt ([`Store::release_claim`]), as a `skip` does.
+//!
 //! Events: `attempt.started` (claimed and originated) and `attempt.finished` (with the outcome
 //! and the contact's next status), through the event log (SSE and the campaign's webhook).
 
@@ -276,6 +280,16 @@ async fn finish_open(deps: &DialerDeps, mut open: Vec<OpenAttempt>) -> Result<us
             }
         };
         let Some(campaign) = campaign else { continue };
+        if a.call_id.is_none() && a.session_id.is_some() {
+            // A contact shown to a preview agent and never dialled: back to the queue, and
+            // no attempt used (as a skip would have done).
+            if store.release_claim(a.id, deps.clock.utc()).await? {
+                tracing::info!(attempt = %a.id, contact = %a.contact_id,
+                    "dialer: released a previewed contact left undialled");
+                n += 1;
+            }
+            continue;
+        }
         let call = match a.call_id {
             Some(id) => store.get_call(id).await?,
             None => None,
@@ -899,6 +913,20 @@ impl Runner {
     /// Finishes calls whose end was missed and renews the leases of the others; finishes the
     /// attempts of other nodes whose lease expired (a node that died).
     async fn sweep(&mut self) {
+        // Contacts shown to this node's preview agents stay leased while shown.
+        let shown = self.shown_previews();
+        let until =
+            self.deps.clock.utc() + chrono::Duration::from_std(self.cfg.lease).unwrap_or_default();
+        for (_, contact) in &shown {
+            if let Err(e) = self
+                .deps
+                .store
+                .renew_lease(*contact, &self.cfg.node, until)
+                .await
+            {
+                tracing::warn!(error = %e, "dialer: lease renewal of a shown contact failed");
+            }
+        }
         match self
             .deps
             .store
@@ -909,6 +937,7 @@ impl Runner {
                 let foreign: Vec<OpenAttempt> = expired
                     .into_iter()
                     .filter(|a| a.call_id.is_none_or(|id| !self.calls.contains_key(&id)))
+                    .filter(|a| !shown.iter().any(|(attempt, _)| *attempt == a.id))
                     .collect();
                 if !foreign.is_empty() {
                     match finish_open(&self.deps, foreign).await {

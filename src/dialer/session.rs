@@ -19,6 +19,23 @@
 //! stop: any live state → Ended(stopped).  The agent's leg hanging up → Ended(agent-hangup).
 //! ```
 //!
+//! # Preview mode
+//!
+//! A preview session waits in `available` until the agent asks for a contact
+//! ([`SessionCommand::Next`] → [`SessionAction::ClaimNext`]); the driver claims one by the
+//! campaign's queue and reports it ([`SessionEvent::ContactShown`]): the session stays
+//! `available` and shows it ([`Session::preview`], [`SessionAction::ShowContact`]). Then:
+//!
+//! - `dial` ([`SessionCommand::Dial`]) → [`SessionAction::PlaceCall`] and `dialing`; from there
+//!   it goes as a power line (a human → `on-call` → `wrap-up` → disposition; any other end →
+//!   `available`);
+//! - `skip`, `pause`, `stop` (and the session ending otherwise) →
+//!   [`SessionAction::ReleaseContact`]: the shown contact goes back to the queue, and a contact
+//!   that was only shown is not an attempt (the driver removes its claim).
+//!
+//! `next` while a contact is shown, `dial` with none shown, and `dial` naming another contact
+//! are conflicts (HTTP 409) with a message saying what to do.
+//!
 //! A command in a state that does not allow it returns [`SessionError::WrongState`], which the
 //! HTTP layer turns into 409; its message names the state and where the command is allowed
 //! ("cannot resume while available: resume is allowed when paused").
@@ -93,10 +110,12 @@ impl fmt::Display for SessionState {
 /// What the agent asks for (HTTP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionCommand {
-    /// Preview mode: dial this contact (`POST /v1/sessions/{id}/dial`).
+    /// Preview mode: show the next contact (`POST /v1/sessions/{id}/next`).
+    Next,
+    /// Preview mode: dial the shown contact (`POST /v1/sessions/{id}/dial`).
     Dial {
-        /// The previewed contact.
-        contact: Uuid,
+        /// The contact the agent means to dial; if given, it must be the one shown.
+        contact: Option<Uuid>,
     },
     /// Stop taking calls (after the current one, if on a call).
     Pause,
@@ -117,6 +136,7 @@ impl SessionCommand {
     /// The command's name, as in its URL.
     pub fn name(&self) -> &'static str {
         match self {
+            SessionCommand::Next => "next",
             SessionCommand::Dial { .. } => "dial",
             SessionCommand::Pause => "pause",
             SessionCommand::Resume => "resume",
@@ -158,6 +178,13 @@ pub enum SessionEvent {
         /// The attempt.
         attempt: Uuid,
     },
+    /// Preview: the driver claimed this contact for the agent (after [`SessionAction::ClaimNext`]).
+    ContactShown {
+        /// The contact.
+        contact: Uuid,
+        /// The attempt the claim opened (dialled, or removed on release).
+        attempt: Uuid,
+    },
     /// The campaign stopped running (paused, completed, archived).
     CampaignEnded,
 }
@@ -172,6 +199,7 @@ impl SessionEvent {
             SessionEvent::DialEnded { .. } => "dial-ended",
             SessionEvent::CustomerHuman { .. } => "customer-human",
             SessionEvent::CustomerHungUp { .. } => "customer-hung-up",
+            SessionEvent::ContactShown { .. } => "contact-shown",
             SessionEvent::CampaignEnded => "campaign-ended",
         }
     }
@@ -191,10 +219,30 @@ pub enum SessionAction {
     CallAgent,
     /// Hang up the agent's leg (or cancel the call to it).
     HangUpAgent,
-    /// Preview: claim this contact and place a call for this agent.
+    /// Preview: claim the next contact of the campaign for this agent, and report it with
+    /// [`SessionEvent::ContactShown`] (or tell the agent none is due).
+    ClaimNext,
+    /// Preview: a contact is shown to the agent (publish it).
+    ShowContact {
+        /// The contact.
+        contact: Uuid,
+        /// Its claimed attempt.
+        attempt: Uuid,
+    },
+    /// Preview: put the shown contact back in the queue; it was not dialled, so its claim is
+    /// undone and no attempt is used up.
+    ReleaseContact {
+        /// The contact.
+        contact: Uuid,
+        /// Its claimed attempt.
+        attempt: Uuid,
+    },
+    /// Preview: place the call to the shown contact for this agent (its claimed attempt).
     PlaceCall {
         /// The contact.
         contact: Uuid,
+        /// The attempt claimed when it was shown.
+        attempt: Uuid,
     },
     /// Cancel a call still ringing (its outcome becomes `cancelled`).
     CancelAttempt {
@@ -268,9 +316,34 @@ pub enum SessionError {
         /// Why it ended.
         reason: SessionEndReason,
     },
-    /// `dial` outside preview mode.
-    #[error("dial is only for preview sessions; this session's campaign is {0}")]
-    NotPreview(DialMode),
+    /// `next` or `dial` outside preview mode.
+    #[error("{command} is only for preview sessions; this session's campaign dials in {mode} mode")]
+    NotPreview {
+        /// The command.
+        command: &'static str,
+        /// The campaign's mode.
+        mode: DialMode,
+    },
+    /// `dial` (or a preview `skip`) with no contact shown.
+    #[error(
+        "cannot {command}: no contact is shown; ask for the next contact first \
+         (POST /v1/sessions/{{id}}/next)"
+    )]
+    NoContactShown {
+        /// The command.
+        command: &'static str,
+    },
+    /// `next` while a contact is shown already.
+    #[error("cannot next: contact {0} is shown; dial it or skip it first")]
+    ContactAlreadyShown(Uuid),
+    /// `dial` naming a contact other than the one shown.
+    #[error("cannot dial contact {given}: the contact shown is {shown}")]
+    NotTheShownContact {
+        /// The contact in the request.
+        given: Uuid,
+        /// The contact shown.
+        shown: Uuid,
+    },
     /// An empty or oversized disposition.
     #[error("disposition must be 1 to {MAX_DISPOSITION_LEN} characters")]
     BadDisposition,
@@ -284,9 +357,23 @@ impl SessionError {
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
-            SessionError::WrongState { .. } | SessionError::Ended { .. }
+            SessionError::WrongState { .. }
+                | SessionError::Ended { .. }
+                | SessionError::NotPreview { .. }
+                | SessionError::NoContactShown { .. }
+                | SessionError::ContactAlreadyShown(_)
+                | SessionError::NotTheShownContact { .. }
         )
     }
+}
+
+/// A contact shown to a preview agent, not dialled yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preview {
+    /// The contact.
+    pub contact: Uuid,
+    /// The attempt its claim opened.
+    pub attempt: Uuid,
 }
 
 /// Running totals of a session (`GET /v1/sessions/{id}`, campaign stats, the pacer).
@@ -319,6 +406,8 @@ pub struct Session {
     dialing: Vec<Uuid>,
     /// The customer on the call or in wrap-up.
     current: Option<Uuid>,
+    /// Preview: the contact shown, not dialled yet (only while `available`).
+    preview: Option<Preview>,
     counts: SessionCounts,
     actions: VecDeque<SessionAction>,
 }
@@ -360,6 +449,7 @@ impl Session {
             pause_after_call: false,
             dialing: Vec::new(),
             current: None,
+            preview: None,
             counts,
             actions: VecDeque::new(),
         }
@@ -383,6 +473,11 @@ impl Session {
     /// The customer on the call or in wrap-up.
     pub fn current_attempt(&self) -> Option<Uuid> {
         self.current
+    }
+
+    /// Preview: the contact shown to the agent and not dialled yet.
+    pub fn preview(&self) -> Option<Preview> {
+        self.preview
     }
 
     /// Calls placed for this agent that are still ringing.
@@ -440,7 +535,25 @@ impl Session {
         }
     }
 
+    /// Preview: the shown contact goes back to the queue.
+    fn release_preview(&mut self) {
+        if let Some(p) = self.preview.take() {
+            self.actions.push_back(SessionAction::ReleaseContact {
+                contact: p.contact,
+                attempt: p.attempt,
+            });
+        }
+    }
+
+    fn not_preview(&self, command: &'static str) -> Option<SessionError> {
+        (self.mode != DialMode::Preview).then_some(SessionError::NotPreview {
+            command,
+            mode: self.mode,
+        })
+    }
+
     fn end(&mut self, now: DateTime<Utc>, reason: SessionEndReason) {
+        self.release_preview();
         self.cancel_dials();
         if let Some(attempt) = self.current.take()
             && self.state == SessionState::OnCall
@@ -489,16 +602,41 @@ impl Session {
                 self.end(now, SessionEndReason::Stopped);
                 Ok(())
             }
-            (SessionCommand::Dial { contact }, Available) => {
-                if self.mode != DialMode::Preview {
-                    return Err(SessionError::NotPreview(self.mode));
+            (SessionCommand::Next | SessionCommand::Dial { .. }, _)
+                if self.mode != DialMode::Preview =>
+            {
+                Err(self.not_preview(name).expect("not preview"))
+            }
+            (SessionCommand::Next, Available) => {
+                if let Some(p) = self.preview {
+                    return Err(SessionError::ContactAlreadyShown(p.contact));
                 }
-                self.actions.push_back(SessionAction::PlaceCall { contact });
+                self.actions.push_back(SessionAction::ClaimNext);
+                Ok(())
+            }
+            (SessionCommand::Next, _) => Err(self.wrong(name, &["available"])),
+            (SessionCommand::Dial { contact }, Available) => {
+                let Some(p) = self.preview else {
+                    return Err(SessionError::NoContactShown { command: name });
+                };
+                if let Some(given) = contact.filter(|c| *c != p.contact) {
+                    return Err(SessionError::NotTheShownContact {
+                        given,
+                        shown: p.contact,
+                    });
+                }
+                self.preview = None;
+                self.dialing.push(p.attempt);
+                self.actions.push_back(SessionAction::PlaceCall {
+                    contact: p.contact,
+                    attempt: p.attempt,
+                });
                 self.enter(now, Dialing);
                 Ok(())
             }
             (SessionCommand::Dial { .. }, _) => Err(self.wrong(name, &["available"])),
             (SessionCommand::Pause, Available | Dialing) => {
+                self.release_preview();
                 self.cancel_dials();
                 self.enter(now, Paused);
                 Ok(())
@@ -525,6 +663,14 @@ impl Session {
                 let to = self.idle_state();
                 self.enter(now, to);
                 Ok(())
+            }
+            (SessionCommand::Skip, Available) if self.preview.is_some() => {
+                self.counts.skipped += 1;
+                self.release_preview();
+                Ok(())
+            }
+            (SessionCommand::Skip, Available | Paused) if self.mode == DialMode::Preview => {
+                Err(SessionError::NoContactShown { command: name })
             }
             (SessionCommand::Skip, Available | Paused) => {
                 self.counts.skipped += 1;
@@ -619,6 +765,12 @@ impl Session {
                 }
                 Ok(())
             }
+            (SessionEvent::CustomerHuman { attempt }, Available | Dialing)
+                if self.mode == DialMode::Preview && !self.dialing.contains(&attempt) =>
+            {
+                // A preview agent takes only the customer it dialled.
+                Err(SessionError::UnknownAttempt(attempt))
+            }
             (SessionEvent::CustomerHuman { attempt }, Available | Dialing) => {
                 self.dialing.retain(|a| *a != attempt);
                 self.current = Some(attempt);
@@ -639,6 +791,19 @@ impl Session {
                 Ok(())
             }
             (SessionEvent::CustomerHungUp { .. }, _) => Err(self.wrong(name, &["on-call"])),
+            (SessionEvent::ContactShown { contact, attempt }, Available) => {
+                if let Some(e) = self.not_preview(name) {
+                    return Err(e);
+                }
+                if let Some(p) = self.preview {
+                    return Err(SessionError::ContactAlreadyShown(p.contact));
+                }
+                self.preview = Some(Preview { contact, attempt });
+                self.actions
+                    .push_back(SessionAction::ShowContact { contact, attempt });
+                Ok(())
+            }
+            (SessionEvent::ContactShown { .. }, _) => Err(self.wrong(name, &["available"])),
             (SessionEvent::CampaignEnded, _) => {
                 self.end(now, SessionEndReason::CampaignEnded);
                 Ok(())

@@ -20,6 +20,15 @@ pub enum ApiError {
     /// 404: no such resource.
     #[error("{0} not found")]
     NotFound(String),
+    /// 404 with a message of its own (what is missing and why) and optional details, e.g.
+    /// `{"next_due_at": ...}` when no contact is due now.
+    #[error("{message}")]
+    NothingHere {
+        /// Why nothing is there.
+        message: String,
+        /// Extra data.
+        details: Option<serde_json::Value>,
+    },
     /// 409: the resource is in a state that forbids the request.
     #[error("{0}")]
     Conflict(String),
@@ -66,7 +75,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NothingHere { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -80,7 +89,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::NothingHere { .. } => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Invalid { .. } => "invalid_value",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
@@ -118,6 +127,7 @@ impl IntoResponse for ApiError {
         }
         let details = match &self {
             ApiError::Invalid { field, .. } => Some(serde_json::json!({ "field": field })),
+            ApiError::NothingHere { details, .. } => details.clone(),
             _ => None,
         };
         let body = ErrorBody {

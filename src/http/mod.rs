@@ -58,7 +58,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         contact_lists::add_dnc, contact_lists::list_dnc, contact_lists::check_dnc, contact_lists::remove_dnc,
         contact_lists::import_dnc,
         sessions::create_session, sessions::get_session, sessions::list_sessions, sessions::pause, sessions::resume,
-        sessions::skip, sessions::stop, sessions::disposition,
+        sessions::next, sessions::dial, sessions::skip, sessions::stop, sessions::disposition,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, calls::CreateCall, calls::CallResource, calls::RtpResource, calls::AmdResource,
@@ -78,7 +78,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         contact_lists::ImportReport, crate::campaign::import::BadRow, contact_lists::AddDnc,
         contact_lists::DncResource, contact_lists::DncList, contact_lists::DncCheck, contact_lists::DncImportReport,
         sessions::CreateSession, sessions::DispositionInput, sessions::SessionResource, sessions::SessionCountsResource,
-        sessions::SessionContact, sessions::SessionList,
+        sessions::SessionContact, sessions::SessionList, sessions::DialInput, sessions::PreviewResource,
+        sessions::PreviewContact, sessions::PastAttempt,
     )),
     modifiers(&SecurityAddon),
     tags(
@@ -91,7 +92,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "campaigns", description = "Dialer campaigns: settings, states, attempt export"),
         (name = "contact-lists", description = "Contact lists, CSV import with dry run, contacts"),
         (name = "dnc", description = "Do-not-call list, checked when a contact is claimed"),
-        (name = "sessions", description = "Agent sessions of power and predictive campaigns: the agent's leg, controls, dispositions"),
+        (name = "sessions", description = "Agent sessions of preview, power and predictive campaigns: the agent's leg, controls, dispositions"),
     )
 )]
 pub struct ApiDoc;

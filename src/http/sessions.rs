@@ -1,4 +1,5 @@
-//! `/v1/sessions`: agent sessions of power and predictive campaigns (issue 5, "Agent sessions").
+//! `/v1/sessions`: agent sessions of preview, power and predictive campaigns (issue 5, "Agent
+//! sessions", "Dial modes").
 //!
 //! `POST /v1/sessions {campaign_id, agent}` starts one: the server calls the agent (a name
 //! from `sip-config/agents.toml`, rung at its registered contact, or a `sip:user@IP[:port]`
@@ -9,6 +10,19 @@
 //! resume is allowed when paused"); an unknown session 404; a bad body 422. The runner
 //! ([`crate::dialer::runner::sessions`]) owns the sessions and publishes their events
 //! (`session.*`).
+//!
+//! Preview campaigns: the agent asks for a contact with `POST /v1/sessions/{id}/next` (the
+//! session must be `available` with none shown); the contact is claimed by the campaign's queue
+//! (priority, due time, calling window, do-not-call, attempts left) and leased to the session,
+//! so no other agent or node gets it while it is shown; the answer is a [`PreviewResource`]
+//! (the contact, its earlier attempts and outcomes, the claimed attempt), and
+//! `GET /v1/sessions/{id}` shows it too (`preview`). No contact due now is 404 with
+//! `next_due_at` in the details when one waits. `POST /v1/sessions/{id}/dial` (optional body
+//! `{"contact_id"}`, which must be the shown contact) places the call as a power line does;
+//! `skip`, `pause` and `stop` put the shown contact back in the queue, and a contact that was
+//! only shown uses up none of its attempts. `next` or `dial` on a session of another mode is
+//! 409 naming the campaign's mode; `dial` with no contact shown 409 ("ask for the next contact
+//! first").
 
 use super::campaigns::store_err;
 use super::error::ApiError;
@@ -35,6 +49,8 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}", get(get_session))
         .route("/sessions/{id}/pause", post(pause))
         .route("/sessions/{id}/resume", post(resume))
+        .route("/sessions/{id}/next", post(next))
+        .route("/sessions/{id}/dial", post(dial))
         .route("/sessions/{id}/skip", post(skip))
         .route("/sessions/{id}/stop", post(stop))
         .route("/sessions/{id}/disposition", post(disposition))
@@ -45,7 +61,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
-    /// A `power` or `predictive` campaign, not completed or archived.
+    /// A `preview`, `power` or `predictive` campaign, not completed or archived.
     pub campaign_id: Uuid,
     /// A configured agent name (rung at its registered contact) or a `sip:user@IP[:port]` URI.
     pub agent: String,
@@ -57,6 +73,65 @@ pub struct CreateSession {
 pub struct DispositionInput {
     /// A campaign-defined code (`sale`, `callback`, ...), 1 to 200 characters.
     pub disposition: String,
+}
+
+/// `POST /v1/sessions/{id}/dial` (the body is optional).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DialInput {
+    /// The contact the agent means to dial: if given, it must be the contact shown.
+    pub contact_id: Option<Uuid>,
+}
+
+/// An earlier attempt at a previewed contact.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PastAttempt {
+    /// Attempt id.
+    pub id: Uuid,
+    /// 1 for the first attempt.
+    pub attempt_no: u32,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Ended (`None`: still open).
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `human`, `machine`, `fax`, `no-answer`, `busy`, `failed`, `abandoned`, `cancelled`.
+    pub outcome: Option<String>,
+    /// The AMD verdict, if any.
+    pub amd_verdict: Option<String>,
+    /// The agent's disposition, if one was posted.
+    pub disposition: Option<String>,
+}
+
+/// The contact shown to a preview agent.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreviewContact {
+    /// Contact id.
+    pub id: Uuid,
+    /// E.164 number.
+    pub phone: String,
+    /// Name, if any.
+    pub name: Option<String>,
+    /// IANA zone, if the contact has one (else the campaign's default applies).
+    pub timezone: Option<String>,
+    /// Priority (higher first).
+    pub priority: i64,
+    /// Custom fields.
+    pub custom: serde_json::Value,
+}
+
+/// `POST /v1/sessions/{id}/next`: the contact shown, with its history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreviewResource {
+    /// The session.
+    pub session_id: Uuid,
+    /// The attempt claimed for it (dialled with `dial`; removed if the contact is skipped).
+    pub attempt_id: Uuid,
+    /// Its number: 1 + the attempts made before.
+    pub attempt_no: u32,
+    /// The contact.
+    pub contact: PreviewContact,
+    /// Attempts made before, first first, with their outcomes.
+    pub attempts: Vec<PastAttempt>,
 }
 
 /// The running totals of a session.
@@ -107,6 +182,9 @@ pub struct SessionResource {
     /// The contact (in `GET` answers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_contact: Option<SessionContact>,
+    /// Preview: the contact shown, not dialled yet (in `GET` and command answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewResource>,
     /// The call to the agent, while up.
     pub agent_call_id: Option<Uuid>,
     /// Totals.
@@ -137,6 +215,7 @@ impl From<SessionRow> for SessionResource {
             current_attempt_id: r.current_attempt_id,
             current_contact_id: r.current_contact_id,
             current_contact: None,
+            preview: None,
             agent_call_id: r.agent_call_id,
             counts: SessionCountsResource {
                 calls: r.counts.calls,
@@ -165,6 +244,10 @@ fn sessions_err(e: SessionsError) -> ApiError {
         SessionsError::NotFound(id) => ApiError::NotFound(format!("session {id}")),
         SessionsError::Conflict(m) => ApiError::Conflict(m),
         SessionsError::Invalid { field, message } => ApiError::invalid(field, message),
+        SessionsError::NothingDue { next_due_at } => ApiError::NothingHere {
+            message: SessionsError::NothingDue { next_due_at }.to_string(),
+            details: Some(serde_json::json!({ "next_due_at": next_due_at })),
+        },
         SessionsError::Unavailable(message) => ApiError::Unavailable {
             message,
             retry_after_secs: 1,
@@ -184,13 +267,63 @@ fn path_id(id: Result<Path<Uuid>, PathRejection>) -> Result<Uuid, ApiError> {
     Ok(id)
 }
 
-/// The resource with its current contact.
+/// The contact shown to a preview session (`available` with an attempt and its contact).
+async fn preview_of(st: &AppState, row: &SessionRow) -> Result<Option<PreviewResource>, ApiError> {
+    let (SessionState::Available, Some(attempt), Some(contact)) =
+        (row.state, row.current_attempt_id, row.current_contact_id)
+    else {
+        return Ok(None);
+    };
+    let Some(c) = st.store.get_contact(contact).await.map_err(store_err)? else {
+        return Ok(None);
+    };
+    let all = st
+        .store
+        .contact_attempts(contact)
+        .await
+        .map_err(store_err)?;
+    let attempt_no = all
+        .iter()
+        .find(|a| a.id == attempt)
+        .map_or(c.attempts, |a| a.attempt_no);
+    let attempts = all
+        .into_iter()
+        .filter(|a| a.id != attempt)
+        .map(|a| PastAttempt {
+            id: a.id,
+            attempt_no: a.attempt_no,
+            started_at: a.started_at,
+            ended_at: a.ended_at,
+            outcome: a.outcome.map(|o| o.as_str().to_owned()),
+            amd_verdict: a.amd_verdict,
+            disposition: a.disposition,
+        })
+        .collect();
+    Ok(Some(PreviewResource {
+        session_id: row.id,
+        attempt_id: attempt,
+        attempt_no,
+        contact: PreviewContact {
+            id: c.id,
+            phone: c.phone,
+            name: c.name,
+            timezone: c.timezone,
+            priority: c.priority,
+            custom: c.custom,
+        },
+        attempts,
+    }))
+}
+
+/// The resource with its current contact (and the preview, if one is shown).
 async fn resource(st: &AppState, row: SessionRow) -> Result<SessionResource, ApiError> {
     let contact = match row.current_contact_id {
         Some(id) => st.store.get_contact(id).await.map_err(store_err)?,
         None => None,
     };
+    let preview = preview_of(st, &row).await?;
     let mut r = SessionResource::from(row);
+    r.preview = preview;
     r.current_contact = contact.map(|c| SessionContact {
         id: c.id,
         phone: c.phone,
@@ -316,7 +449,67 @@ pub async fn resume(
     command(&st, path_id(id)?, SessionCommand::Resume).await
 }
 
-/// Skip the contacts being dialled, or the next contact.
+/// Preview: claim the next contact of the campaign's queue and show it to the agent.
+#[utoipa::path(post, path = "/v1/sessions/{id}/next", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    responses(
+        (status = 200, description = "the contact shown (leased to this session until dialled or skipped)", body = PreviewResource),
+        (status = 404, description = "unknown session, or no contact is due now (details: next_due_at, null when none waits)", body = super::error::ErrorBody),
+        (status = 409, description = "not a preview session, not available, a contact is shown already, or the campaign is not running", body = super::error::ErrorBody),
+        (status = 503, description = "the dialer is not running or busy", body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn next(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<Json<PreviewResource>, ApiError> {
+    let id = path_id(id)?;
+    let row = st
+        .sessions
+        .command(id, SessionCommand::Next)
+        .await
+        .map_err(sessions_err)?;
+    preview_of(&st, &row).await?.map(Json).ok_or_else(|| {
+        // The runner showed it; only a change in between (stop, crash) gets here.
+        ApiError::Conflict(format!(
+            "session {id} shows no contact any more (it is {})",
+            row.state
+        ))
+    })
+}
+
+/// Preview: dial the contact shown (with the campaign's AMD and caller id); a person is joined
+/// into the agent's room, then wrap-up and disposition as in power mode.
+#[utoipa::path(post, path = "/v1/sessions/{id}/dial", tag = "sessions",
+    params(("id" = Uuid, Path, description = "session id")),
+    request_body(content = Option<DialInput>, description = "optional: the contact meant, which must be the one shown"),
+    responses((status = 200, description = "dialing", body = SessionResource), (status = 404, body = super::error::ErrorBody),
+        (status = 409, description = "not a preview session, no contact shown (ask for the next first), another contact shown, not available, or the campaign is not running", body = super::error::ErrorBody),
+        (status = 422, description = "bad body", body = super::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn dial(
+    State(st): State<AppState>,
+    id: Result<Path<Uuid>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Result<Json<SessionResource>, ApiError> {
+    let id = path_id(id)?;
+    // No body (or an empty one) is fine: dial the contact shown.
+    let input = if body.iter().all(u8::is_ascii_whitespace) {
+        DialInput::default()
+    } else {
+        serde_json::from_slice::<DialInput>(&body)
+            .map_err(|e| ApiError::invalid("body", format!("bad dial body: {e}")))?
+    };
+    command(
+        &st,
+        id,
+        SessionCommand::Dial {
+            contact: input.contact_id,
+        },
+    )
+    .await
+}
+
+/// Skip the contacts being dialled, or the next contact (preview: put the shown contact back).
 #[utoipa::path(post, path = "/v1/sessions/{id}/skip", tag = "sessions",
     params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = SessionResource), (status = 404, body = super::error::ErrorBody),

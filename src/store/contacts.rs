@@ -25,6 +25,10 @@
 //! `BEGIN IMMEDIATE`, which takes the database's write lock first, so claims are serialised and
 //! a read snapshot can never go stale before the write.
 //!
+//! A claim that is never dialled (a contact shown to a preview agent, then skipped) is undone by
+//! [`Store::release_claim`]: its attempt row goes and the contact is back as it was, so looking
+//! at a contact uses up none of its attempts.
+//!
 //! Rate limits and concurrency caps count stored attempts ([`Store::attempts_started_since`],
 //! [`Store::attempts_in_flight`]), so a restart does not reset them.
 
@@ -906,6 +910,71 @@ impl Store {
             }
         });
         Ok(done)
+    }
+
+    /// Undoes the claim of a contact that was shown (preview) but never dialled: its attempt
+    /// row is removed and the contact goes back to the queue as it was (`pending`, or `retry`
+    /// after earlier attempts; attempt count restored; due time unchanged; lease released), so
+    /// a contact that was only looked at uses up none of its attempts. Only an unfinished
+    /// attempt with no call can be released: false (changing nothing) otherwise.
+    pub async fn release_claim(
+        &self,
+        attempt_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let now = micros(now);
+        let done = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let contact: Option<Uuid> = sqlx::query_scalar(
+                "DELETE FROM attempts WHERE id = $1 AND ended_at IS NULL AND call_id IS NULL \
+                 RETURNING contact_id",
+            )
+            .bind(attempt_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match contact {
+                None => false,
+                Some(contact_id) => {
+                    sqlx::query(
+                        "UPDATE contacts SET attempts = attempts - 1, \
+                         status = CASE WHEN attempts > 1 THEN 'retry' ELSE 'pending' END, \
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 \
+                         WHERE id = $1 AND status = 'dialing'",
+                    )
+                    .bind(contact_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    true
+                }
+            }
+        });
+        Ok(done)
+    }
+
+    /// A contact's attempts, first first.
+    pub async fn contact_attempts(&self, contact_id: Uuid) -> Result<Vec<AttemptRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE contact_id = $1 ORDER BY attempt_no"
+        );
+        let rows: Vec<AttemptDbRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(contact_id)
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(AttemptRow::try_from).collect()
+    }
+
+    /// When the next contact of a list waiting in the queue (`pending` or `retry`) is due:
+    /// `None` when none waits.
+    pub async fn next_due_at(&self, list_id: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT next_due_at FROM contacts WHERE list_id = $1 \
+             AND status IN ('pending', 'retry') ORDER BY next_due_at LIMIT 1"
+        )
+        .bind(list_id)
+        .fetch_optional(p)
+        .await?))
     }
 
     /// Attempts of a campaign started at or after `since` (rate limits over stored attempts).

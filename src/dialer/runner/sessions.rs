@@ -28,6 +28,19 @@
 //!   finished in the last 30 days, in order, and the latest handle times, so a restart keeps
 //!   the measured answer rate, delays and 30-day abandon rate instead of starting from the
 //!   priors.
+//! - **preview** (`preview` campaigns; the tick places nothing): `next` claims the campaign's
+//!   next contact with the same [`crate::store::Store::claim_next`] as a power line (queue
+//!   order, calling window, do-not-call, attempts left; attempt row and lease for this node),
+//!   marks the attempt with the session at once, and shows it (`session.previewing`); the sweep
+//!   renews its lease while it is shown. `dial` places the call under that attempt
+//!   (`Runner::start`, the campaign's caller id, AMD and trunk) as a line of this agent; from
+//!   there it is a power line. A preview agent takes only the customer it dialled.
+//!   **A shown contact that is not dialled is not an attempt:** `skip`, `pause`, `stop` or the
+//!   session ending release it ([`crate::store::Store::release_claim`]: attempt row removed,
+//!   attempt count and status restored, due time unchanged, lease dropped;
+//!   `session.preview_released`), so it is back in the queue at once. After a crash, the
+//!   start-up reconciliation (or another node's sweep once the lease expired) finds an open
+//!   attempt with a session and no call and releases it the same way.
 //! - **a human** (final AMD verdict `human`/`unknown`, or the answer without AMD): the customer
 //!   goes to the agent it was dialled for if that agent is still free, else to another free
 //!   agent of the campaign; it is joined into the agent's room at once, and the agent's other
@@ -40,8 +53,9 @@
 //! - **the customer hangs up**: wrap-up; the disposition is stored on the attempt and the agent
 //!   is available again (or paused, if a pause was asked for during the call).
 //! - Every state change is written to the session's row and published as
-//!   `session.state_changed`; `session.started`, `session.disposition` and `session.notice` (the
-//!   restart pause) too, all to the campaign's webhook as well.
+//!   `session.state_changed`; `session.started`, `session.disposition`, `session.notice` (the
+//!   restart pause), `session.previewing` and `session.preview_released` too, all to the
+//!   campaign's webhook as well.
 //! - A campaign that is completed or archived ends its sessions (`campaign-ended`); a paused
 //!   campaign places no calls, its agents stay connected.
 //!
@@ -86,6 +100,11 @@ pub mod session_kinds {
     pub const SESSION_DISPOSITION: &str = "session.disposition";
     /// Something the agent is told (`reason`: `restarted-paused`).
     pub const SESSION_NOTICE: &str = "session.notice";
+    /// Preview: a contact is shown to the agent (`contact_id`, `attempt_id`, the contact).
+    pub const SESSION_PREVIEWING: &str = "session.previewing";
+    /// Preview: the shown contact went back to the queue undialled (`reason`: `skipped`,
+    /// `paused`, `ended`).
+    pub const SESSION_PREVIEW_RELEASED: &str = "session.preview_released";
 }
 
 /// Requests queued to the runner by the API at once, at most.
@@ -108,12 +127,29 @@ pub enum SessionsError {
         /// Why.
         message: String,
     },
+    /// Preview: no contact can be dialled now (HTTP 404); when the next one is due, if any
+    /// waits.
+    #[error("{}", nothing_due_message(*next_due_at))]
+    NothingDue {
+        /// The earliest due time of the contacts waiting, if any.
+        next_due_at: Option<DateTime<Utc>>,
+    },
     /// The runner is not running or is busy (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn nothing_due_message(next: Option<DateTime<Utc>>) -> String {
+    match next {
+        Some(at) => format!(
+            "no contact is due now; the next one is due at {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => "no contact is due now: none is waiting in the campaign's list".into(),
+    }
 }
 
 type Reply = oneshot::Sender<Result<SessionRow, SessionsError>>;
@@ -216,6 +252,10 @@ pub(super) struct LiveSession {
     current_contact: Option<Uuid>,
     /// Next contacts to skip (`skip` while available or paused).
     skip_next: u32,
+    /// Preview: the claim of the contact shown (dialled with `dial`, released otherwise).
+    shown: Option<ClaimedContact>,
+    /// Preview: what the last `next` found, for the API's answer.
+    claim_result: Option<Result<(), SessionsError>>,
     status_callback: Option<String>,
     /// Talk and wrap-up time already given to the campaign's predictive pacer (the session's
     /// counts when it last did).
@@ -267,13 +307,12 @@ impl Runner {
                 field: "campaign_id",
                 message: format!("no campaign {campaign_id}"),
             })?;
-        if !matches!(c.settings.dial_mode, DialMode::Power | DialMode::Predictive) {
+        if c.settings.dial_mode == DialMode::Agentless {
             return Err(SessionsError::Invalid {
                 field: "campaign_id",
                 message: format!(
-                    "campaign {campaign_id} dials in {} mode; agent sessions run on power and \
-                     predictive campaigns",
-                    c.settings.dial_mode
+                    "campaign {campaign_id} dials in agentless mode; agent sessions run on \
+                     preview, power and predictive campaigns"
                 ),
             });
         }
@@ -299,11 +338,13 @@ impl Runner {
             LiveSession {
                 campaign_id,
                 agent,
-                sm: Session::new(now, super::super::DialMode::Power),
+                sm: Session::new(now, core_mode(c.settings.dial_mode)),
                 room: None,
                 agent_call: None,
                 current_contact: None,
                 skip_next: 0,
+                shown: None,
+                claim_result: None,
                 status_callback: c.settings.status_callback.clone(),
                 handled: Default::default(),
                 last_handle: None,
@@ -349,12 +390,54 @@ impl Runner {
             });
         };
         let disposition = matches!(command, SessionCommand::Disposition { .. });
+        let preview_cmd = matches!(command, SessionCommand::Next | SessionCommand::Dial { .. });
+        if preview_cmd && s.sm.mode() == super::super::DialMode::Preview {
+            let campaign_id = s.campaign_id;
+            let c = self
+                .deps
+                .store
+                .get_campaign(campaign_id)
+                .await?
+                .ok_or_else(|| {
+                    SessionsError::Conflict(format!("campaign {campaign_id} is gone"))
+                })?;
+            if c.state != CampaignState::Running {
+                return Err(SessionsError::Conflict(format!(
+                    "campaign {campaign_id} is {}: it hands out and dials no contacts until it \
+                     runs",
+                    c.state
+                )));
+            }
+            let Some(s) = self.sessions.get(&id) else {
+                return Err(SessionsError::NotFound(id));
+            };
+            if let (SessionCommand::Dial { .. }, Some(claim)) = (&command, &s.shown) {
+                let (window, tz) =
+                    outcome::window_and_zone(&c.settings, claim.contact.timezone.as_deref());
+                if !window.is_open(now, tz) {
+                    return Err(SessionsError::Conflict(format!(
+                        "contact {}'s calling window is closed now; skip it",
+                        claim.contact.id
+                    )));
+                }
+            }
+        }
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return Err(SessionsError::NotFound(id));
+        };
         s.sm.handle_command(now, command)
             .map_err(conflict_or_invalid)?;
         if disposition {
             self.feed_handle_time(id).await;
         }
         self.drive(id).await;
+        if let Some(Err(e)) = self
+            .sessions
+            .get_mut(&id)
+            .and_then(|s| s.claim_result.take())
+        {
+            return Err(e);
+        }
         self.deps
             .store
             .get_session(id)
@@ -370,6 +453,9 @@ impl Runner {
         for (row, was) in store.pause_live_sessions(&self.cfg.node, now).await? {
             let c = store.get_campaign(row.campaign_id).await?;
             let callback = c.as_ref().and_then(|c| c.settings.status_callback.clone());
+            let mode = c.as_ref().map_or(super::super::DialMode::Power, |c| {
+                core_mode(c.settings.dial_mode)
+            });
             if was != SessionState::Paused {
                 publish(
                     &self.deps,
@@ -386,11 +472,13 @@ impl Runner {
                 LiveSession {
                     campaign_id: row.campaign_id,
                     agent: row.agent.clone(),
-                    sm: Session::restored(now, super::super::DialMode::Power, row.counts),
+                    sm: Session::restored(now, mode, row.counts),
                     room: None,
                     agent_call: None,
                     current_contact: None,
                     skip_next: 0,
+                    shown: None,
+                    claim_result: None,
                     status_callback: callback,
                     handled: (row.counts.talk, row.counts.wrap_up),
                     last_handle: None,
@@ -444,7 +532,7 @@ impl Runner {
         };
         let u = SessionUpdate {
             state: s.sm.state(),
-            current_attempt_id: s.sm.current_attempt(),
+            current_attempt_id: s.sm.current_attempt().or(s.sm.preview().map(|p| p.attempt)),
             current_contact_id: s.current_contact,
             agent_call_id: s.agent_call,
             counts: s.sm.counts(),
@@ -472,8 +560,20 @@ impl Runner {
                     let _ = self.deps.engine.hangup(call).await;
                 }
             }
-            SessionAction::PlaceCall { contact } => {
-                tracing::warn!(session = %id, %contact, "dialer: preview dialing is not supported");
+            SessionAction::ClaimNext => {
+                let r = self.claim_for_preview(id, now).await;
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.claim_result = Some(r);
+                }
+            }
+            SessionAction::ShowContact { contact, attempt } => {
+                self.publish_preview(id, contact, attempt).await;
+            }
+            SessionAction::ReleaseContact { contact, attempt } => {
+                self.release_preview(id, contact, attempt).await;
+            }
+            SessionAction::PlaceCall { contact, attempt } => {
+                self.place_preview_call(id, contact, attempt, now).await;
             }
             SessionAction::CancelAttempt { attempt }
             | SessionAction::HangUpCustomer { attempt } => {
@@ -592,6 +692,186 @@ impl Runner {
                 .await;
             }
         }
+    }
+
+    /// Preview `next`: claims the campaign's next contact for the session (leased as for a
+    /// power line) and shows it; `Err` tells the API why there is none.
+    async fn claim_for_preview(
+        &mut self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), SessionsError> {
+        let Some(campaign_id) = self.sessions.get(&id).map(|s| s.campaign_id) else {
+            return Err(SessionsError::NotFound(id));
+        };
+        let store = self.deps.store.clone();
+        let c = store
+            .get_campaign(campaign_id)
+            .await?
+            .ok_or_else(|| SessionsError::Conflict(format!("campaign {campaign_id} is gone")))?;
+        let settings = &c.settings;
+        let claim = store
+            .claim_next(c.id, &self.cfg.node, now, self.cfg.lease, |cand| {
+                let (window, tz) = outcome::window_and_zone(settings, cand.timezone.as_deref());
+                if window.is_open(now, tz) {
+                    WindowCheck::Open
+                } else {
+                    WindowCheck::ClosedUntil(window.next_open(now, tz))
+                }
+            })
+            .await?;
+        let Some(claim) = claim else {
+            let next_due_at = match c.settings.list_id {
+                Some(list) => store.next_due_at(list).await?,
+                None => None,
+            };
+            return Err(SessionsError::NothingDue { next_due_at });
+        };
+        // The attempt names its session at once: a crash before the dial finds it a preview.
+        store.set_attempt_session(claim.attempt_id, id).await?;
+        let (contact, attempt) = (claim.contact.id, claim.attempt_id);
+        let shown = match self.sessions.get_mut(&id) {
+            Some(s) => {
+                let r =
+                    s.sm.handle_event(now, SessionEvent::ContactShown { contact, attempt });
+                if r.is_ok() {
+                    s.shown = Some(claim);
+                    s.current_contact = Some(contact);
+                }
+                r
+            }
+            None => Err(SessionError::UnknownAttempt(attempt)),
+        };
+        if let Err(e) = shown {
+            store.release_claim(attempt, now).await?;
+            return Err(conflict_or_invalid(e));
+        }
+        Ok(())
+    }
+
+    /// Publishes `session.previewing` for a contact just shown.
+    async fn publish_preview(&mut self, id: Uuid, contact: Uuid, attempt: Uuid) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        let (campaign_id, callback) = (s.campaign_id, s.status_callback.clone());
+        let shown = s.shown.as_ref().map(|c| {
+            json!({
+                "phone": c.contact.phone,
+                "name": c.contact.name,
+                "attempt_no": c.attempt_no,
+            })
+        });
+        publish(
+            &self.deps,
+            session_kinds::SESSION_PREVIEWING,
+            None,
+            json!({
+                "session_id": id,
+                "campaign_id": campaign_id,
+                "contact_id": contact,
+                "attempt_id": attempt,
+                "contact": shown,
+            }),
+            callback.as_deref(),
+        )
+        .await;
+    }
+
+    /// Puts a shown contact back in the queue without using an attempt.
+    async fn release_preview(&mut self, id: Uuid, contact: Uuid, attempt: Uuid) {
+        let now = self.deps.clock.utc();
+        let (campaign_id, callback, reason) = match self.sessions.get_mut(&id) {
+            Some(s) => {
+                s.shown = None;
+                if s.current_contact == Some(contact) {
+                    s.current_contact = None;
+                }
+                let reason = match s.sm.state() {
+                    SessionState::Paused => "paused",
+                    SessionState::Ended(_) => "ended",
+                    _ => "skipped",
+                };
+                (s.campaign_id, s.status_callback.clone(), reason)
+            }
+            None => return,
+        };
+        match self.deps.store.release_claim(attempt, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(session = %id, %attempt, "dialer: shown contact was not released");
+            }
+            Err(e) => {
+                // Its lease runs out and the sweep releases it then.
+                tracing::error!(session = %id, error = %e, "dialer: releasing the shown contact failed");
+            }
+        }
+        publish(
+            &self.deps,
+            session_kinds::SESSION_PREVIEW_RELEASED,
+            None,
+            json!({
+                "session_id": id,
+                "campaign_id": campaign_id,
+                "contact_id": contact,
+                "attempt_id": attempt,
+                "reason": reason,
+            }),
+            callback.as_deref(),
+        )
+        .await;
+    }
+
+    /// Preview `dial`: places the call to the shown contact under its claimed attempt, with
+    /// the campaign's AMD and caller id, as a power line for this agent.
+    async fn place_preview_call(
+        &mut self,
+        id: Uuid,
+        contact: Uuid,
+        attempt: Uuid,
+        now: DateTime<Utc>,
+    ) {
+        let (claim, campaign_id) = match self.sessions.get_mut(&id) {
+            Some(s) => (s.shown.take(), s.campaign_id),
+            None => return,
+        };
+        let placed = match (claim, self.deps.store.get_campaign(campaign_id).await) {
+            (Some(claim), Ok(Some(c))) if claim.attempt_id == attempt => {
+                match self.start(&c, claim, now, Some(id)).await {
+                    Ok(placed) => placed,
+                    Err(e) => {
+                        tracing::error!(session = %id, error = %e, "dialer: preview dial failed");
+                        false
+                    }
+                }
+            }
+            _ => {
+                tracing::error!(session = %id, %contact, "dialer: preview dial without its claim");
+                false
+            }
+        };
+        if !placed {
+            // The attempt was finished with its outcome (or its lease runs out): available again.
+            if let Some(s) = self.sessions.get_mut(&id) {
+                let _ = s.sm.handle_event(
+                    now,
+                    SessionEvent::DialEnded {
+                        attempt,
+                        outcome: super::super::AttemptOutcome::Failed,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Preview: the attempts of the contacts shown by this node's sessions, and their
+    /// contacts (leases to renew; not for the expired-lease sweep).
+    pub(super) fn shown_previews(&self) -> Vec<(Uuid, Uuid)> {
+        self.sessions
+            .values()
+            .filter_map(|s| s.shown.as_ref())
+            .map(|c| (c.attempt_id, c.contact.id))
+            .collect()
     }
 
     /// Calls the agent into a (new) room of its own.
@@ -1081,6 +1361,16 @@ impl Runner {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The dialer core's name for a campaign's dial mode.
+fn core_mode(m: DialMode) -> super::super::DialMode {
+    match m {
+        DialMode::Preview => super::super::DialMode::Preview,
+        DialMode::Power => super::super::DialMode::Power,
+        DialMode::Predictive => super::super::DialMode::Predictive,
+        DialMode::Agentless => super::super::DialMode::Agentless,
     }
 }
 

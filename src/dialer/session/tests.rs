@@ -136,7 +136,12 @@ fn commands_in_the_wrong_state_say_which_state_and_what_is_allowed() {
         "cannot skip while on-call: skip is allowed when available, dialing or paused"
     );
     let err = s
-        .handle_command(t(7), SessionCommand::Dial { contact: id(9) })
+        .handle_command(
+            t(7),
+            SessionCommand::Dial {
+                contact: Some(id(9)),
+            },
+        )
         .unwrap_err();
     assert!(err.is_conflict());
     // Nothing changed on refusals.
@@ -248,20 +253,125 @@ fn a_second_human_for_a_busy_agent_is_refused_so_the_runner_routes_or_abandons_i
     assert_eq!(err, SessionError::UnknownAttempt(id(2)));
 }
 
+/// A preview session shown contact `c` under attempt `a` (after `next`).
+fn shown(s: &mut Session, at: i64, c: u128, a: u128) {
+    s.handle_command(t(at), SessionCommand::Next).unwrap();
+    assert_eq!(work(s), vec![SessionAction::ClaimNext]);
+    assert_eq!(
+        s.state(),
+        SessionState::Available,
+        "asking does not change the state"
+    );
+    s.handle_event(
+        t(at),
+        SessionEvent::ContactShown {
+            contact: id(c),
+            attempt: id(a),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        work(s),
+        vec![SessionAction::ShowContact {
+            contact: id(c),
+            attempt: id(a)
+        }]
+    );
+    assert_eq!(
+        s.preview(),
+        Some(Preview {
+            contact: id(c),
+            attempt: id(a)
+        })
+    );
+}
+
 #[test]
-fn preview_dial_only_in_preview_mode() {
+fn preview_next_dial_on_call_wrap_up_available() {
     let mut s = connected(DialMode::Preview);
-    s.handle_command(t(1), SessionCommand::Dial { contact: id(5) })
-        .unwrap();
+    shown(&mut s, 1, 5, 6);
+    assert_eq!(s.state(), SessionState::Available);
+    // Asking again while one is shown is refused, and changes nothing.
+    let err = s.handle_command(t(2), SessionCommand::Next).unwrap_err();
+    assert_eq!(err, SessionError::ContactAlreadyShown(id(5)));
+    assert!(err.is_conflict());
+    assert!(err.to_string().contains("dial it or skip it"), "{err}");
+    // Dialling another contact than the one shown is refused.
+    let err = s
+        .handle_command(
+            t(3),
+            SessionCommand::Dial {
+                contact: Some(id(99)),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SessionError::NotTheShownContact {
+            given: id(99),
+            shown: id(5)
+        }
+    );
+    assert!(err.is_conflict());
+    assert!(s.preview().is_some());
+    // Dialling it (named or not) places the call under the claimed attempt.
+    s.handle_command(
+        t(4),
+        SessionCommand::Dial {
+            contact: Some(id(5)),
+        },
+    )
+    .unwrap();
     assert_eq!(s.state(), SessionState::Dialing);
+    assert_eq!(s.preview(), None);
+    assert_eq!(s.dialing(), &[id(6)]);
     assert_eq!(
         work(&mut s),
-        vec![SessionAction::PlaceCall { contact: id(5) }]
+        vec![SessionAction::PlaceCall {
+            contact: id(5),
+            attempt: id(6)
+        }]
     );
-    s.handle_event(t(1), SessionEvent::DialStarted { attempt: id(6) })
+    s.handle_event(t(10), SessionEvent::CustomerHuman { attempt: id(6) })
         .unwrap();
+    assert_eq!(s.state(), SessionState::OnCall);
+    assert_eq!(
+        work(&mut s),
+        vec![SessionAction::BridgeCustomer { attempt: id(6) }]
+    );
+    s.handle_event(t(70), SessionEvent::CustomerHungUp { attempt: id(6) })
+        .unwrap();
+    assert_eq!(s.state(), SessionState::WrapUp);
+    s.handle_command(
+        t(80),
+        SessionCommand::Disposition {
+            disposition: "callback".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(s.state(), SessionState::Available);
+    assert_eq!(
+        work(&mut s),
+        vec![SessionAction::SaveDisposition {
+            attempt: id(6),
+            disposition: "callback".into()
+        }]
+    );
+    assert_eq!(s.counts().calls, 1);
+    assert_eq!(s.counts().talk, Duration::from_secs(60));
+    // The next contact can be asked for again.
+    shown(&mut s, 90, 7, 8);
+}
+
+#[test]
+fn preview_dial_not_answered_is_available_again() {
+    let mut s = connected(DialMode::Preview);
+    shown(&mut s, 1, 5, 6);
+    s.handle_command(t(2), SessionCommand::Dial { contact: None })
+        .unwrap();
+    drain(&mut s);
     s.handle_event(
-        t(20),
+        t(30),
         SessionEvent::DialEnded {
             attempt: id(6),
             outcome: AttemptOutcome::NoAnswer,
@@ -269,13 +379,160 @@ fn preview_dial_only_in_preview_mode() {
     )
     .unwrap();
     assert_eq!(s.state(), SessionState::Available);
+    assert_eq!(s.preview(), None);
+    assert_eq!(s.counts().calls, 0);
+}
 
-    let mut p = connected(DialMode::Power);
-    let err = p
-        .handle_command(t(1), SessionCommand::Dial { contact: id(5) })
+#[test]
+fn preview_agent_takes_only_the_customer_it_dialled() {
+    let mut s = connected(DialMode::Preview);
+    shown(&mut s, 1, 5, 6);
+    // A person on some other attempt (not dialled by this agent) is not taken, even while
+    // available, and neither is the shown contact's attempt before it is dialled.
+    for attempt in [id(40), id(6)] {
+        let err = s
+            .handle_event(t(2), SessionEvent::CustomerHuman { attempt })
+            .unwrap_err();
+        assert_eq!(err, SessionError::UnknownAttempt(attempt));
+    }
+    assert_eq!(s.state(), SessionState::Available);
+    assert!(s.preview().is_some());
+}
+
+#[test]
+fn preview_skip_pause_stop_release_the_shown_contact() {
+    let mut s = connected(DialMode::Preview);
+    shown(&mut s, 1, 5, 6);
+    s.handle_command(t(2), SessionCommand::Skip).unwrap();
+    assert_eq!(
+        work(&mut s),
+        vec![SessionAction::ReleaseContact {
+            contact: id(5),
+            attempt: id(6)
+        }]
+    );
+    assert_eq!(s.state(), SessionState::Available);
+    assert_eq!(s.preview(), None);
+    assert_eq!(s.counts().skipped, 1);
+    // Nothing shown: nothing to skip, nothing to dial.
+    let err = s.handle_command(t(3), SessionCommand::Skip).unwrap_err();
+    assert_eq!(err, SessionError::NoContactShown { command: "skip" });
+    assert!(err.is_conflict());
+    let err = s
+        .handle_command(t(3), SessionCommand::Dial { contact: None })
         .unwrap_err();
-    assert_eq!(err, SessionError::NotPreview(DialMode::Power));
-    assert!(!err.is_conflict());
+    assert_eq!(err, SessionError::NoContactShown { command: "dial" });
+    assert_eq!(
+        err.to_string(),
+        "cannot dial: no contact is shown; ask for the next contact first \
+         (POST /v1/sessions/{id}/next)"
+    );
+
+    shown(&mut s, 4, 7, 8);
+    s.handle_command(t(5), SessionCommand::Pause).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            SessionAction::ReleaseContact {
+                contact: id(7),
+                attempt: id(8)
+            },
+            SessionAction::StateChanged {
+                from: SessionState::Available,
+                to: SessionState::Paused
+            }
+        ],
+        "released before the state change"
+    );
+    let err = s.handle_command(t(6), SessionCommand::Next).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot next while paused: next is allowed when available"
+    );
+    s.handle_command(t(7), SessionCommand::Resume).unwrap();
+    assert_eq!(s.state(), SessionState::Available);
+    drain(&mut s);
+
+    shown(&mut s, 8, 9, 10);
+    s.handle_command(t(9), SessionCommand::Stop).unwrap();
+    assert_eq!(
+        work(&mut s),
+        vec![
+            SessionAction::ReleaseContact {
+                contact: id(9),
+                attempt: id(10)
+            },
+            SessionAction::HangUpAgent
+        ]
+    );
+    assert_eq!(s.state(), SessionState::Ended(SessionEndReason::Stopped));
+}
+
+#[test]
+fn preview_agent_hanging_up_releases_the_shown_contact() {
+    let mut s = connected(DialMode::Preview);
+    shown(&mut s, 1, 5, 6);
+    s.handle_event(t(2), SessionEvent::AgentHungUp).unwrap();
+    assert_eq!(
+        work(&mut s),
+        vec![SessionAction::ReleaseContact {
+            contact: id(5),
+            attempt: id(6)
+        }]
+    );
+    assert_eq!(
+        s.state(),
+        SessionState::Ended(SessionEndReason::AgentHangup)
+    );
+}
+
+#[test]
+fn next_and_dial_only_in_preview_mode() {
+    for mode in [DialMode::Power, DialMode::Predictive] {
+        let mut p = connected(mode);
+        for cmd in [SessionCommand::Next, SessionCommand::Dial { contact: None }] {
+            let name = cmd.name();
+            let err = p.handle_command(t(1), cmd).unwrap_err();
+            assert_eq!(
+                err,
+                SessionError::NotPreview {
+                    command: name,
+                    mode
+                }
+            );
+            assert!(err.is_conflict());
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{name} is only for preview sessions; this session's campaign dials in \
+                     {mode} mode"
+                )
+            );
+        }
+        assert!(work(&mut p).is_empty());
+        // A contact shown to a session of another mode is refused (the driver releases it).
+        let err = p
+            .handle_event(
+                t(2),
+                SessionEvent::ContactShown {
+                    contact: id(1),
+                    attempt: id(2),
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(err, SessionError::NotPreview { .. }));
+    }
+    // Preview mode keeps power's rule for skip in other states, and refuses next off
+    // `available`.
+    let mut connecting = Session::new(t(0), DialMode::Preview);
+    drain(&mut connecting);
+    let err = connecting
+        .handle_command(t(1), SessionCommand::Next)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot next while connecting: next is allowed when available"
+    );
 }
 
 #[test]
