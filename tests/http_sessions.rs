@@ -14,13 +14,17 @@
 //!   to the shown number with the campaign's caller id under the claimed attempt; `pause` while
 //!   shown releases too; `session.previewing` and `session.preview_released` are published.
 //! - `next_with_nothing_due_is_404_saying_when_the_next_one_is_due`: 404 "no contact is due
-//!   now" with `next_due_at` (the retry's due time, or null when nothing waits); a paused
+//!   now" with `next_due_at` (the retry's due time, or null when nothing waits: the one contact
+//!   is shown to another session); a paused
 //!   campaign hands out nothing (409).
 //! - `a_shown_contact_stays_leased_while_shown`: the runner's sweep renews the lease of a shown
 //!   contact from the (simulated) time, past the end of the first lease.
 //! - `a_restart_releases_a_shown_contact_without_using_an_attempt`: the runner stops while a
 //!   contact is shown; the next runner on the same store puts it back in the queue (`pending`,
 //!   no attempt) and the session comes back paused.
+//! - `next_is_held_to_the_rate_limit_and_cap_and_a_dialled_through_list_completes`: 429 for
+//!   `next` past `rate_per_minute` or `max_concurrent` (a skip frees the place); a preview
+//!   campaign whose list is done completes by itself and its session ends `campaign-ended`.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -239,6 +243,17 @@ impl Harness {
     /// A campaign in `mode` over a list imported from `csv`, window open all day; started if
     /// `start`. Returns (campaign id, list id).
     async fn campaign(&self, mode: &str, csv: &str, start: bool) -> (Uuid, Uuid) {
+        self.campaign_with(mode, csv, start, json!({})).await
+    }
+
+    /// [`Self::campaign`] with more settings (`extra`, a JSON object).
+    async fn campaign_with(
+        &self,
+        mode: &str,
+        csv: &str,
+        start: bool,
+        extra: Value,
+    ) -> (Uuid, Uuid) {
         let l = self
             .ok("POST", "/v1/contact-lists", Some(r#"{"name": "l"}"#))
             .await;
@@ -255,12 +270,15 @@ impl Harness {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "import");
-        let body = json!({
+        let mut body = json!({
             "name": "c", "trunk": "local", "caller_id": "+15550100000", "list_id": list,
             "dial_mode": mode, "window_start": "00:00", "window_end": "23:59",
             "default_timezone": "UTC", "max_attempts": 3,
-        })
-        .to_string();
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let body = body.to_string();
         let c = self.ok("POST", "/v1/campaigns", Some(&body)).await;
         let id: Uuid = c["id"].as_str().unwrap().parse().unwrap();
         if start {
@@ -579,31 +597,12 @@ async fn next_with_nothing_due_is_404_saying_when_the_next_one_is_due() {
     assert_eq!(got["state"], "available");
     assert!(got.get("preview").is_none());
 
-    // A list with nobody left waiting: null.
-    let (done, _) = h.campaign("preview", "phone\n+12125550202\n", true).await;
-    let claim = h
-        .state
-        .store
-        .claim_next(done, NODE, t0(), Duration::from_secs(60), |_| {
-            WindowCheck::Open
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    h.state
-        .store
-        .finish_attempt(
-            claim.attempt_id,
-            t0(),
-            AttemptOutcome::Human,
-            None,
-            None,
-            None,
-            ContactStatus::Done,
-        )
-        .await
-        .unwrap();
-    let s = h.available_session(done, "bob").await;
+    // Nobody left waiting (the one contact is shown to another session): null.
+    let (busy, _) = h.campaign("preview", "phone\n+12125550202\n", true).await;
+    let shows = h.available_session(busy, "bob").await;
+    h.ok("POST", &format!("/v1/sessions/{shows}/next"), None)
+        .await;
+    let s = h.available_session(busy, "dave").await;
     let a = h
         .send("POST", &format!("/v1/sessions/{s}/next"), None)
         .await;
@@ -695,5 +694,75 @@ async fn a_shown_contact_stays_leased_while_shown() {
     assert_eq!(c.lease_owner.as_deref(), Some(NODE));
     let got = h.ok("GET", &format!("/v1/sessions/{s}"), None).await;
     assert_eq!(got["preview"]["contact"]["id"], c.id.to_string(), "{got}");
+    h.stop_runner().await;
+}
+
+/// A shown contact counts as a call started: `next` is held to the campaign's rate limit and
+/// cap on calls at once (429 saying which); a preview campaign whose list is dialled through
+/// completes by itself and ends its sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_is_held_to_the_rate_limit_and_cap_and_a_dialled_through_list_completes() {
+    let mut h = harness().await;
+    let csv = "phone\n+12125550301\n+12125550302\n";
+    let (limited, _) = h
+        .campaign_with("preview", csv, true, json!({"rate_per_minute": 1}))
+        .await;
+    let a = h.available_session(limited, "alice").await;
+    let b = h.available_session(limited, "bob").await;
+    h.ok("POST", &format!("/v1/sessions/{a}/next"), None).await;
+    let r = h
+        .send("POST", &format!("/v1/sessions/{b}/next"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.message().contains("rate limit"), "{}", r.message());
+    assert_eq!(
+        h.ok("GET", &format!("/v1/sessions/{b}"), None).await["state"],
+        "available"
+    );
+
+    let (capped, _) = h
+        .campaign_with("preview", csv, true, json!({"max_concurrent": 1}))
+        .await;
+    let c = h.available_session(capped, "carol").await;
+    let d = h.available_session(capped, "dave").await;
+    h.ok("POST", &format!("/v1/sessions/{c}/next"), None).await;
+    let r = h
+        .send("POST", &format!("/v1/sessions/{d}/next"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.message().contains("max_concurrent 1"), "{}", r.message());
+    // Skipping the shown contact frees the place.
+    h.ok("POST", &format!("/v1/sessions/{c}/skip"), None).await;
+    h.ok("POST", &format!("/v1/sessions/{d}/next"), None).await;
+
+    // A list whose one contact is done: the campaign completes and its session ends.
+    let (done, _) = h.campaign("preview", "phone\n+12125550303\n", true).await;
+    let s = h.available_session(done, "erin").await;
+    let claim = h
+        .state
+        .store
+        .claim_next(done, NODE, t0(), Duration::from_secs(60), |_| {
+            WindowCheck::Open
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    h.state
+        .store
+        .finish_attempt(
+            claim.attempt_id,
+            t0(),
+            AttemptOutcome::Human,
+            None,
+            None,
+            None,
+            ContactStatus::Done,
+        )
+        .await
+        .unwrap();
+    let ended = h.wait_state(s, "ended").await;
+    assert_eq!(ended["ended_reason"], "campaign-ended", "{ended:#}");
+    let c = h.ok("GET", &format!("/v1/campaigns/{done}"), None).await;
+    assert_eq!(c["state"], "completed", "{c:#}");
     h.stop_runner().await;
 }

@@ -468,7 +468,8 @@ impl Runner {
             let r = match c.settings.dial_mode {
                 DialMode::Agentless => self.pace(&c).await,
                 DialMode::Power | DialMode::Predictive => self.pace_power(&c).await,
-                DialMode::Preview => Ok(()),
+                // Agents dial; the tick only completes a list dialled through.
+                DialMode::Preview => self.maybe_complete_preview(&c).await,
             };
             if let Err(e) = r {
                 tracing::error!(campaign = %c.id, error = %e, "dialer: campaign tick failed");
@@ -478,9 +479,9 @@ impl Runner {
         Ok(())
     }
 
-    async fn pace(&mut self, c: &Campaign) -> Result<(), StoreError> {
-        let store = self.deps.store.clone();
-        let now = self.deps.clock.utc();
+    /// The campaign's rate limiter at `now`, from the stored attempt starts (so a restart does
+    /// not reset it).
+    async fn limiter(&self, c: &Campaign, now: DateTime<Utc>) -> Result<RateLimiter, StoreError> {
         let limits = RateLimits {
             per_minute: c.settings.rate_per_minute,
             per_hour: c.settings.rate_per_hour,
@@ -492,15 +493,23 @@ impl Runner {
         } else {
             MINUTE
         };
-        let most = limits.per_minute.max(limits.per_hour);
-        let starts = match most {
+        let starts = match limits.per_minute.max(limits.per_hour) {
             None => Vec::new(),
             Some(most) => {
                 let since = now - chrono::Duration::from_std(horizon).unwrap_or_default();
-                store.attempt_starts_since(c.id, since, most).await?
+                self.deps
+                    .store
+                    .attempt_starts_since(c.id, since, most)
+                    .await?
             }
         };
-        let limiter = RateLimiter::from_starts(limits, starts);
+        Ok(RateLimiter::from_starts(limits, starts))
+    }
+
+    async fn pace(&mut self, c: &Campaign) -> Result<(), StoreError> {
+        let store = self.deps.store.clone();
+        let now = self.deps.clock.utc();
+        let limiter = self.limiter(c, now).await?;
         let live = u32::try_from(store.attempts_in_flight(c.id).await?).unwrap_or(u32::MAX);
         let n = agentless_calls(Capacity {
             max_concurrent: c.settings.max_concurrent.unwrap_or(u32::MAX),

@@ -248,6 +248,7 @@ fn sessions_err(e: SessionsError) -> ApiError {
             message: SessionsError::NothingDue { next_due_at }.to_string(),
             details: Some(serde_json::json!({ "next_due_at": next_due_at })),
         },
+        SessionsError::Throttled(m) => ApiError::TooManyRequests(m),
         SessionsError::Unavailable(message) => ApiError::Unavailable {
             message,
             retry_after_secs: 1,
@@ -456,6 +457,7 @@ pub async fn resume(
         (status = 200, description = "the contact shown (leased to this session until dialled or skipped)", body = PreviewResource),
         (status = 404, description = "unknown session, or no contact is due now (details: next_due_at, null when none waits)", body = super::error::ErrorBody),
         (status = 409, description = "not a preview session, not available, a contact is shown already, or the campaign is not running", body = super::error::ErrorBody),
+        (status = 429, description = "the campaign's rate limit or max_concurrent allows no new contact now (a shown contact counts as a call started)", body = super::error::ErrorBody),
         (status = 503, description = "the dialer is not running or busy", body = super::error::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn next(

@@ -34,7 +34,10 @@
 //!   marks the attempt with the session at once, and shows it (`session.previewing`); the sweep
 //!   renews its lease while it is shown. `dial` places the call under that attempt
 //!   (`Runner::start`, the campaign's caller id, AMD and trunk) as a line of this agent; from
-//!   there it is a power line. A preview agent takes only the customer it dialled.
+//!   there it is a power line. A preview agent takes only the customer it dialled. A shown
+//!   contact counts as a call started: `next` is refused (429) while the campaign's rate
+//!   limits or `max_concurrent` allow no new call. The tick completes a preview campaign
+//!   whose list is dialled through once no agent is on a call or in wrap-up.
 //!   **A shown contact that is not dialled is not an attempt:** `skip`, `pause`, `stop` or the
 //!   session ending release it ([`crate::store::Store::release_claim`]: attempt row removed,
 //!   attempt count and status restored, due time unchanged, lease dropped;
@@ -84,7 +87,6 @@ use super::super::SessionEndReason;
 use super::super::pacing::{
     AgentLoad, Capacity, PredictiveConfig, PredictivePacer, PredictiveSnapshot, power_calls,
 };
-use super::super::rate::{HOUR, MINUTE, RateLimiter, RateLimits};
 use super::super::session::{
     Notice, Session, SessionAction, SessionCommand, SessionError, SessionEvent, SessionState,
 };
@@ -134,6 +136,10 @@ pub enum SessionsError {
         /// The earliest due time of the contacts waiting, if any.
         next_due_at: Option<DateTime<Utc>>,
     },
+    /// Preview: the campaign's rate limit or cap on calls at once allows no new contact now
+    /// (HTTP 429).
+    #[error("{0}")]
+    Throttled(String),
     /// The runner is not running or is busy (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
@@ -709,6 +715,22 @@ impl Runner {
             .get_campaign(campaign_id)
             .await?
             .ok_or_else(|| SessionsError::Conflict(format!("campaign {campaign_id} is gone")))?;
+        // A shown contact is an attempt started (it counts towards the rate limits and the
+        // cap on calls at once, as a power line does).
+        if let Err(at) = self.limiter(&c, now).await?.can_start(now) {
+            return Err(SessionsError::Throttled(format!(
+                "the campaign's rate limit is reached: the next contact may be shown at {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+        if let Some(cap) = c.settings.max_concurrent {
+            let live = store.attempts_in_flight(c.id).await?;
+            if live >= u64::from(cap) {
+                return Err(SessionsError::Throttled(format!(
+                    "the campaign has {live} calls or shown contacts at once (max_concurrent {cap})"
+                )));
+            }
+        }
         let settings = &c.settings;
         let claim = store
             .claim_next(c.id, &self.cfg.node, now, self.cfg.lease, |cand| {
@@ -1142,6 +1164,16 @@ impl Runner {
         })
     }
 
+    /// One tick of a running `preview` campaign: it completes once its list is dialled
+    /// through (nothing pending, due for a retry or shown) and no agent is on a call or in
+    /// wrap-up with one of its contacts.
+    pub(super) async fn maybe_complete_preview(&mut self, c: &Campaign) -> Result<(), StoreError> {
+        if self.deps.store.attempts_in_flight(c.id).await? == 0 && !self.has_busy_agent(c.id) {
+            self.maybe_complete(c).await?;
+        }
+        Ok(())
+    }
+
     /// One tick of a running `power` campaign.
     pub(super) async fn pace_power(&mut self, c: &Campaign) -> Result<(), StoreError> {
         let store = self.deps.store.clone();
@@ -1172,23 +1204,7 @@ impl Runner {
             return Ok(());
         }
         let now = self.deps.clock.utc();
-        let limits = RateLimits {
-            per_minute: c.settings.rate_per_minute,
-            per_hour: c.settings.rate_per_hour,
-        };
-        let horizon = if limits.per_hour.is_some() {
-            HOUR
-        } else {
-            MINUTE
-        };
-        let starts = match limits.per_minute.max(limits.per_hour) {
-            None => Vec::new(),
-            Some(most) => {
-                let since = now - chrono::Duration::from_std(horizon).unwrap_or_default();
-                store.attempt_starts_since(c.id, since, most).await?
-            }
-        };
-        let limiter = RateLimiter::from_starts(limits, starts);
+        let limiter = self.limiter(c, now).await?;
         let ringing = self
             .calls
             .values()
