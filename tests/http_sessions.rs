@@ -324,6 +324,30 @@ impl Harness {
             .unwrap_or_else(|| panic!("no contact {phone}"))
     }
 
+    /// Claims the campaign's next contact as a dial would and finishes its attempt at t0 with
+    /// `outcome`, the contact then `status` (due again at `due`).
+    async fn claim_and_finish(
+        &self,
+        campaign: Uuid,
+        outcome: AttemptOutcome,
+        due: Option<DateTime<Utc>>,
+        status: ContactStatus,
+    ) {
+        let store = &self.state.store;
+        let claim = store
+            .claim_next(campaign, NODE, t0(), Duration::from_secs(60), |_| {
+                WindowCheck::Open
+            })
+            .await
+            .unwrap()
+            .expect("a contact to claim");
+        let done = store
+            .finish_attempt(claim.attempt_id, t0(), outcome, None, None, due, status)
+            .await
+            .unwrap();
+        assert!(done);
+    }
+
     async fn kinds(&self) -> Vec<Value> {
         self.state
             .events
@@ -552,29 +576,9 @@ async fn next_with_nothing_due_is_404_saying_when_the_next_one_is_due() {
     let mut h = harness().await;
     // One contact, retried an hour from now.
     let (later, _) = h.campaign("preview", "phone\n+12125550201\n", true).await;
-    let claim = h
-        .state
-        .store
-        .claim_next(later, NODE, t0(), Duration::from_secs(60), |_| {
-            WindowCheck::Open
-        })
-        .await
-        .unwrap()
-        .unwrap();
     let due = t0() + TimeDelta::hours(1);
-    h.state
-        .store
-        .finish_attempt(
-            claim.attempt_id,
-            t0(),
-            AttemptOutcome::Busy,
-            None,
-            None,
-            Some(due),
-            ContactStatus::Retry,
-        )
-        .await
-        .unwrap();
+    h.claim_and_finish(later, AttemptOutcome::Busy, Some(due), ContactStatus::Retry)
+        .await;
     let s = h.available_session(later, "alice").await;
     let a = h
         .send("POST", &format!("/v1/sessions/{s}/next"), None)
@@ -738,28 +742,8 @@ async fn next_is_held_to_the_rate_limit_and_cap_and_a_dialled_through_list_compl
     // A list whose one contact is done: the campaign completes and its session ends.
     let (done, _) = h.campaign("preview", "phone\n+12125550303\n", true).await;
     let s = h.available_session(done, "erin").await;
-    let claim = h
-        .state
-        .store
-        .claim_next(done, NODE, t0(), Duration::from_secs(60), |_| {
-            WindowCheck::Open
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    h.state
-        .store
-        .finish_attempt(
-            claim.attempt_id,
-            t0(),
-            AttemptOutcome::Human,
-            None,
-            None,
-            None,
-            ContactStatus::Done,
-        )
-        .await
-        .unwrap();
+    h.claim_and_finish(done, AttemptOutcome::Human, None, ContactStatus::Done)
+        .await;
     let ended = h.wait_state(s, "ended").await;
     assert_eq!(ended["ended_reason"], "campaign-ended", "{ended:#}");
     let c = h.ok("GET", &format!("/v1/campaigns/{done}"), None).await;
