@@ -520,17 +520,7 @@ impl Runner {
         let mut claimed = 0;
         for _ in 0..n {
             let now = self.deps.clock.utc();
-            let settings = &c.settings;
-            let claim = store
-                .claim_next(c.id, &self.cfg.node, now, self.cfg.lease, |cand| {
-                    let (window, tz) = outcome::window_and_zone(settings, cand.timezone.as_deref());
-                    if window.is_open(now, tz) {
-                        WindowCheck::Open
-                    } else {
-                        WindowCheck::ClosedUntil(window.next_open(now, tz))
-                    }
-                })
-                .await?;
+            let claim = self.claim(c, now).await?;
             let Some(claim) = claim else { break };
             claimed += 1;
             self.start(c, claim, now, None).await?;
@@ -539,6 +529,27 @@ impl Runner {
             self.maybe_complete(c).await?;
         }
         Ok(())
+    }
+
+    /// Claims the campaign's next contact for this node ([`Store::claim_next`]: queue order,
+    /// do-not-call, attempts left), inside its calling window at `now`.
+    async fn claim(
+        &self,
+        c: &Campaign,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimedContact>, StoreError> {
+        let settings = &c.settings;
+        self.deps
+            .store
+            .claim_next(c.id, &self.cfg.node, now, self.cfg.lease, |cand| {
+                let (window, tz) = outcome::window_and_zone(settings, cand.timezone.as_deref());
+                if window.is_open(now, tz) {
+                    WindowCheck::Open
+                } else {
+                    WindowCheck::ClosedUntil(window.next_open(now, tz))
+                }
+            })
+            .await
     }
 
     /// Places the call of a claimed contact (for an agent session, if given); returns whether

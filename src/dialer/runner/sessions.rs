@@ -80,7 +80,7 @@ use crate::campaign::{AttemptOutcome, CampaignState, DialMode};
 use crate::http::sessions::SessionResource;
 use crate::store::{
     Campaign, ClaimedContact, HandleTime, NewCall, NewSession, SessionRow, SessionUpdate,
-    StoreError, WindowCheck, new_id,
+    StoreError, new_id,
 };
 
 use super::super::SessionEndReason;
@@ -731,17 +731,7 @@ impl Runner {
                 )));
             }
         }
-        let settings = &c.settings;
-        let claim = store
-            .claim_next(c.id, &self.cfg.node, now, self.cfg.lease, |cand| {
-                let (window, tz) = outcome::window_and_zone(settings, cand.timezone.as_deref());
-                if window.is_open(now, tz) {
-                    WindowCheck::Open
-                } else {
-                    WindowCheck::ClosedUntil(window.next_open(now, tz))
-                }
-            })
-            .await?;
+        let claim = self.claim(&c, now).await?;
         let Some(claim) = claim else {
             let next_due_at = match c.settings.list_id {
                 Some(list) => store.next_due_at(list).await?,
@@ -1230,17 +1220,7 @@ impl Runner {
         let mut claimed = 0;
         for _ in 0..n {
             let now = self.deps.clock.utc();
-            let settings = &c.settings;
-            let claim = store
-                .claim_next(c.id, &self.cfg.node, now, self.cfg.lease, |cand| {
-                    let (window, tz) = outcome::window_and_zone(settings, cand.timezone.as_deref());
-                    if window.is_open(now, tz) {
-                        WindowCheck::Open
-                    } else {
-                        WindowCheck::ClosedUntil(window.next_open(now, tz))
-                    }
-                })
-                .await?;
+            let claim = self.claim(c, now).await?;
             let Some(claim) = claim else { break };
             claimed += 1;
             // The idle agent with the fewest lines ringing gets this one.
