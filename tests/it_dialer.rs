@@ -31,7 +31,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::api::request;
+use common::api::{ExportedAttempt as Attempt, request};
 use common::sipp::{Scenario, Sipp, SippProcess};
 use common::webhook::WebhookReceiver;
 use common::{Server, ServerOptions, poll_until};
@@ -141,54 +141,9 @@ fn start_campaign_in_window(
     id
 }
 
-#[derive(Debug, Clone)]
-struct Attempt {
-    id: String,
-    contact: String,
-    no: u32,
-    phone: String,
-    call_id: String,
-    node: String,
-    started: DateTime<Utc>,
-    ended: Option<DateTime<Utc>>,
-    outcome: String,
-}
-
+/// The campaign's attempts (its `attempts.csv`).
 fn attempts(server: &Server, key: &str, campaign: &str) -> Vec<Attempt> {
-    let r = request(
-        server.http,
-        "GET",
-        &format!("/v1/campaigns/{campaign}/attempts.csv"),
-        Some(key),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 200, "attempts.csv: {}", r.body);
-    let ts = |s: &str| {
-        DateTime::parse_from_rfc3339(s)
-            .unwrap_or_else(|e| panic!("time {s:?}: {e}"))
-            .with_timezone(&Utc)
-    };
-    r.body
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            assert!(f.len() >= 11, "attempt row {l:?}");
-            Attempt {
-                id: f[0].into(),
-                contact: f[1].into(),
-                no: f[2].parse().expect("attempt_no"),
-                phone: f[3].into(),
-                call_id: f[4].into(),
-                node: f[5].into(),
-                started: ts(f[6]),
-                ended: (!f[7].is_empty()).then(|| ts(f[7])),
-                outcome: f[8].into(),
-            }
-        })
-        .collect()
+    server.attempts(key, campaign)
 }
 
 fn wait_completed(server: &Server, key: &str, campaign: &str, timeout: Duration) {

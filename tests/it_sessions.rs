@@ -48,8 +48,7 @@
 
 mod common;
 
-use chrono::{DateTime, Utc};
-use common::api::request;
+use common::api::{ExportedAttempt as Attempt, request};
 use common::audio;
 use common::baresip::{Baresip, BaresipOptions};
 use common::sipp::{Scenario, Sipp, SippProcess};
@@ -224,21 +223,11 @@ fn wait_state(
 /// phone, call_id, node, started_at, ended_at, outcome, amd_verdict, duration_ms, session_id,
 /// disposition`).
 fn attempt_row(server: &Server, key: &str, campaign: &str, attempt: &str) -> Vec<String> {
-    let r = request(
-        server.http,
-        "GET",
-        &format!("/v1/campaigns/{campaign}/attempts.csv"),
-        Some(key),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 200, "attempts.csv: {}", r.body);
-    r.body
-        .lines()
-        .map(|l| l.split(',').collect::<Vec<_>>())
+    let rows = server.attempt_fields(key, campaign);
+    rows.iter()
         .find(|f| f[0] == attempt)
-        .map(|f| f.iter().map(|v| v.to_string()).collect())
-        .unwrap_or_else(|| panic!("attempt {attempt} not exported:\n{}", r.body))
+        .cloned()
+        .unwrap_or_else(|| panic!("attempt {attempt} not exported: {rows:?}"))
 }
 
 /// Alice's phone (auto-answer), registered at the server.
@@ -525,20 +514,8 @@ fn agent_that_does_not_answer_ends_the_session_agent_unreachable() {
         "{body}"
     );
     // No customer was called for an agent who never came.
-    let r = request(
-        server.http,
-        "GET",
-        &format!("/v1/campaigns/{campaign}/attempts.csv"),
-        Some(&key),
-        &[],
-        None,
-    );
-    assert_eq!(
-        r.body.lines().filter(|l| !l.trim().is_empty()).count(),
-        1,
-        "{}",
-        r.body
-    );
+    let rows = server.attempt_fields(&key, &campaign);
+    assert!(rows.is_empty(), "{rows:?}");
     drop(far);
 }
 
@@ -603,20 +580,8 @@ fn kill_9_then_restart_brings_the_session_back_paused_and_resume_calls_the_agent
     assert!(!events("session.started").is_empty());
     // The line that rang when the server died was finished by the restart's reconciliation.
     let finished = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
-        let r = request(
-            server.http,
-            "GET",
-            &format!("/v1/campaigns/{campaign}/attempts.csv"),
-            Some(&key),
-            &[],
-            None,
-        );
-        let rows: Vec<String> = r.body.lines().skip(1).map(str::to_owned).collect();
-        (!rows.is_empty()
-            && rows
-                .iter()
-                .all(|l| l.split(',').nth(8).is_some_and(|o| !o.is_empty())))
-        .then_some(rows)
+        let rows = server.attempt_fields(&key, &campaign);
+        (!rows.is_empty() && rows.iter().all(|f| !f[8].is_empty())).then_some(rows)
     });
     assert!(finished.is_some(), "attempts left open after the restart");
 
@@ -680,21 +645,7 @@ fn two_lines_per_agent_the_first_person_is_bridged_the_other_abandoned() {
         .to_string();
     // Both attempts end: the bridged one when the customer hangs up, the other at once.
     let rows = poll_until(Duration::from_secs(40), Duration::from_millis(200), || {
-        let r = request(
-            server.http,
-            "GET",
-            &format!("/v1/campaigns/{campaign}/attempts.csv"),
-            Some(&key),
-            &[],
-            None,
-        );
-        let rows: Vec<Vec<String>> = r
-            .body
-            .lines()
-            .skip(1)
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.split(',').map(str::to_owned).collect())
-            .collect();
+        let rows = server.attempt_fields(&key, &campaign);
         (rows.len() == 2 && rows.iter().all(|f| !f[8].is_empty())).then_some(rows)
     })
     .unwrap_or_else(|| panic!("attempts not finished\n--- server ---\n{}", server.log()));
@@ -766,57 +717,9 @@ fn two_lines_per_agent_the_first_person_is_bridged_the_other_abandoned() {
     drop(far);
 }
 
-/// An attempt of the campaign's export (`attempts.csv`).
-#[derive(Debug, Clone)]
-struct Attempt {
-    id: String,
-    contact: String,
-    no: u32,
-    phone: String,
-    call_id: String,
-    started: DateTime<Utc>,
-    ended: Option<DateTime<Utc>>,
-    outcome: String,
-    session: String,
-    disposition: String,
-}
-
+/// The campaign's attempts (its `attempts.csv`).
 fn attempts(server: &Server, key: &str, campaign: &str) -> Vec<Attempt> {
-    let r = request(
-        server.http,
-        "GET",
-        &format!("/v1/campaigns/{campaign}/attempts.csv"),
-        Some(key),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 200, "attempts.csv: {}", r.body);
-    let ts = |s: &str| {
-        DateTime::parse_from_rfc3339(s)
-            .unwrap_or_else(|e| panic!("time {s:?}: {e}"))
-            .with_timezone(&Utc)
-    };
-    r.body
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            assert!(f.len() >= 13, "attempt row {l:?}");
-            Attempt {
-                id: f[0].into(),
-                contact: f[1].into(),
-                no: f[2].parse().expect("attempt_no"),
-                phone: f[3].into(),
-                call_id: f[4].into(),
-                started: ts(f[6]),
-                ended: (!f[7].is_empty()).then(|| ts(f[7])),
-                outcome: f[8].into(),
-                session: f[11].into(),
-                disposition: f[12].into(),
-            }
-        })
-        .collect()
+    server.attempts(key, campaign)
 }
 
 /// The outcome `uas_customer.xml` gives a number (by its last digit).
@@ -1107,20 +1010,6 @@ fn predictive_session_places_calls_and_bridges_a_person_to_the_agent() {
     drop(far);
 }
 
-/// The rows of the campaign's attempt export (without the header).
-fn attempt_rows(server: &Server, key: &str, campaign: &str) -> Vec<String> {
-    let r = request(
-        server.http,
-        "GET",
-        &format!("/v1/campaigns/{campaign}/attempts.csv"),
-        Some(key),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 200, "attempts.csv: {}", r.body);
-    r.body.lines().skip(1).map(str::to_owned).collect()
-}
-
 /// A contact of a list as `GET /v1/contact-lists/{id}/contacts` shows it.
 fn listed_contact(server: &Server, key: &str, list: &str, phone: &str) -> serde_json::Value {
     let page = api(
@@ -1172,7 +1061,7 @@ fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room()
     wait_state(&server, &key, &s2, &["available"], Duration::from_secs(20));
     // Preview sessions place no call by themselves: no attempt at all.
     assert!(
-        attempt_rows(&server, &key, &campaign).is_empty(),
+        server.attempt_fields(&key, &campaign).is_empty(),
         "nothing dialled before a dial"
     );
 
@@ -1304,7 +1193,7 @@ fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room()
     assert_eq!(row[8], "human", "{row:?}");
     assert_eq!(row[11], s1, "{row:?}");
     assert_eq!(row[12], "sale", "{row:?}");
-    let rows = attempt_rows(&server, &key, &campaign);
+    let rows = server.attempt_fields(&key, &campaign);
     assert_eq!(rows.len(), 1, "one attempt, Ann's call: {rows:?}");
     let c = listed_contact(&server, &key, &list, "+12125550101");
     assert_eq!(c["attempts"], 1, "{c}");

@@ -2,6 +2,7 @@
 //! API key from the real binary and to read calls.
 
 use super::Server;
+use chrono::{DateTime, Utc};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -103,7 +104,81 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// An attempt as a campaign's export (`GET /v1/campaigns/{id}/attempts.csv`) shows it.
+#[derive(Debug, Clone)]
+pub struct ExportedAttempt {
+    /// `attempt_id`.
+    pub id: String,
+    /// `contact_id`.
+    pub contact: String,
+    /// `attempt_no`.
+    pub no: u32,
+    /// `phone`.
+    pub phone: String,
+    /// `call_id` (empty before the call).
+    pub call_id: String,
+    /// `node`.
+    pub node: String,
+    /// `started_at`.
+    pub started: DateTime<Utc>,
+    /// `ended_at`.
+    pub ended: Option<DateTime<Utc>>,
+    /// `outcome` (empty while in flight).
+    pub outcome: String,
+    /// `session_id` (empty outside agent sessions).
+    pub session: String,
+    /// `disposition`.
+    pub disposition: String,
+}
+
 impl Server {
+    /// The rows of a campaign's `attempts.csv` (header left out), each split into its fields.
+    pub fn attempt_fields(&self, key: &str, campaign: &str) -> Vec<Vec<String>> {
+        let r = request(
+            self.http,
+            "GET",
+            &format!("/v1/campaigns/{campaign}/attempts.csv"),
+            Some(key),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 200, "attempts.csv: {}", r.body);
+        r.body
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split(',').map(str::to_owned).collect())
+            .collect()
+    }
+
+    /// A campaign's attempts from its `attempts.csv`, in start order.
+    pub fn attempts(&self, key: &str, campaign: &str) -> Vec<ExportedAttempt> {
+        let ts = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .unwrap_or_else(|e| panic!("time {s:?}: {e}"))
+                .with_timezone(&Utc)
+        };
+        self.attempt_fields(key, campaign)
+            .into_iter()
+            .map(|f| {
+                assert!(f.len() >= 13, "attempt row {f:?}");
+                ExportedAttempt {
+                    id: f[0].clone(),
+                    contact: f[1].clone(),
+                    no: f[2].parse().expect("attempt_no"),
+                    phone: f[3].clone(),
+                    call_id: f[4].clone(),
+                    node: f[5].clone(),
+                    started: ts(&f[6]),
+                    ended: (!f[7].is_empty()).then(|| ts(&f[7])),
+                    outcome: f[8].clone(),
+                    session: f[11].clone(),
+                    disposition: f[12].clone(),
+                }
+            })
+            .collect()
+    }
+
     /// Downloads a recording's audio (`GET /v1/recordings/{id}/audio`, a plain body) into a
     /// file of this server's data directory.
     pub fn recording_wav(&self, key: &str, id: &str) -> std::path::PathBuf {
