@@ -28,24 +28,8 @@ impl CallEngine {
     /// Where an agent is rung: a `sip:` URI as written, or the agent's most recently
     /// registered contact (`None`: not registered, or not a usable URI).
     fn agent_target(&self, now: Instant, agent: &str) -> Option<(StaticTarget, Transport)> {
-        if agent.starts_with("sip:") {
-            return StaticTarget::parse(agent).map(|t| (t, Transport::Udp));
-        }
-        self.registrar.bindings(agent, now).last().map(|b| {
-            let uri = b
-                .contact
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string();
-            (
-                StaticTarget {
-                    uri,
-                    addr: b.target,
-                },
-                b.transport,
-            )
-        })
+        // A ring-group member's targets, of which the latest registered.
+        self.resolve_member(now, agent).pop()
     }
 
     /// Places a call to an agent. Errors: shutting down or over capacity as [`Self::originate`];
