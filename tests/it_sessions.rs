@@ -113,6 +113,26 @@ fn api(
     json
 }
 
+/// The customer's call is in the room of the agent's session call.
+fn assert_in_agents_room(server: &Server, key: &str, agent_call: &str, customer_call: &str) {
+    let agent = api(server, key, "GET", &format!("/v1/calls/{agent_call}"), None);
+    let customer = api(
+        server,
+        key,
+        "GET",
+        &format!("/v1/calls/{customer_call}"),
+        None,
+    );
+    assert!(
+        agent["conference_id"].is_string(),
+        "the agent's leg is in a room: {agent}"
+    );
+    assert_eq!(
+        agent["conference_id"], customer["conference_id"],
+        "the customer is in the agent's room: {agent} {customer}"
+    );
+}
+
 /// A draft power campaign (one line per agent, no AMD: a person is whoever answers) over
 /// `phones`; returns its id.
 fn power_campaign(server: &Server, key: &str, phones: &[&str], extra: &str) -> String {
@@ -377,25 +397,7 @@ fn power_session_bridges_a_human_to_the_agent_then_wrap_up_and_disposition() {
         .expect("attempt")
         .to_string();
     let customer_call = attempt_row(&server, &key, &campaign, &attempt)[4].clone();
-    let agent_room = api(
-        &server,
-        &key,
-        "GET",
-        &format!("/v1/calls/{agent_call}"),
-        None,
-    );
-    let customer = api(
-        &server,
-        &key,
-        "GET",
-        &format!("/v1/calls/{customer_call}"),
-        None,
-    );
-    assert!(agent_room["conference_id"].is_string(), "{agent_room}");
-    assert_eq!(
-        agent_room["conference_id"], customer["conference_id"],
-        "alice and the customer share alice's room: {agent_room} {customer}"
-    );
+    assert_in_agents_room(&server, &key, &agent_call, &customer_call);
 
     // The customer hangs up (10 s after answering): wrap-up, alice still on.
     let s = wait_state(&server, &key, &id, &["wrap-up"], Duration::from_secs(30));
@@ -959,19 +961,7 @@ fn predictive_session_places_calls_and_bridges_a_person_to_the_agent() {
         .expect("attempt")
         .to_string();
     let row = attempt_row(&server, &key, &campaign, &attempt);
-    let customer = api(&server, &key, "GET", &format!("/v1/calls/{}", row[4]), None);
-    let room = api(
-        &server,
-        &key,
-        "GET",
-        &format!("/v1/calls/{agent_call}"),
-        None,
-    );
-    assert!(room["conference_id"].is_string(), "{room}");
-    assert_eq!(
-        room["conference_id"], customer["conference_id"],
-        "the person is in alice's room: {room} {customer}"
-    );
+    assert_in_agents_room(&server, &key, &agent_call, &row[4]);
     let s = wait_state(&server, &key, &id, &["wrap-up"], Duration::from_secs(30));
     assert_eq!(s["current_attempt_id"], attempt.as_str(), "{s}");
     let all = attempts(&server, &key, &campaign);
@@ -1165,16 +1155,7 @@ fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room()
     // The customer's call is in alice's room, with alice's leg.
     let customer_call = attempt_row(&server, &key, &campaign, &attempt)[4].clone();
     let agent_call = on_call["agent_call_id"].as_str().expect("agent call");
-    let room_of = |call_id: &str| {
-        api(&server, &key, "GET", &format!("/v1/calls/{call_id}"), None)["conference_id"].clone()
-    };
-    let room = room_of(agent_call);
-    assert!(room.is_string(), "alice's leg is in a room");
-    assert_eq!(
-        room_of(&customer_call),
-        room,
-        "the customer joined alice's room"
-    );
+    assert_in_agents_room(&server, &key, agent_call, &customer_call);
 
     wait_state(&server, &key, &s1, &["wrap-up"], Duration::from_secs(30));
     let after = api(

@@ -374,7 +374,11 @@ impl CallEngine {
 
     /// Where a member rings: a static URI, or every live registered contact of the agent of
     /// that name (none when it is not registered: the member is skipped).
-    pub(super) fn resolve_member(&self, now: Instant, name: &str) -> Vec<(StaticTarget, Transport)> {
+    pub(super) fn resolve_member(
+        &self,
+        now: Instant,
+        name: &str,
+    ) -> Vec<(StaticTarget, Transport)> {
         if name.starts_with("sip:") {
             return StaticTarget::parse(name)
                 .map(|t| vec![(t, Transport::Udp)])
