@@ -113,6 +113,28 @@ fn api(
     json
 }
 
+/// `POST /v1/sessions/{id}/{command}` (no body), which must succeed: the session as answered.
+fn command(server: &Server, key: &str, id: &str, command: &str) -> serde_json::Value {
+    api(
+        server,
+        key,
+        "POST",
+        &format!("/v1/sessions/{id}/{command}"),
+        None,
+    )
+}
+
+/// `POST /v1/sessions/{id}/{command}` (no body): its status and body.
+fn command_status(server: &Server, key: &str, id: &str, command: &str) -> (u16, serde_json::Value) {
+    call(
+        server,
+        key,
+        "POST",
+        &format!("/v1/sessions/{id}/{command}"),
+        None,
+    )
+}
+
 /// The customer's call is in the room of the agent's session call.
 fn assert_in_agents_room(server: &Server, key: &str, agent_call: &str, customer_call: &str) {
     let agent = api(server, key, "GET", &format!("/v1/calls/{agent_call}"), None);
@@ -315,13 +337,7 @@ fn power_session_bridges_a_human_to_the_agent_then_wrap_up_and_disposition() {
     let agent_call = s["agent_call_id"].as_str().expect("agent call").to_string();
 
     // resume while not paused: 409 with the state machine's words.
-    let (status, body) = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/resume"),
-        None,
-    );
+    let (status, body) = command_status(&server, &key, &id, "resume");
     assert_eq!(status, 409, "{body}");
     let msg = body["error"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -348,38 +364,14 @@ fn power_session_bridges_a_human_to_the_agent_then_wrap_up_and_disposition() {
 
     // Pause, skip the next contact while paused, resume: alice is available again (her leg
     // stayed up).
-    let p = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/pause"),
-        None,
-    );
+    let p = command(&server, &key, &id, "pause");
     assert_eq!(p["state"], "paused", "{p}");
-    let (status, body) = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/pause"),
-        None,
-    );
+    let (status, body) = command_status(&server, &key, &id, "pause");
     assert_eq!(status, 409, "{body}");
-    let k = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/skip"),
-        None,
-    );
+    let k = command(&server, &key, &id, "skip");
     assert_eq!(k["state"], "paused", "{k}");
     assert_eq!(k["counts"]["skipped"], 1, "{k}");
-    let r = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/resume"),
-        None,
-    );
+    let r = command(&server, &key, &id, "resume");
     assert_eq!(r["state"], "available", "{r}");
 
     // The campaign starts: one contact is skipped, +...05 rings out, a customer who answers is
@@ -443,25 +435,13 @@ fn power_session_bridges_a_human_to_the_agent_then_wrap_up_and_disposition() {
     );
 
     // Stop: ended, alice hung up.
-    let e = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/stop"),
-        None,
-    );
+    let e = command(&server, &key, &id, "stop");
     assert_eq!(e["state"], "ended", "{e}");
     assert_eq!(e["ended_reason"], "stopped", "{e}");
     alice
         .wait_closed(1, Duration::from_secs(20))
         .expect("alice's session call ends");
-    let (status, body) = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/resume"),
-        None,
-    );
+    let (status, body) = command_status(&server, &key, &id, "resume");
     assert_eq!(status, 409, "{body}");
     let list = api(
         &server,
@@ -501,13 +481,7 @@ fn agent_that_does_not_answer_ends_the_session_agent_unreachable() {
     let id = s["id"].as_str().expect("session id").to_string();
     let e = wait_state(&server, &key, &id, &["ended"], Duration::from_secs(60));
     assert_eq!(e["ended_reason"], "agent-unreachable", "{e}");
-    let (status, body) = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/pause"),
-        None,
-    );
+    let (status, body) = command_status(&server, &key, &id, "pause");
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]["message"]
@@ -588,13 +562,7 @@ fn kill_9_then_restart_brings_the_session_back_paused_and_resume_calls_the_agent
     assert!(finished.is_some(), "attempts left open after the restart");
 
     // The old leg died with the process; resume calls alice again (a second line on her phone).
-    let r = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/resume"),
-        None,
-    );
+    let r = command(&server, &key, &id, "resume");
     assert_eq!(r["state"], "connecting", "{r}");
     alice
         .wait_established(2, Duration::from_secs(20))
@@ -606,13 +574,7 @@ fn kill_9_then_restart_brings_the_session_back_paused_and_resume_calls_the_agent
         &["available", "dialing"],
         Duration::from_secs(20),
     );
-    let e = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/stop"),
-        None,
-    );
+    let e = command(&server, &key, &id, "stop");
     assert_eq!(e["ended_reason"], "stopped", "{e}");
     drop(alice);
     drop(far);
@@ -707,13 +669,7 @@ fn two_lines_per_agent_the_first_person_is_bridged_the_other_abandoned() {
     }
     let s = wait_state(&server, &key, &id, &["wrap-up"], Duration::from_secs(30));
     assert_eq!(s["counts"]["calls"], 1, "{s}");
-    let e = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/stop"),
-        None,
-    );
+    let e = command(&server, &key, &id, "stop");
     assert_eq!(e["state"], "ended", "{e}");
     drop(alice);
     drop(far);
@@ -988,13 +944,7 @@ fn predictive_session_places_calls_and_bridges_a_person_to_the_agent() {
     );
     assert_ne!(d["state"], "wrap-up", "{d}");
     assert_eq!(d["counts"]["dispositions"], 1, "{d}");
-    let e = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{id}/stop"),
-        None,
-    );
+    let e = command(&server, &key, &id, "stop");
     assert_eq!(e["state"], "ended", "{e}");
     drop(alice);
     drop(far);
@@ -1056,13 +1006,7 @@ fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room()
     );
 
     // Dial before next: 409.
-    let (status, body) = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{s1}/dial"),
-        None,
-    );
+    let (status, body) = command_status(&server, &key, &s1, "dial");
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]["message"]
@@ -1073,13 +1017,7 @@ fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room()
     );
 
     // next: Ann, with her name and custom field.
-    let ann = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{s1}/next"),
-        None,
-    );
+    let ann = command(&server, &key, &s1, "next");
     assert_eq!(ann["contact"]["phone"], "+12125550101", "{ann}");
     assert_eq!(ann["contact"]["name"], "Ann Smith");
     assert_eq!(ann["contact"]["custom"]["account_id"], "AC-1");
@@ -1095,49 +1033,25 @@ fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room()
         "{shown}"
     );
     // The second session gets the other contact: Ann is leased to the first.
-    let bob = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{s2}/next"),
-        None,
-    );
+    let bob = command(&server, &key, &s2, "next");
     assert_eq!(bob["contact"]["phone"], "+12125550102", "{bob}");
     assert_eq!(bob["contact"]["name"], "Bob Jones");
 
     // skip: Ann is back in the queue with no attempt used.
-    let skipped = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{s1}/skip"),
-        None,
-    );
+    let skipped = command(&server, &key, &s1, "skip");
     assert_eq!(skipped["counts"]["skipped"], 1, "{skipped}");
     let c = listed_contact(&server, &key, &list, "+12125550101");
     assert_eq!(c["status"], "pending", "{c}");
     assert_eq!(c["attempts"], 0, "{c}");
     // The second session stops: Bob goes back too, and alice's second line is hung up.
-    let stopped = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{s2}/stop"),
-        None,
-    );
+    let stopped = command(&server, &key, &s2, "stop");
     assert_eq!(stopped["ended_reason"], "stopped", "{stopped}");
     let c = listed_contact(&server, &key, &list, "+12125550102");
     assert_eq!(c["status"], "pending", "{c}");
     assert_eq!(c["attempts"], 0, "{c}");
 
     // next then dial: Ann (a person) is joined into alice's room; she hangs up after 3 s.
-    let ann = api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{s1}/next"),
-        None,
-    );
+    let ann = command(&server, &key, &s1, "next");
     assert_eq!(ann["contact"]["id"], ann_id.as_str(), "{ann}");
     assert_eq!(ann["attempt_no"], 1, "the skip used no attempt");
     let attempt = ann["attempt_id"].as_str().expect("attempt id").to_string();
@@ -1191,13 +1105,7 @@ fn preview_session_shows_leases_skips_then_dials_a_person_into_the_agents_room()
     });
     assert_eq!(previewing, Some(3), "three contacts shown");
 
-    api(
-        &server,
-        &key,
-        "POST",
-        &format!("/v1/sessions/{s1}/stop"),
-        None,
-    );
+    command(&server, &key, &s1, "stop");
     drop(alice);
     drop(far);
 }
