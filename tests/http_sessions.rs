@@ -348,6 +348,34 @@ impl Harness {
         assert!(done);
     }
 
+    /// On a started preview campaign of two contacts with `settings`, a first session's `next`
+    /// shows a contact and a second's is refused with 429 saying `why` (the second session
+    /// stays available). Returns the two sessions.
+    async fn second_next_is_throttled(
+        &self,
+        settings: Value,
+        agents: [&str; 2],
+        why: &str,
+    ) -> (Uuid, Uuid) {
+        let csv = "phone\n+12125550301\n+12125550302\n";
+        let (campaign, _) = self.campaign_with("preview", csv, true, settings).await;
+        let first = self.available_session(campaign, agents[0]).await;
+        let second = self.available_session(campaign, agents[1]).await;
+        self.ok("POST", &format!("/v1/sessions/{first}/next"), None)
+            .await;
+        let r = self
+            .send("POST", &format!("/v1/sessions/{second}/next"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.message().contains(why), "{}", r.message());
+        assert_eq!(
+            self.ok("GET", &format!("/v1/sessions/{second}"), None)
+                .await["state"],
+            "available"
+        );
+        (first, second)
+    }
+
     async fn kinds(&self) -> Vec<Value> {
         self.state
             .events
@@ -707,34 +735,19 @@ async fn a_shown_contact_stays_leased_while_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_is_held_to_the_rate_limit_and_cap_and_a_dialled_through_list_completes() {
     let mut h = harness().await;
-    let csv = "phone\n+12125550301\n+12125550302\n";
-    let (limited, _) = h
-        .campaign_with("preview", csv, true, json!({"rate_per_minute": 1}))
+    h.second_next_is_throttled(
+        json!({"rate_per_minute": 1}),
+        ["alice", "bob"],
+        "rate limit",
+    )
+    .await;
+    let (c, d) = h
+        .second_next_is_throttled(
+            json!({"max_concurrent": 1}),
+            ["carol", "dave"],
+            "max_concurrent 1",
+        )
         .await;
-    let a = h.available_session(limited, "alice").await;
-    let b = h.available_session(limited, "bob").await;
-    h.ok("POST", &format!("/v1/sessions/{a}/next"), None).await;
-    let r = h
-        .send("POST", &format!("/v1/sessions/{b}/next"), None)
-        .await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(r.message().contains("rate limit"), "{}", r.message());
-    assert_eq!(
-        h.ok("GET", &format!("/v1/sessions/{b}"), None).await["state"],
-        "available"
-    );
-
-    let (capped, _) = h
-        .campaign_with("preview", csv, true, json!({"max_concurrent": 1}))
-        .await;
-    let c = h.available_session(capped, "carol").await;
-    let d = h.available_session(capped, "dave").await;
-    h.ok("POST", &format!("/v1/sessions/{c}/next"), None).await;
-    let r = h
-        .send("POST", &format!("/v1/sessions/{d}/next"), None)
-        .await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(r.message().contains("max_concurrent 1"), "{}", r.message());
     // Skipping the shown contact frees the place.
     h.ok("POST", &format!("/v1/sessions/{c}/skip"), None).await;
     h.ok("POST", &format!("/v1/sessions/{d}/next"), None).await;
