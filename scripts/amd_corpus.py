@@ -317,6 +317,20 @@ def human(g, category):
     c.add(silence(r.uniform(3.0, 4.5)))
     if category == "human_noise":
         c.noise_snr = r.choice([15, 10])
+    if category == "human_babble":
+        # A person in a busy room: three other talkers, 12-20 dB under the person, from
+        # before the answer to the end.
+        room = [0.0] * len(c.x)
+        for _ in range(3):
+            talk = []
+            voice = r.choice(VOICES) + r.choice(VARIANTS)
+            while len(talk) < len(room):
+                text = g.text(r.choice(PERSONAL + BUSINESS + HUMAN_LONG + HUMAN_SHORT))
+                talk += speech_level(g, g.tts(text, voice=voice)) + silence(r.uniform(0.1, 0.6))
+            start = r.randrange(len(talk) - len(room) + 1)
+            mix_at(room, talk[start:start + len(room)], 0, 1.0)
+        level = 10 ** (-r.uniform(12, 20) / 20) * active_rms(s) / max(active_rms(room), 1e-9)
+        mix_at(c.x, room, 0, level)
     return c
 
 
@@ -473,6 +487,9 @@ def dead(g, category):
 
 HUMAN_CATS = ["human_short", "human_long", "human_repeat", "human_late", "human_ringback",
               "human_noise", "human_other_language"]
+# Only with --babble (a known limit of the detector, see BENCHMARKS.md): drawn after every
+# other category, so that the clips above are the same with or without it.
+BABBLE_CATS = ["human_babble"]
 MACHINE_CATS = ["machine_personal", "machine_carrier", "machine_business", "machine_pauses",
                 "machine_no_beep", "machine_mailbox_full", "machine_music", "machine_interrupted",
                 "machine_short", "machine_quiet_beep", "machine_beep_after_speech",
@@ -522,6 +539,7 @@ def render(g, c, variant, path, tmpdir, index):
 def main():
     out = sys.argv[1]
     small = "--small" in sys.argv[2:]
+    babble = "--babble" in sys.argv[2:]
     per_cat = 1 if small else 12
     seed = 20261121
     if "--seed" in sys.argv[2:]:
@@ -529,7 +547,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     g = Gen(seed, tempfile.mkdtemp(prefix="amdcorpus"))
     plan = ([(human, c) for c in HUMAN_CATS] + [(machine, c) for c in MACHINE_CATS]
-            + [(fax, c) for c in FAX_CATS] + [(dead, c) for c in SILENCE_CATS])
+            + [(fax, c) for c in FAX_CATS] + [(dead, c) for c in SILENCE_CATS]
+            + [(human, c) for c in (BABBLE_CATS if babble else [])])
     variants = ["clean", "impaired"] if small else ["clean", "g711", "impaired"]
     rows = []
     index = 0

@@ -46,7 +46,7 @@ pub struct AmdArgs {
     /// Total analysis time, ms (default 30000).
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
-    /// Utterance length that makes a machine, ms (default 2400).
+    /// Utterance length that makes a machine, ms (default 3600).
     #[arg(long, value_name = "MS")]
     pub speech_threshold_ms: Option<u64>,
     /// Silence after a short first utterance that makes a human, ms (default 600).

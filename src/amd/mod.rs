@@ -18,7 +18,11 @@
 //! - **human**: the first utterance (from the first speech to the last, gaps included) stays
 //!   shorter than `speech_threshold` and is followed by silence of `speech_end_threshold`
 //!   after up to 0.7 s of speech, growing to twice that after 1.5 s (the longer someone
-//!   speaks, the more a pause looks like a sentence gap of a greeting);
+//!   speaks, the more a pause looks like a sentence gap of a greeting). A pause that holds
+//!   faint sound (two frames in a row a few dB over the noise floor: a soft syllable under
+//!   line noise) does not count as that silence, for at most 1.2 s more, so that a greeting's
+//!   "Hi! ... you've reached" in a noisy line is not a person, while a person in a noisy room
+//!   is still decided;
 //! - **machine**: the utterance reaches `speech_threshold`, or a beep follows speech;
 //! - **beep**: a tone segment (300..2,600 Hz) with a stable run of at least 120 ms (200 ms
 //!   below 400 Hz, where voices have strong harmonics) whose frequency and level hold steady,
@@ -45,9 +49,11 @@
 //!
 //! Timing cannot tell a person who speaks for longer than `speech_threshold` and then waits
 //! from a short greeting that ends without a beep: both are machines here, as with Twilio.
-//! A greeting whose first phrase is short and followed by a pause longer than the human
-//! silence ("Hello. ... You have reached ...") is called human. Beeps quieter than the noise
-//! around them are missed and the greeting then ends by silence.
+//! A greeting whose first phrase is short and followed by a truly silent pause longer than the
+//! human silence ("Hello. ... You have reached ...") is called human. Beeps quieter than the
+//! noise around them are missed and the greeting then ends by silence. Other talkers close
+//! behind a person (a busy room) are speech to this detector: the first utterance starts
+//! before the person speaks and does not end, so the person ends up `machine_end_other`.
 
 pub mod cli;
 pub mod fax;
@@ -188,6 +194,11 @@ const MAX_TAIL_FRAMES: u32 = 25;
 const BEEP_MIN_PURITY: f32 = 0.8;
 /// Speech frames inside the post-tone window that cancel a beep candidate.
 const BEEP_CANCEL_SPEECH: u32 = 3;
+/// Consecutive faint frames that keep a pause after the first speech from being silence.
+const FAINT_FRAMES: u32 = 2;
+/// How much longer than the human silence a pause with faint sound in it may last before the
+/// person is decided anyway (1.2 s: noisy rooms are faint all the time).
+const FAINT_EXTRA_FRAMES: u32 = 60;
 
 /// The streaming answering-machine detector. One per call; [`AmdDetector::reset`] reuses it.
 #[derive(Debug)]
@@ -205,6 +216,11 @@ pub struct AmdDetector {
     quiet_run: u32,
     pending: Option<PendingBeep>,
     final_verdict: Option<Verdict>,
+    /// Consecutive faint frames (see [`vad::FAINT_DB`]).
+    faint_run: u32,
+    /// Frames since the last sounding frame, faint ones included (`quiet_run` restarts on
+    /// faint sound, this does not).
+    pause_run: u32,
 }
 
 fn frames_of(d: Duration) -> u32 {
@@ -233,6 +249,8 @@ impl AmdDetector {
             quiet_run: 0,
             pending: None,
             final_verdict: None,
+            faint_run: 0,
+            pause_run: 0,
         }
     }
 
@@ -255,6 +273,8 @@ impl AmdDetector {
         self.quiet_run = 0;
         self.pending = None;
         self.final_verdict = None;
+        self.faint_run = 0;
+        self.pause_run = 0;
     }
 
     /// Stream time consumed so far.
@@ -284,6 +304,11 @@ impl AmdDetector {
             absorb || (!self.vad.active() && !self.tones.active() && self.pending.is_none());
         let feat = self.front.analyze(frame, learn);
         let active = self.vad.push(feat.energy_db, feat.digital_silence);
+        self.faint_run = if self.vad.faint() {
+            self.faint_run + 1
+        } else {
+            0
+        };
         let event = self.tones.push(i, feat.tone.as_ref());
         tracing::trace!(i, feat.energy_db, floor = self.vad.floor_db(), active, tone = ?feat.tone, "amd frame");
         // Active sound that is not part of a tone is speech (or music, noise bursts...).
@@ -313,8 +338,13 @@ impl AmdDetector {
             self.last_speech = i;
             self.speech_frames += u32::from(is_speech);
             self.quiet_run = 0;
+            self.pause_run = 0;
         } else {
-            self.quiet_run += 1;
+            self.pause_run += 1;
+            let faint_pause = self.first_speech.is_some()
+                && self.phase == Phase::Listening
+                && self.faint_run >= FAINT_FRAMES;
+            self.quiet_run = if faint_pause { 0 } else { self.quiet_run + 1 };
         }
 
         // Tones.
@@ -371,6 +401,7 @@ impl AmdDetector {
                 self.last_speech = seg.last_frame;
                 self.speech_frames += seg.tonal_frames;
                 self.quiet_run = (self.frame - 1).saturating_sub(seg.last_frame);
+                self.pause_run = self.quiet_run;
             }
             // Ringback, hum and other tones before anyone spoke are not beeps.
             return None;
@@ -423,7 +454,10 @@ impl AmdDetector {
                     if span >= thr {
                         return Some(self.machine_by_length());
                     }
-                    if self.quiet_run >= self.human_silence_frames() && !tone_busy {
+                    let silence = self.human_silence_frames();
+                    let silent =
+                        self.quiet_run >= silence || self.pause_run >= silence + FAINT_EXTRA_FRAMES;
+                    if silent && !tone_busy {
                         let short = 1.0 - span as f32 / thr.max(1) as f32;
                         return Some(self.conclude(AnsweredBy::Human, 0.6 + 0.35 * short, None));
                     }

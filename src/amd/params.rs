@@ -8,7 +8,10 @@
 //! median decision within 700 ms of the end of their first utterance), and the end of a
 //! greeting that has no beep is judged by its own `greeting_end_silence` (default 1,500 ms)
 //! rather than by `speech_end_threshold`, so that the sentence gaps inside a greeting do not end
-//! it early.
+//! it early. The default `speech_threshold` is 3,600 ms (Twilio: 2,400 ms): a person mistaken
+//! for a machine is an abandoned call, while a short greeting without a beep mistaken for a
+//! person only costs an agent a few seconds. Calling back "Hello, this is Sam speaking, how can
+//! I help?" takes 3 to 3.7 s at a slow pace; BENCHMARKS.md has the sweep behind the value.
 
 use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;
@@ -66,7 +69,7 @@ pub struct AmdParams {
     #[serde(rename = "timeout_ms", with = "ms")]
     pub timeout: Duration,
     /// An utterance at least this long is a machine greeting (Twilio
-    /// `MachineDetectionSpeechThreshold`). Default 2,400 ms, range 1,000..=6,000 ms.
+    /// `MachineDetectionSpeechThreshold`). Default 3,600 ms, range 1,000..=6,000 ms.
     #[serde(rename = "speech_threshold_ms", with = "ms")]
     pub speech_threshold: Duration,
     /// Silence after a short first utterance that makes it a person waiting for an answer
@@ -94,7 +97,7 @@ impl Default for AmdParams {
         AmdParams {
             mode: AmdMode::DetectMessageEnd,
             timeout: Duration::from_secs(30),
-            speech_threshold: Duration::from_millis(2_400),
+            speech_threshold: Duration::from_millis(3_600),
             speech_end_threshold: Duration::from_millis(600),
             silence_timeout: Duration::from_millis(5_000),
             greeting_end_silence: Duration::from_millis(1_500),
@@ -163,7 +166,7 @@ mod tests {
         let p = AmdParams::default();
         assert_eq!(p.validate(), Ok(()));
         assert_eq!(p.timeout, Duration::from_secs(30));
-        assert_eq!(p.speech_threshold, Duration::from_millis(2_400));
+        assert_eq!(p.speech_threshold, Duration::from_millis(3_600));
         assert_eq!(p.mode, AmdMode::DetectMessageEnd);
     }
 

@@ -60,6 +60,20 @@ fn tone(ms: u32, parts: &[(f32, f32)]) -> Vec<f32> {
         .collect()
 }
 
+/// Uniform noise of amplitude `amp` (on top of the noise `run` adds): at 1.4 times that noise
+/// it is about 5 dB over the floor, faint but not active.
+fn faint(ms: u32, amp: f32) -> Vec<f32> {
+    let mut rng = 987_654_321u32;
+    (0..(ms as f32 * SR / 1000.0) as usize)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            amp * ((rng % 2_001) as f32 / 1_000.0 - 1.0)
+        })
+        .collect()
+}
+
 fn silence(ms: u32) -> Vec<f32> {
     vec![0.0; (ms as f32 * SR / 1000.0) as usize]
 }
@@ -120,6 +134,54 @@ fn short_hello_then_silence_is_human_quickly() {
 }
 
 #[test]
+fn a_pause_with_faint_sound_in_it_does_not_make_a_greeting_a_person() {
+    // "Hi! ... you've reached": the pause after "Hi!" is longer than the human silence, but a
+    // soft syllable under the line noise keeps it from being silence.
+    let greeting = [
+        silence(300),
+        speech(400, 8, 6_000.0),
+        faint(700, 42.0),
+        speech(3_800, 9, 6_000.0),
+        silence(3_000),
+    ];
+    let r = run(AmdParams::default(), &greeting, 30.0);
+    assert_eq!(
+        r.last.answered_by,
+        AnsweredBy::MachineEndSilence,
+        "{:?}",
+        r.verdicts
+    );
+    // The same pause in silence is a person who said "Hi!" and waits.
+    let r = run(
+        AmdParams::default(),
+        &[
+            silence(300),
+            speech(400, 8, 6_000.0),
+            silence(700),
+            speech(3_800, 9, 6_000.0),
+        ],
+        30.0,
+    );
+    assert_eq!(r.verdicts[0].answered_by, AnsweredBy::Human);
+}
+
+#[test]
+fn a_person_in_a_noisy_room_is_still_decided_soon() {
+    // Faint sound never stops: the person is decided 1.2 s later than on a quiet line.
+    let r = run(
+        AmdParams::default(),
+        &[silence(400), speech(600, 1, 6_000.0), faint(4_000, 42.0)],
+        30.0,
+    );
+    assert_eq!(r.last.answered_by, AnsweredBy::Human, "{:?}", r.verdicts);
+    let after_end = ms(r.last.at) - 1_000;
+    assert!(
+        (1_500..=2_100).contains(&after_end),
+        "decided {after_end} ms after speech"
+    );
+}
+
+#[test]
 fn long_greeting_with_beep_is_machine_end_beep_and_drop_waits_for_the_beep() {
     let r = run(
         AmdParams::default(),
@@ -158,7 +220,7 @@ fn enable_mode_decides_machine_start_once() {
     assert_eq!(r.verdicts.len(), 1);
     assert_eq!(r.last.answered_by, AnsweredBy::MachineStart);
     assert!(r.last.is_final);
-    assert!(ms(r.last.at) <= 2_900, "{:?}", r.last);
+    assert!(ms(r.last.at) <= 4_100, "{:?}", r.last);
 }
 
 #[test]
@@ -185,12 +247,12 @@ fn quiet_dual_tone_beep_after_speech() {
 fn greeting_without_beep_ends_in_silence() {
     let r = run(
         AmdParams::default(),
-        &[speech(3_500, 5, 6_000.0), silence(4_000)],
+        &[speech(4_500, 5, 6_000.0), silence(4_000)],
         30.0,
     );
     assert_eq!(r.last.answered_by, AnsweredBy::MachineEndSilence);
     let drop = ms(r.last.message_start.unwrap());
-    assert!((4_900..=5_300).contains(&drop), "{drop}");
+    assert!((5_900..=6_300).contains(&drop), "{drop}");
     assert_eq!(r.last.beep_onset, None);
 }
 
@@ -240,7 +302,7 @@ fn hang_up_mid_greeting_and_bad_signals_do_not_panic() {
         AnsweredBy::Unknown | AnsweredBy::Human
     ));
     // Clipping and a DC offset.
-    let clipped: Vec<f32> = speech(3_000, 8, 90_000.0)
+    let clipped: Vec<f32> = speech(4_000, 8, 90_000.0)
         .into_iter()
         .map(|s| s + 9_000.0)
         .collect();

@@ -10,7 +10,9 @@
 //!
 //! A frame is *active* when its energy is at least [`ONSET_DB`] above the floor (or
 //! [`HOLD_DB`] while already active: hysteresis) and above [`ABSOLUTE_MIN_DB`]. Whether active
-//! sound is speech or a tone is the caller's business (see `tones`).
+//! sound is speech or a tone is the caller's business (see `tones`). A frame is *faint* when
+//! it is at least [`FAINT_DB`] above the floor: too weak to start a word, but not silence
+//! either (a soft syllable under line noise).
 
 /// Frames per block of the minimum statistic.
 const BLOCK_FRAMES: u32 = 10;
@@ -20,6 +22,8 @@ const BLOCKS: usize = 12;
 pub const ONSET_DB: f32 = 9.0;
 /// Energy above the floor, in dB, that keeps activity going.
 pub const HOLD_DB: f32 = 6.0;
+/// Energy above the floor, in dB, of a faint frame.
+pub const FAINT_DB: f32 = 4.0;
 /// Nothing quieter than this (band energy, dBFS) is voice, whatever the floor.
 pub const ABSOLUTE_MIN_DB: f32 = -62.0;
 /// Lowest floor considered (dBFS): below it the line is digitally silent.
@@ -35,6 +39,7 @@ pub struct Vad {
     block_low: [f32; 3],
     in_block: u32,
     active: bool,
+    faint: bool,
 }
 
 impl Default for Vad {
@@ -46,6 +51,7 @@ impl Default for Vad {
             block_low: [f32::INFINITY; 3],
             in_block: 0,
             active: false,
+            faint: false,
         }
     }
 }
@@ -87,6 +93,12 @@ impl Vad {
         self.active
     }
 
+    /// Whether the last frame was at least [`FAINT_DB`] above the floor (every active frame
+    /// is faint too).
+    pub fn faint(&self) -> bool {
+        self.faint
+    }
+
     /// Feeds one frame's band energy; returns whether the frame is active.
     pub fn push(&mut self, energy_db: f32, digital_silence: bool) -> bool {
         {
@@ -121,11 +133,13 @@ impl Vad {
         }
         if digital_silence {
             self.active = false;
+            self.faint = false;
             return false;
         }
         let floor = self.floor_db();
         let margin = if self.active { HOLD_DB } else { ONSET_DB };
         self.active = energy_db >= floor + margin && energy_db >= ABSOLUTE_MIN_DB;
+        self.faint = energy_db >= floor + FAINT_DB && energy_db >= ABSOLUTE_MIN_DB;
         self.active
     }
 }
@@ -148,6 +162,11 @@ mod tests {
         assert!(v.push(-25.0, false));
         assert!(v.push(-33.0, false), "hysteresis keeps it active");
         assert!(!v.push(-36.0, false));
+        assert!(v.faint(), "6 dB over the floor is faint");
+        v.push(-38.0, false);
+        assert!(!v.faint(), "2.5 dB over the floor is not");
+        v.push(-200.0, true);
+        assert!(!v.faint(), "a lost frame is not");
     }
 
     #[test]
