@@ -8,8 +8,8 @@
 # (clean, g711, impaired) and label columns. --small writes one clip per category, clean and
 # impaired only, for the regression test. --seed N draws another corpus of the same design
 # (the detector was tuned on the default seed; another seed is a held-out check). --babble adds
-# people answering in a busy room (other talkers 12-20 dB under them), which the detector does
-# not handle yet; it is kept out of the default corpus and reported apart in BENCHMARKS.md.
+# people answering in a busy room (other talkers 12-20 dB under them), a harder set kept out
+# of the default corpus and reported apart in BENCHMARKS.md.
 set -euo pipefail
 if [ $# -lt 1 ]; then
   echo "usage: $0 OUT_DIR [--small] [--seed N]" >&2

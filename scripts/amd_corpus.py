@@ -487,7 +487,7 @@ def dead(g, category):
 
 HUMAN_CATS = ["human_short", "human_long", "human_repeat", "human_late", "human_ringback",
               "human_noise", "human_other_language"]
-# Only with --babble (a known limit of the detector, see BENCHMARKS.md): drawn after every
+# Only with --babble (a harder set, reported apart in BENCHMARKS.md): drawn after every
 # other category, so that the clips above are the same with or without it.
 BABBLE_CATS = ["human_babble"]
 MACHINE_CATS = ["machine_personal", "machine_carrier", "machine_business", "machine_pauses",

@@ -22,7 +22,11 @@
 //!   faint sound (two frames in a row a few dB over the noise floor: a soft syllable under
 //!   line noise) does not count as that silence, for at most 1.2 s more, so that a greeting's
 //!   "Hi! ... you've reached" in a noisy line is not a person, while a person in a noisy room
-//!   is still decided;
+//!   is still decided. The talker is the loudest voice of the first utterance: sound more than
+//!   12 dB under its loudest short-term level is the room behind them (other voices, a
+//!   television) and neither extends the utterance nor breaks the silence (it is faint, so
+//!   the person is decided 1.2 s later than on a quiet line), and a voice 8 dB louder than
+//!   everything before restarts the utterance (the room was heard before the person spoke);
 //! - **machine**: the utterance reaches `speech_threshold`, or a beep follows speech;
 //! - **beep**: a tone segment (300..2,600 Hz) with a stable run of at least 120 ms (200 ms
 //!   below 400 Hz, where voices have strong harmonics) whose frequency and level hold steady,
@@ -51,9 +55,8 @@
 //! from a short greeting that ends without a beep: both are machines here, as with Twilio.
 //! A greeting whose first phrase is short and followed by a truly silent pause longer than the
 //! human silence ("Hello. ... You have reached ...") is called human. Beeps quieter than the
-//! noise around them are missed and the greeting then ends by silence. Other talkers close
-//! behind a person (a busy room) are speech to this detector: the first utterance starts
-//! before the person speaks and does not end, so the person ends up `machine_end_other`.
+//! noise around them are missed and the greeting then ends by silence. Other talkers less than
+//! 12 dB under the person are taken for the person, whose utterance then seems not to end.
 
 pub mod cli;
 pub mod fax;
@@ -194,6 +197,17 @@ const MAX_TAIL_FRAMES: u32 = 25;
 const BEEP_MIN_PURITY: f32 = 0.8;
 /// Speech frames inside the post-tone window that cancel a beep candidate.
 const BEEP_CANCEL_SPEECH: u32 = 3;
+/// Smoothing of the short-term level: each frame keeps this share of the last level.
+const LEVEL_KEEP: f32 = 0.6;
+/// Sound this far (dB) under the loudest level of the first utterance is the room behind the
+/// talker (other voices, a television), not the talker.
+const BACKGROUND_DB: f32 = 12.0;
+/// A frame this much louder (dB) than the loudest short-term level heard so far restarts the
+/// first utterance: what came before was the room. (The frame's own energy, as the smoothed
+/// level would climb in steps and raise the reference with it.)
+const LOUDER_TALKER_DB: f32 = 8.0;
+/// ... once the utterance so far is at least this long (200 ms).
+const LOUDER_TALKER_MIN_FRAMES: u32 = 10;
 /// Consecutive faint frames that keep a pause after the first speech from being silence.
 const FAINT_FRAMES: u32 = 2;
 /// How much longer than the human silence a pause with faint sound in it may last before the
@@ -221,6 +235,10 @@ pub struct AmdDetector {
     /// Frames since the last sounding frame, faint ones included (`quiet_run` restarts on
     /// faint sound, this does not).
     pause_run: u32,
+    /// Short-term power of the line (linear, smoothed over ~3 frames).
+    level_pow: f32,
+    /// The loudest short-term level of the first utterance (dBFS): the near talker.
+    fg_db: f32,
 }
 
 fn frames_of(d: Duration) -> u32 {
@@ -251,6 +269,8 @@ impl AmdDetector {
             final_verdict: None,
             faint_run: 0,
             pause_run: 0,
+            level_pow: 0.0,
+            fg_db: f32::NEG_INFINITY,
         }
     }
 
@@ -275,6 +295,8 @@ impl AmdDetector {
         self.final_verdict = None;
         self.faint_run = 0;
         self.pause_run = 0;
+        self.level_pow = 0.0;
+        self.fg_db = f32::NEG_INFINITY;
     }
 
     /// Stream time consumed so far.
@@ -309,10 +331,32 @@ impl AmdDetector {
         } else {
             0
         };
+        self.level_pow =
+            LEVEL_KEEP * self.level_pow + (1.0 - LEVEL_KEEP) * 10f32.powf(feat.energy_db / 10.0);
+        let level_db = 10.0 * self.level_pow.max(1e-12).log10();
         let event = self.tones.push(i, feat.tone.as_ref());
         tracing::trace!(i, feat.energy_db, floor = self.vad.floor_db(), active, tone = ?feat.tone, "amd frame");
         // Active sound that is not part of a tone is speech (or music, noise bursts...).
         let is_speech = active && feat.tone.is_none() && !self.tones.active();
+        // The near talker is the loudest one: a much louder voice after a while restarts the
+        // first utterance, and sound well under it is the room behind them.
+        let listening_to_someone = self.first_speech.is_some() && self.phase == Phase::Listening;
+        if listening_to_someone
+            && active
+            && feat.energy_db >= self.fg_db + LOUDER_TALKER_DB
+            && self.span_frames() >= LOUDER_TALKER_MIN_FRAMES
+        {
+            tracing::trace!(
+                i,
+                level_db,
+                fg = self.fg_db,
+                "amd louder talker: utterance restarts"
+            );
+            self.first_speech = Some(i);
+            self.speech_frames = 0;
+            self.fg_db = level_db;
+        }
+        let background = listening_to_someone && active && level_db < self.fg_db - BACKGROUND_DB;
 
         // Speech timing. Onsets need non-tonal speech (so ringback is not a word); once
         // someone is speaking, tonal frames (sustained vowels, a beep) are sound too.
@@ -332,8 +376,12 @@ impl AmdDetector {
             self.speech_run = 0;
         }
         let sounding = self.first_speech.is_some()
+            && !background
             && ((is_speech && (self.speech_run >= 2 || self.quiet_run < 10))
                 || (active && !is_speech));
+        if sounding && self.phase == Phase::Listening {
+            self.fg_db = self.fg_db.max(level_db);
+        }
         if sounding {
             self.last_speech = i;
             self.speech_frames += u32::from(is_speech);

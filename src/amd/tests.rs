@@ -181,6 +181,27 @@ fn a_person_in_a_noisy_room_is_still_decided_soon() {
     );
 }
 
+fn mix(a: &[f32], b: &[f32]) -> Vec<f32> {
+    (0..a.len().max(b.len()))
+        .map(|i| a.get(i).unwrap_or(&0.0) + b.get(i).unwrap_or(&0.0))
+        .collect()
+}
+
+#[test]
+fn a_person_in_a_busy_room_is_a_person() {
+    // Other voices 16 dB under the person, from the answer on; the person says hello late.
+    let room: Vec<f32> = (0..4).flat_map(|k| speech(2_000, 20 + k, 950.0)).collect();
+    let person = [silence(1_500), speech(700, 1, 6_000.0), silence(5_800)].concat();
+    let r = run(AmdParams::default(), &[mix(&person, &room)], 30.0);
+    assert_eq!(r.last.answered_by, AnsweredBy::Human, "{:?}", r.verdicts);
+    let after_end = ms(r.last.at) - 2_200;
+    assert!(after_end <= 2_100, "decided {after_end} ms after speech");
+    // A greeting in the same room is still a machine.
+    let greeting = [silence(1_500), speech(4_500, 2, 6_000.0), silence(2_000)].concat();
+    let r = run(AmdParams::default(), &[mix(&greeting, &room)], 30.0);
+    assert!(r.last.answered_by.is_machine(), "{:?}", r.verdicts);
+}
+
 #[test]
 fn long_greeting_with_beep_is_machine_end_beep_and_drop_waits_for_the_beep() {
     let r = run(
