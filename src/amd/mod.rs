@@ -25,8 +25,10 @@
 //!   is still decided. The talker is the loudest voice of the first utterance: sound more than
 //!   12 dB under its loudest short-term level is the room behind them (other voices, a
 //!   television) and neither extends the utterance nor breaks the silence (it is faint, so
-//!   the person is decided 1.2 s later than on a quiet line), and a voice 8 dB louder than
-//!   everything before restarts the utterance (the room was heard before the person spoke);
+//!   the person is decided 1.2 s later than on a quiet line; that limit counts from the last
+//!   sound within 9 dB of the talker's loudest, so louder bursts of the room do not hold the
+//!   decision back), and a voice 8 dB louder than everything before restarts the utterance
+//!   (the room was heard before the person spoke);
 //! - **machine**: the utterance reaches `speech_threshold`, or a beep follows speech;
 //! - **beep**: a tone segment (300..2,600 Hz) with a stable run of at least 120 ms (200 ms
 //!   below 400 Hz, where voices have strong harmonics) whose frequency and level hold steady,
@@ -202,6 +204,8 @@ const LEVEL_KEEP: f32 = 0.6;
 /// Sound this far (dB) under the loudest level of the first utterance is the room behind the
 /// talker (other voices, a television), not the talker.
 const BACKGROUND_DB: f32 = 12.0;
+/// Sound within this many dB of the loudest level of the first utterance is surely the talker.
+const TALKER_DB: f32 = 9.0;
 /// A frame this much louder (dB) than the loudest short-term level heard so far restarts the
 /// first utterance: what came before was the room. (The frame's own energy, as the smoothed
 /// level would climb in steps and raise the reference with it.)
@@ -232,8 +236,8 @@ pub struct AmdDetector {
     final_verdict: Option<Verdict>,
     /// Consecutive faint frames (see [`vad::FAINT_DB`]).
     faint_run: u32,
-    /// Frames since the last sounding frame, faint ones included (`quiet_run` restarts on
-    /// faint sound, this does not).
+    /// Frames since the talker was last heard (a sounding frame within [`TALKER_DB`] of the
+    /// loudest level): faint sound and the room's louder bursts do not restart it.
     pause_run: u32,
     /// Short-term power of the line (linear, smoothed over ~3 frames).
     level_pow: f32,
@@ -386,7 +390,13 @@ impl AmdDetector {
             self.last_speech = i;
             self.speech_frames += u32::from(is_speech);
             self.quiet_run = 0;
-            self.pause_run = 0;
+            // Only the talker's own loud sound restarts the pause count that caps the wait:
+            // louder bursts of a busy room are sounding, but not the talker.
+            if level_db >= self.fg_db - TALKER_DB {
+                self.pause_run = 0;
+            } else {
+                self.pause_run += 1;
+            }
         } else {
             self.pause_run += 1;
             let faint_pause = self.first_speech.is_some()
@@ -597,7 +607,8 @@ impl AmdDetector {
     }
 
     /// The stream ended (hang-up, end of file): returns the final verdict, reaching one from
-    /// what was heard if none was reached yet.
+    /// what was heard if none was reached yet: a short first utterance followed by a pause of
+    /// at least half the human silence (faint sound in it or not) is a person.
     pub fn finish(&mut self, _now: Instant) -> Verdict {
         if let Some(v) = self.final_verdict {
             return v;
@@ -624,7 +635,7 @@ impl AmdDetector {
             Phase::MachineGreeting => self.conclude(AnsweredBy::MachineEndOther, 0.6, None),
             _ if self.first_speech.is_some()
                 && self.span_frames() < frames_of(self.params.speech_threshold)
-                && self.quiet_run * 2 >= self.human_silence_frames() =>
+                && self.pause_run * 2 >= self.human_silence_frames() =>
             {
                 self.conclude(AnsweredBy::Human, 0.55, None)
             }

@@ -181,6 +181,36 @@ fn a_person_in_a_noisy_room_is_still_decided_soon() {
     );
 }
 
+#[test]
+fn louder_bursts_of_the_room_do_not_hold_a_person_back() {
+    // After the hello the room is faint, with a burst every 400 ms about 9 dB under the person
+    // (by amplitude): loud enough to be sound, not loud enough to be the talker. The person is
+    // still decided, at most 1.2 s after the human silence (which grows with the bursts'
+    // span); if the bursts counted as the talker the utterance would grow into a machine.
+    let mut audio = [silence(400), speech(700, 1, 6_000.0)].concat();
+    for k in 0..20 {
+        audio.extend(speech(100, 40 + k, 2_100.0));
+        audio.extend(faint(300, 42.0));
+    }
+    let r = run(AmdParams::default(), &[audio], 30.0);
+    assert_eq!(r.verdicts.len(), 1, "{:?}", r.verdicts);
+    assert_eq!(r.last.answered_by, AnsweredBy::Human, "{:?}", r.last);
+    assert!(ms(r.last.at) <= 4_500, "{:?}", r.last);
+}
+
+#[test]
+fn a_hang_up_in_a_pause_after_a_hello_is_a_person_even_with_faint_sound() {
+    // The stream ends 800 ms into a pause (at least half the human silence) that held faint
+    // sound: as in a silent pause, the person said hello and hung up.
+    let r = run(
+        AmdParams::default(),
+        &[silence(400), speech(600, 1, 6_000.0), faint(800, 42.0)],
+        30.0,
+    );
+    assert!(r.verdicts.is_empty(), "{:?}", r.verdicts);
+    assert_eq!(r.last.answered_by, AnsweredBy::Human, "{:?}", r.last);
+}
+
 fn mix(a: &[f32], b: &[f32]) -> Vec<f32> {
     (0..a.len().max(b.len()))
         .map(|i| a.get(i).unwrap_or(&0.0) + b.get(i).unwrap_or(&0.0))
