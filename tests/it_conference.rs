@@ -306,8 +306,12 @@ fn three_parties_each_hear_the_other_two_and_not_themselves() {
     let joined = wait_joined(&server, &key, &conf, &[&a, &b, &c]);
     let room = conference(&server, &key, &conf);
     assert_eq!(room["status"], "active", "{room}");
+    // The call rows learn their room through the store writer (eventually, not at once).
     for id in [&a, &b, &c] {
-        assert_eq!(server.call(&key, id)["conference_id"], conf.as_str());
+        poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            (server.call(&key, id)["conference_id"] == conf.as_str()).then_some(())
+        })
+        .unwrap_or_else(|| panic!("call {id} row never got conference_id {conf}"));
     }
     std::thread::sleep(PHASE);
     let end = end_conference(&server, &key, &conf);
