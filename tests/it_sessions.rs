@@ -135,16 +135,26 @@ fn command_status(server: &Server, key: &str, id: &str, command: &str) -> (u16, 
     )
 }
 
-/// The customer's call is in the room of the agent's session call.
+/// The customer's call is in the room of the agent's session call. The call rows learn their
+/// room through the store writer, a moment after the join: this waits up to 5 s for them.
 fn assert_in_agents_room(server: &Server, key: &str, agent_call: &str, customer_call: &str) {
-    let agent = api(server, key, "GET", &format!("/v1/calls/{agent_call}"), None);
-    let customer = api(
-        server,
-        key,
-        "GET",
-        &format!("/v1/calls/{customer_call}"),
-        None,
-    );
+    let rows = || {
+        let agent = api(server, key, "GET", &format!("/v1/calls/{agent_call}"), None);
+        let customer = api(
+            server,
+            key,
+            "GET",
+            &format!("/v1/calls/{customer_call}"),
+            None,
+        );
+        (agent, customer)
+    };
+    let (agent, customer) = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        let (agent, customer) = rows();
+        (agent["conference_id"].is_string() && agent["conference_id"] == customer["conference_id"])
+            .then_some((agent, customer))
+    })
+    .unwrap_or_else(rows);
     assert!(
         agent["conference_id"].is_string(),
         "the agent's leg is in a room: {agent}"
